@@ -1,0 +1,190 @@
+"""The input log's records: events and retractions (`crisis.events`, native JSON Lines).
+
+Input is untrusted, so every string and list is bounded and unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+)
+
+from schemas.cameo import cameo_codes
+
+CountryCode = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}$", description="3-letter CAMEO country code")
+]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@/+-]+$")
+]
+DyadKey = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}-[A-Z]{3}$", description="e.g. IRN-PAK")
+]
+
+
+class TimePrecision(StrEnum):
+    """How far `event_time` can be trusted: sources say "earlier that week", "last month"."""
+
+    EXACT = "exact"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class Actor(StrictModel):
+    code: str | None = Field(
+        default=None, max_length=32, description="CAMEO actor code, e.g. IRNGOV"
+    )
+    name: str = Field(min_length=1, max_length=200)
+    country: CountryCode | None = Field(
+        default=None, description="none for the UN, NGOs, ..."
+    )
+
+
+class Provenance(StrictModel):
+    document: str = Field(
+        min_length=1, max_length=500, description="where the event was reported"
+    )
+    quote: str = Field(
+        min_length=1, max_length=2000, description="verbatim from the document"
+    )
+    coded_by: str = Field(
+        min_length=1, max_length=200, description="who or what coded the event"
+    )
+
+
+class CrisisEvent(StrictModel):
+    """Who did what to whom, when, with the words it was reported in."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "pkir24-005",
+                    "event_time": "2024-01-16T16:00:00Z",
+                    "time_precision": "day",
+                    "source": {
+                        "code": "IRNMIL",
+                        "name": "Iran (armed forces)",
+                        "country": "IRN",
+                    },
+                    "target": {"code": "PAK", "name": "Pakistan", "country": "PAK"},
+                    "cameo_code": "195",
+                    "summary": "Iran strikes two alleged Jaish al-Adl bases at Sabz Koh, Balochistan.",
+                    "provenance": {
+                        "document": "seeds/000_9f8af8cabbe7d3db.txt",
+                        "quote": "Iran carried out an airstrike inside Pakistani territory of Sabza Koh",
+                        "coded_by": "crisismon curators (hand-coded from the article)",
+                    },
+                }
+            ]
+        }
+    )
+
+    event_id: Identifier
+    event_time: AwareDatetime = Field(description="ISO 8601 with a zone; stored as UTC")
+    time_precision: TimePrecision = TimePrecision.EXACT
+    source: Actor
+    target: Actor
+    cameo_code: str = Field(pattern=r"^\d{2,4}$")
+    goldstein: float | None = Field(
+        default=None,
+        ge=-10,
+        le=10,
+        description="taken from the configured scale when absent",
+    )
+    weight: float = Field(default=1.0, ge=0, le=1000)
+    summary: str = Field(default="", max_length=1000)
+    provenance: Provenance
+
+    _utc = field_validator("event_time")(_as_utc)
+
+    @field_validator("cameo_code")
+    @classmethod
+    def _known_code(cls, code: str) -> str:
+        if code not in cameo_codes():
+            raise ValueError(f"unknown CAMEO code {code!r}")
+        return code
+
+    @property
+    def dyad(self) -> str | None:
+        """Sorted country codes joined by '-'; none when a country is missing or shared."""
+        countries = {self.source.country, self.target.country}
+        if None in countries or len(countries) != 2:
+            return None
+        return "-".join(sorted(c for c in countries if c is not None))
+
+
+class Retraction(StrictModel):
+    """Withdraws an earlier event: the log is never edited, a correction is a new record."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "retraction_id": "pkir24-r001",
+                    "retracts": "pkir24-005",
+                    "dyad": "IRN-PAK",
+                    "event_time": "2024-01-17T09:00:00Z",
+                    "reason": "The report was withdrawn by its publisher.",
+                    "retracted_by": "crisismon curators",
+                }
+            ]
+        }
+    )
+
+    retraction_id: Identifier
+    retracts: Identifier = Field(description="the event_id withdrawn")
+    dyad: DyadKey | None = Field(
+        default=None, description="the withdrawn event's dyad (routing)"
+    )
+    event_time: AwareDatetime = Field(description="when the retraction was issued")
+    reason: str = Field(min_length=1, max_length=1000)
+    retracted_by: str = Field(min_length=1, max_length=200)
+
+    _utc = field_validator("event_time")(_as_utc)
+
+
+def _record_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return "retraction" if "retracts" in value else "event"
+    return "retraction" if isinstance(value, Retraction) else "event"
+
+
+LogRecord = Annotated[
+    Annotated[CrisisEvent, Tag("event")] | Annotated[Retraction, Tag("retraction")],
+    Discriminator(_record_tag),
+]
+_log_record = TypeAdapter[CrisisEvent | Retraction](LogRecord)
+
+
+def parse_record(raw: bytes | str) -> CrisisEvent | Retraction:
+    """One JSON log record; raises pydantic.ValidationError (or ValueError) on bad input."""
+    return _log_record.validate_json(raw)
+
+
+def record_id(record: CrisisEvent | Retraction) -> str:
+    return record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
+
+
+def record_dyad(record: CrisisEvent | Retraction) -> str | None:
+    return record.dyad

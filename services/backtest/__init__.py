@@ -1,0 +1,1 @@
+"""The offline engine: event files through the pure core, no Kafka."""

@@ -1,0 +1,57 @@
+"""Run event files through the core in play order and keep what happened."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.ordering import in_play_order
+from replay.readers import BadRow, Located, read_events
+from schemas.outputs import Alert
+from services.core import Engine, EngineConfig, Outcome
+
+
+@dataclass(frozen=True)
+class Step:
+    item: Located
+    outcome: Outcome
+
+
+@dataclass
+class BacktestResult:
+    config: EngineConfig
+    steps: list[Step] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [alert for step in self.steps for alert in step.outcome.alerts]
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(step.outcome.status for step in self.steps)
+
+    def dyads(self) -> list[str]:
+        """Dyads in order of their first event."""
+        seen = dict.fromkeys(s.outcome.dyad for s in self.steps if s.outcome.dyad is not None)
+        return list(seen)
+
+    def steps_of(self, dyad: str) -> list[Step]:
+        return [step for step in self.steps if step.outcome.dyad == dyad]
+
+
+def run_backtest(paths: Iterable[Path], config: EngineConfig, file_format: str = "auto") -> BacktestResult:
+    """Read every file (InputError if one can't be read), then play its records in order."""
+    result = BacktestResult(config)
+    located: list[Located] = []
+    for path in paths:
+        for item in read_events(path, file_format):
+            if isinstance(item, BadRow):
+                result.bad_rows.append(item)
+            else:
+                located.append(item)
+    engine = Engine(config)
+    result.steps = [Step(item, engine.process(item.record)) for item in in_play_order(located)]
+    return result

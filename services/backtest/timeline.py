@@ -1,0 +1,79 @@
+"""The human view of a backtest: per dyad, a readable timeline of events, indices and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from schemas.events import CrisisEvent
+from schemas.outputs import Alert, Level
+from services.backtest.run import BacktestResult, Step
+from services.core.scoring import score
+
+MAX_BAD_ROWS_SHOWN = 50
+ARROWS = {"escalation": "▲", "de-escalation": "▼"}
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _describe(step: Step, result: BacktestResult) -> str:
+    record = step.item.record
+    if not isinstance(record, CrisisEvent):
+        return f"retracts {record.retracts}"
+    goldstein = score(record, result.config.scale).goldstein
+    actors = f"{record.source.country or record.source.name}→{record.target.country or record.target.name}"
+    return f"{record.cameo_code:<4} {goldstein:+5.1f} {actors:<8} {record.summary[:60]}"
+
+
+def alert_line(alert: Alert) -> str:
+    return (
+        f"{ARROWS[alert.kind]} {alert.kind.upper()} {alert.previous_level} → {alert.level}: "
+        f"{alert.reason} [alert {alert.alert_id[:12]}]"
+    )
+
+
+def render_timeline(result: BacktestResult) -> Iterator[str]:
+    config = result.config
+    stamp = config.computed_with
+    yield (
+        f"CrisisMon backtest: half-life {config.half_life}, thresholds watch {config.watch_threshold:g}"
+        f" / warning {config.warning_threshold:g} / critical {config.critical_threshold:g},"
+        f" clearing ×{config.clearing_ratio:g}, scale {stamp.scale} {stamp.scale_version},"
+        f" config {stamp.config_hash}"
+    )
+    for dyad in result.dyads():
+        steps = result.steps_of(dyad)
+        levels = [s.outcome.index_update.level for s in steps if s.outcome.index_update]
+        peak = max(levels, key=lambda level: level.rank, default=Level.NORMAL)
+        alerts = [alert for s in steps for alert in s.outcome.alerts]
+        yield ""
+        yield f"{dyad}: {len(steps)} records, peak level {peak}, {len(alerts)} alerts"
+        yield f"  {'event time (UTC)':<16}  {'record':<12} {'what':<80} {'E':>6} {'D':>6}  level"
+        for step in steps:
+            update = step.outcome.index_update
+            indices = (
+                f"{update.escalation_index:6.2f} {update.de_escalation_index:6.2f}  {update.level}"
+                if update
+                else f"({step.outcome.status})"
+            )
+            yield (
+                f"  {_when(step.item.record.event_time):<16}  {step.outcome.record_id:<12}"
+                f" {_describe(step, result):<80} {indices}"
+            )
+            for alert in step.outcome.alerts:
+                yield f"  {'':<16}  {'':<12} {alert_line(alert)}"
+    counts = result.counts
+    yield ""
+    yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+
+
+def render_bad_rows(result: BacktestResult) -> Iterator[str]:
+    for bad in result.bad_rows[:MAX_BAD_ROWS_SHOWN]:
+        yield f"{bad.where}: skipped: {bad.reason}"
+    hidden = len(result.bad_rows) - MAX_BAD_ROWS_SHOWN
+    if hidden > 0:
+        yield f"... and {hidden} more"
+    if result.bad_rows:
+        yield f"{len(result.bad_rows)} bad rows skipped"

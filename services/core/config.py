@@ -1,0 +1,96 @@
+"""The engine's configuration: what decides every index value and alert."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from functools import cached_property
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from schemas.cameo import GoldsteinScale, ScaleName, goldstein_scale
+from schemas.outputs import ComputedWith, Level
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accepts '3d', '12h', '1.5w', '90m', '30s' besides what pydantic takes (seconds, ISO 8601)."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class EngineConfig(BaseModel):
+    """Defaults are calibrated for the contract: one -10 event raises `watch`, one -2 nothing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    half_life: Duration = Field(
+        default=timedelta(days=3), description="event-time half-life"
+    )
+    watch_threshold: float = Field(default=6.0, gt=0)
+    warning_threshold: float = Field(default=15.0, gt=0)
+    critical_threshold: float = Field(default=30.0, gt=0)
+    clearing_ratio: float = Field(
+        default=0.6, gt=0, lt=1, description="a level is left below threshold x ratio"
+    )
+    goldstein_scale: ScaleName = "gdelt"
+    contributors: int = Field(
+        default=5, ge=1, le=50, description="events named per alert"
+    )
+    retention_half_lives: float = Field(
+        default=30,
+        ge=4,
+        description="events older than this many half-lives are let go",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_rise(self) -> Self:
+        if not (
+            0 < self.watch_threshold < self.warning_threshold < self.critical_threshold
+        ):
+            raise ValueError("thresholds must rise: watch < warning < critical")
+        if self.half_life <= timedelta(0):
+            raise ValueError("half_life must be positive")
+        return self
+
+    @property
+    def half_life_seconds(self) -> float:
+        return self.half_life.total_seconds()
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_half_lives * self.half_life_seconds
+
+    def threshold(self, level: Level) -> float:
+        return {
+            Level.NORMAL: 0.0,
+            Level.WATCH: self.watch_threshold,
+            Level.WARNING: self.warning_threshold,
+            Level.CRITICAL: self.critical_threshold,
+        }[level]
+
+    @cached_property
+    def scale(self) -> GoldsteinScale:
+        return goldstein_scale(self.goldstein_scale)
+
+    @cached_property
+    def computed_with(self) -> ComputedWith:
+        """The stamp put on every result: scale, its version, and a digest of all of this."""
+        canonical = json.dumps(
+            {**self.model_dump(mode="json"), "scale_version": self.scale.version},
+            sort_keys=True,
+        )
+        return ComputedWith(
+            scale=self.scale.name,
+            scale_version=self.scale.version,
+            config_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        )

@@ -1,0 +1,184 @@
+"""The one entry point of the core: apply a log record to its dyad's state.
+
+`apply` is what both engines call: the backtest keeps states in a dict (`Engine`), the
+Faust worker keeps them in a table. Nothing here reads a clock: `emitted_at` on alerts is
+stamped by whichever engine publishes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from schemas.events import CrisisEvent, Retraction
+from schemas.outputs import Alert, IndexUpdate, Level
+from services.core.config import EngineConfig
+from services.core.dyad import DyadState, Entry
+from services.core.levels import Transition
+from services.core.scoring import score
+from services.core.timeutil import from_seconds, to_seconds
+
+Status = Literal[
+    "accepted",
+    "duplicate",
+    "retracted",
+    "expired",
+    "no-dyad",
+    "retraction-applied",
+    "retraction-pending",
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one record did: its fate, the dyad's new indices, and the alerts it raised."""
+
+    status: Status
+    record_id: str
+    dyad: str | None
+    index_update: IndexUpdate | None = None
+    alerts: tuple[Alert, ...] = ()
+
+
+def apply(
+    state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig
+) -> Outcome:
+    """Apply one record to its dyad's state (mutated in place)."""
+    if isinstance(record, Retraction):
+        return _retract(state, record, config)
+    return _add(state, record, config)
+
+
+def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
+    if state.holds(event.event_id):
+        return Outcome("duplicate", event.event_id, state.dyad)
+    if event.event_id in state.retracted:
+        return Outcome("retracted", event.event_id, state.dyad)
+    time = to_seconds(event.event_time)
+    latest = state.latest_time
+    if latest is not None and time < latest - config.retention_seconds:
+        return Outcome("expired", event.event_id, state.dyad)
+    scored = score(event, config.scale)
+    position = state.insert(
+        Entry(time, event.event_id, scored.conflict, scored.cooperation)
+    )
+    alerts = _publish(
+        state, state.recompute_from(position, config), event.event_id, time, config
+    )
+    _forget_old(state, config)
+    return Outcome(
+        "accepted",
+        event.event_id,
+        state.dyad,
+        _index_update(state, event.event_id, time, config),
+        alerts,
+    )
+
+
+def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> Outcome:
+    target = retraction.retracts
+    if target in state.retracted:
+        return Outcome("duplicate", retraction.retraction_id, state.dyad)
+    time = to_seconds(retraction.event_time)
+    state.retracted[target] = time
+    if not state.holds(target):
+        return Outcome("retraction-pending", retraction.retraction_id, state.dyad)
+    position = state.remove(target)
+    rid = retraction.retraction_id
+    alerts = _publish(state, state.recompute_from(position, config), rid, time, config)
+    return Outcome(
+        "retraction-applied",
+        rid,
+        state.dyad,
+        _index_update(state, rid, time, config),
+        alerts,
+    )
+
+
+def _publish(
+    state: DyadState,
+    timeline: list[Alert],
+    record_id: str,
+    record_time: float,
+    config: EngineConfig,
+) -> tuple[Alert, ...]:
+    """The recomputed timeline's alerts not yet published, and a correction if one is due.
+
+    A correction is due when the dyad's level no longer matches the last alert subscribers
+    saw, which happens when a retraction or a late event undoes a transition.
+    """
+    fresh = [alert for alert in timeline if alert.alert_id not in state.emitted]
+    for alert in fresh:
+        state.emitted[alert.alert_id] = to_seconds(alert.event_time)
+    if timeline:
+        state.reported_level = timeline[-1].level
+    if state.reported_level is not state.level:
+        fresh.append(_correction(state, record_id, record_time, config))
+    return tuple(fresh)
+
+
+def _correction(
+    state: DyadState, record_id: str, record_time: float, config: EngineConfig
+) -> Alert:
+    before, after = state.reported_level, state.level
+    rose = after.rank > before.rank
+    step = Transition(
+        kind="escalation" if rose else "de-escalation",
+        reason_code="correction",
+        reason=f"{record_id} changed the dyad's history: its level is now {after}, not {before}",
+    )
+    alert = state.make_alert(
+        step, before, after, record_id, -1, config, event_time=record_time
+    )
+    state.emitted[alert.alert_id] = record_time
+    state.reported_level = after
+    return alert
+
+
+def _forget_old(state: DyadState, config: EngineConfig) -> None:
+    """Let go of entries beyond retention, in batches (a quarter of retention at a time)."""
+    latest = state.latest_time
+    if latest is None:
+        return
+    horizon = latest - config.retention_seconds
+    if state.entries[0].time < horizon - config.retention_seconds / 4:
+        state.forget_before(horizon)
+
+
+def _index_update(
+    state: DyadState, record_id: str, record_time: float, config: EngineConfig
+) -> IndexUpdate:
+    escalation, de_escalation = state.indices(config)
+    latest = state.latest_time
+    return IndexUpdate(
+        dyad=state.dyad,
+        as_of=from_seconds(record_time if latest is None else latest),
+        escalation_index=escalation,
+        de_escalation_index=de_escalation,
+        level=state.level,
+        triggered_by=record_id,
+        events_in_window=len(state.entries),
+        **config.computed_with.model_dump(),
+    )
+
+
+@dataclass
+class Engine:
+    """The core with its dyad states kept in memory: what the backtest runs."""
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    states: dict[str, DyadState] = field(default_factory=dict)
+
+    def process(self, record: CrisisEvent | Retraction) -> Outcome:
+        dyad = record.dyad
+        record_id = (
+            record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
+        )
+        if dyad is None:
+            return Outcome("no-dyad", record_id, None)
+        state = self.states.setdefault(dyad, DyadState(dyad))
+        return apply(state, record, self.config)
+
+    def level(self, dyad: str) -> Level:
+        state = self.states.get(dyad)
+        return state.level if state else Level.NORMAL

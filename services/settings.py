@@ -1,0 +1,45 @@
+"""All settings in one place: flags, then a --config file, then CRISISMON_* variables, then defaults."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.config import EngineConfig
+
+
+class Settings(BaseSettings, EngineConfig):
+    """The engine's configuration plus what the services need; env vars are CRISISMON_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="CRISISMON_", extra="forbid", frozen=True)
+
+    log_level: str = "INFO"
+
+    def engine_config(self) -> EngineConfig:
+        """Only what decides indices and alerts (and so goes into the config hash)."""
+        return EngineConfig.model_validate(self.model_dump(include=set(EngineConfig.model_fields)))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML, TOML or JSON mapping of setting names to values."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        values: Any = tomllib.loads(text)
+    elif path.suffix == ".json":
+        values = json.loads(text)
+    else:
+        values = yaml.safe_load(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    return values
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Flags given (not None) win over the file, which wins over the environment."""
+    from_file = read_config_file(config_file) if config_file else {}
+    return Settings(**{**from_file, **{k: v for k, v in flags.items() if v is not None}})
