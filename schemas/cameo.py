@@ -44,9 +44,7 @@ class GoldsteinScale:
         for prefix in (cameo_code, cameo_code[:3], cameo_code[:2]):
             if prefix in self.scores:
                 return self.scores[prefix]
-        raise KeyError(
-            f"CAMEO code {cameo_code!r} has no score in the {self.name} scale"
-        )
+        raise KeyError(f"CAMEO code {cameo_code!r} has no score in the {self.name} scale")
 
 
 @cache
@@ -71,18 +69,10 @@ def cameo_codes() -> dict[str, CameoCode]:
 @cache
 def goldstein_scale(name: str = "gdelt") -> GoldsteinScale:
     if name not in SCALE_COLUMNS:
-        raise KeyError(
-            f"unknown Goldstein scale {name!r}; known: {', '.join(SCALE_COLUMNS)}"
-        )
+        raise KeyError(f"unknown Goldstein scale {name!r}; known: {', '.join(SCALE_COLUMNS)}")
     column = SCALE_COLUMNS[name]
-    scores = {
-        row["cameo_code"]: float(row[column])
-        for row in _table_rows()
-        if row[column] != ""
-    }
+    scores = {row["cameo_code"]: float(row[column]) for row in _table_rows() if row[column] != ""}
     digest = hashlib.sha256(
-        "\n".join(
-            f"{code}\t{score!r}" for code, score in sorted(scores.items())
-        ).encode()
+        "\n".join(f"{code}\t{score!r}" for code, score in sorted(scores.items())).encode()
     ).hexdigest()
     return GoldsteinScale(name=name, version=f"sha256:{digest[:12]}", scores=scores)

@@ -22,15 +22,9 @@ from pydantic import (
 
 from schemas.cameo import cameo_codes
 
-CountryCode = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}$", description="3-letter CAMEO country code")
-]
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@/+-]+$")
-]
-DyadKey = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}-[A-Z]{3}$", description="e.g. IRN-PAK")
-]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="3-letter CAMEO country code")]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@/+-]+$")]
+DyadKey = Annotated[str, Field(pattern=r"^[A-Z]{3}-[A-Z]{3}$", description="e.g. IRN-PAK")]
 
 
 class TimePrecision(StrEnum):
@@ -51,25 +45,15 @@ def _as_utc(value: datetime) -> datetime:
 
 
 class Actor(StrictModel):
-    code: str | None = Field(
-        default=None, max_length=32, description="CAMEO actor code, e.g. IRNGOV"
-    )
+    code: str | None = Field(default=None, max_length=32, description="CAMEO actor code, e.g. IRNGOV")
     name: str = Field(min_length=1, max_length=200)
-    country: CountryCode | None = Field(
-        default=None, description="none for the UN, NGOs, ..."
-    )
+    country: CountryCode | None = Field(default=None, description="none for the UN, NGOs, ...")
 
 
 class Provenance(StrictModel):
-    document: str = Field(
-        min_length=1, max_length=500, description="where the event was reported"
-    )
-    quote: str = Field(
-        min_length=1, max_length=2000, description="verbatim from the document"
-    )
-    coded_by: str = Field(
-        min_length=1, max_length=200, description="who or what coded the event"
-    )
+    document: str = Field(min_length=1, max_length=500, description="where the event was reported")
+    quote: str = Field(min_length=1, max_length=2000, description="verbatim from the document")
+    coded_by: str = Field(min_length=1, max_length=200, description="who or what coded the event")
 
 
 class CrisisEvent(StrictModel):
@@ -154,9 +138,7 @@ class Retraction(StrictModel):
 
     retraction_id: Identifier
     retracts: Identifier = Field(description="the event_id withdrawn")
-    dyad: DyadKey | None = Field(
-        default=None, description="the withdrawn event's dyad (routing)"
-    )
+    dyad: DyadKey | None = Field(default=None, description="the withdrawn event's dyad (routing)")
     event_time: AwareDatetime = Field(description="when the retraction was issued")
     reason: str = Field(min_length=1, max_length=1000)
     retracted_by: str = Field(min_length=1, max_length=200)

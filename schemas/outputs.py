@@ -34,9 +34,7 @@ class ComputedWith(StrictModel):
 
     scale: str = Field(max_length=32, description="the Goldstein scale's name")
     scale_version: str = Field(max_length=64)
-    config_hash: str = Field(
-        max_length=64, description="digest of the whole engine configuration"
-    )
+    config_hash: str = Field(max_length=64, description="digest of the whole engine configuration")
 
 
 class IndexUpdate(ComputedWith):
@@ -64,9 +62,7 @@ class IndexUpdate(ComputedWith):
     escalation_index: float = Field(ge=0)
     de_escalation_index: float = Field(ge=0)
     level: Level
-    triggered_by: Identifier = Field(
-        description="the event or retraction that changed the dyad"
-    )
+    triggered_by: Identifier = Field(description="the event or retraction that changed the dyad")
     events_in_window: int = Field(ge=0, description="events still held for this dyad")
 
 
@@ -74,9 +70,7 @@ class Contributor(StrictModel):
     event_id: Identifier
     event_time: AwareDatetime
     index: Literal["escalation", "de-escalation"]
-    contribution: float = Field(
-        ge=0, description="the event's decayed weight at the alert's time"
-    )
+    contribution: float = Field(ge=0, description="the event's decayed weight at the alert's time")
 
 
 AlertKind = Literal["escalation", "de-escalation"]
@@ -116,9 +110,7 @@ class Alert(ComputedWith):
         }
     }
 
-    alert_id: str = Field(
-        pattern=r"^[0-9a-f]{32}$", description="deterministic: same input, same id"
-    )
+    alert_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="deterministic: same input, same id")
     dyad: DyadKey
     kind: AlertKind
     level: Level = Field(description="the level after the alert")
@@ -157,9 +149,7 @@ class DeadLetter(StrictModel):
     }
 
     reason: str = Field(max_length=2000)
-    raw: str = Field(
-        max_length=65536, description="the input as text (undecodable bytes escaped)"
-    )
+    raw: str = Field(max_length=65536, description="the input as text (undecodable bytes escaped)")
     raw_truncated: bool = False
     origin: str = Field(max_length=500, description="topic or file it came from")
     partition: int | None = None

@@ -44,9 +44,15 @@ def cli() -> None:
 @click.option("--format", "file_format", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML, TOML or JSON settings.")
 @click.option("--json", "as_json", is_flag=True, help="Only alerts on stdout, one JSON object per line.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write charts and an HTML page here.")
+@click.option(
+    "--report", "report_dir", type=click.Path(path_type=Path), help="Write charts and an HTML page here."
+)
 def backtest(
-    paths: tuple[Path, ...], file_format: str, config_file: Path | None, as_json: bool, report_dir: Path | None
+    paths: tuple[Path, ...],
+    file_format: str,
+    config_file: Path | None,
+    as_json: bool,
+    report_dir: Path | None,
 ) -> None:
     """Run event files through the engine offline (no Kafka) and show the alerts."""
     from services.backtest.run import run_backtest

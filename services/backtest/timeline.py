@@ -8,6 +8,7 @@ from datetime import datetime
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.run import BacktestResult, Step
+from services.core.config import format_duration
 from services.core.scoring import score
 
 MAX_BAD_ROWS_SHOWN = 50
@@ -38,7 +39,8 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
     config = result.config
     stamp = config.computed_with
     yield (
-        f"CrisisMon backtest: half-life {config.half_life}, thresholds watch {config.watch_threshold:g}"
+        f"CrisisMon backtest: half-life {format_duration(config.half_life)},"
+        f" thresholds watch {config.watch_threshold:g}"
         f" / warning {config.warning_threshold:g} / critical {config.critical_threshold:g},"
         f" clearing ×{config.clearing_ratio:g}, scale {stamp.scale} {stamp.scale_version},"
         f" config {stamp.config_hash}"

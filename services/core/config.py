@@ -25,6 +25,15 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+def format_duration(value: timedelta) -> str:
+    """The shortest of the forms parse_duration reads: 3d, 12h, 90m, 30s."""
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
@@ -33,9 +42,7 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    half_life: Duration = Field(
-        default=timedelta(days=3), description="event-time half-life"
-    )
+    half_life: Duration = Field(default=timedelta(days=3), description="event-time half-life")
     watch_threshold: float = Field(default=6.0, gt=0)
     warning_threshold: float = Field(default=15.0, gt=0)
     critical_threshold: float = Field(default=30.0, gt=0)
@@ -43,9 +50,7 @@ class EngineConfig(BaseModel):
         default=0.6, gt=0, lt=1, description="a level is left below threshold x ratio"
     )
     goldstein_scale: ScaleName = "gdelt"
-    contributors: int = Field(
-        default=5, ge=1, le=50, description="events named per alert"
-    )
+    contributors: int = Field(default=5, ge=1, le=50, description="events named per alert")
     retention_half_lives: float = Field(
         default=30,
         ge=4,
@@ -54,9 +59,7 @@ class EngineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _thresholds_rise(self) -> Self:
-        if not (
-            0 < self.watch_threshold < self.warning_threshold < self.critical_threshold
-        ):
+        if not (0 < self.watch_threshold < self.warning_threshold < self.critical_threshold):
             raise ValueError("thresholds must rise: watch < warning < critical")
         if self.half_life <= timedelta(0):
             raise ValueError("half_life must be positive")

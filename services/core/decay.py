@@ -23,13 +23,13 @@ def frame_of(time: float, half_life: float) -> float:
 
 
 def term(value: float, time: float, anchor: float, half_life: float) -> float:
-    return value * 2.0 ** ((time - anchor) / half_life)
+    return value * math.exp2((time - anchor) / half_life)
 
 
 def value_at(frame_sum: float, time: float, anchor: float, half_life: float) -> float:
-    return frame_sum * 2.0 ** (-(time - anchor) / half_life)
+    return frame_sum * math.exp2(-(time - anchor) / half_life)
 
 
 def decayed(value: float, since: float, until: float, half_life: float) -> float:
     """One event's weight `until`, having happened at `since`."""
-    return value * 2.0 ** (-(until - since) / half_life)
+    return value * math.exp2(-(until - since) / half_life)

@@ -72,6 +72,18 @@ class DyadState:
             decay.value_at(entry.cooperation_sum, entry.time, entry.anchor, half_life),
         )
 
+    def indices_at(self, time: float, config: EngineConfig) -> tuple[float, float]:
+        """(escalation, de-escalation) at any event time: the last state before it, decayed."""
+        position = bisect.bisect_right(self.entries, time, key=lambda e: e.time) - 1
+        if position < 0:
+            return (0.0, 0.0)
+        escalation, de_escalation = self.indices(config, position)
+        since, half_life = self.entries[position].time, config.half_life_seconds
+        return (
+            decay.decayed(escalation, since, time, half_life),
+            decay.decayed(de_escalation, since, time, half_life),
+        )
+
     def insert(self, entry: Entry) -> int:
         position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
         self.entries.insert(position, entry)
@@ -102,27 +114,17 @@ class DyadState:
                 conflict_sum = cooperation_sum = 0.0
                 added = self.entries[: index + 1]
             for item in added:
-                conflict_sum += decay.term(
-                    item.conflict, item.time, entry.anchor, half_life
-                )
-                cooperation_sum += decay.term(
-                    item.cooperation, item.time, entry.anchor, half_life
-                )
+                conflict_sum += decay.term(item.conflict, item.time, entry.anchor, half_life)
+                cooperation_sum += decay.term(item.cooperation, item.time, entry.anchor, half_life)
             entry.conflict_sum, entry.cooperation_sum = conflict_sum, cooperation_sum
             escalation, de_escalation = self.indices(config, index)
             level_before = previous.level if previous else Level.NORMAL
             led_before = previous.cooperation_leads if previous else False
             entry.level = next_level(level_before, escalation, config)
             entry.cooperation_leads = de_escalation > escalation
-            step = transition(
-                level_before, entry.level, led_before, escalation, de_escalation, config
-            )
+            step = transition(level_before, entry.level, led_before, escalation, de_escalation, config)
             if step is not None:
-                alerts.append(
-                    self.make_alert(
-                        step, level_before, entry.level, entry.event_id, index, config
-                    )
-                )
+                alerts.append(self.make_alert(step, level_before, entry.level, entry.event_id, index, config))
         return alerts
 
     def make_alert(

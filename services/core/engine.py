@@ -40,9 +40,7 @@ class Outcome:
     alerts: tuple[Alert, ...] = ()
 
 
-def apply(
-    state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig
-) -> Outcome:
+def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
     """Apply one record to its dyad's state (mutated in place)."""
     if isinstance(record, Retraction):
         return _retract(state, record, config)
@@ -59,12 +57,8 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     if latest is not None and time < latest - config.retention_seconds:
         return Outcome("expired", event.event_id, state.dyad)
     scored = score(event, config.scale)
-    position = state.insert(
-        Entry(time, event.event_id, scored.conflict, scored.cooperation)
-    )
-    alerts = _publish(
-        state, state.recompute_from(position, config), event.event_id, time, config
-    )
+    position = state.insert(Entry(time, event.event_id, scored.conflict, scored.cooperation))
+    alerts = _publish(state, state.recompute_from(position, config), event.event_id, time, config)
     _forget_old(state, config)
     return Outcome(
         "accepted",
@@ -117,9 +111,7 @@ def _publish(
     return tuple(fresh)
 
 
-def _correction(
-    state: DyadState, record_id: str, record_time: float, config: EngineConfig
-) -> Alert:
+def _correction(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> Alert:
     before, after = state.reported_level, state.level
     rose = after.rank > before.rank
     step = Transition(
@@ -127,9 +119,7 @@ def _correction(
         reason_code="correction",
         reason=f"{record_id} changed the dyad's history: its level is now {after}, not {before}",
     )
-    alert = state.make_alert(
-        step, before, after, record_id, -1, config, event_time=record_time
-    )
+    alert = state.make_alert(step, before, after, record_id, -1, config, event_time=record_time)
     state.emitted[alert.alert_id] = record_time
     state.reported_level = after
     return alert
@@ -145,9 +135,7 @@ def _forget_old(state: DyadState, config: EngineConfig) -> None:
         state.forget_before(horizon)
 
 
-def _index_update(
-    state: DyadState, record_id: str, record_time: float, config: EngineConfig
-) -> IndexUpdate:
+def _index_update(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
     escalation, de_escalation = state.indices(config)
     latest = state.latest_time
     return IndexUpdate(
@@ -171,9 +159,7 @@ class Engine:
 
     def process(self, record: CrisisEvent | Retraction) -> Outcome:
         dyad = record.dyad
-        record_id = (
-            record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
-        )
+        record_id = record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
         if dyad is None:
             return Outcome("no-dyad", record_id, None)
         state = self.states.setdefault(dyad, DyadState(dyad))

@@ -23,10 +23,7 @@ def next_level(current: Level, escalation: float, config: EngineConfig) -> Level
     if reached.rank > current.rank:
         return reached
     level = current
-    while (
-        level is not Level.NORMAL
-        and escalation < config.threshold(level) * config.clearing_ratio
-    ):
+    while level is not Level.NORMAL and escalation < config.threshold(level) * config.clearing_ratio:
         level = LEVELS[level.rank - 1]
     return level
 
@@ -51,8 +48,7 @@ def transition(
         return Transition(
             "escalation",
             "level-rise",
-            f"escalation index {escalation:.2f} reached the {after} threshold "
-            f"{config.threshold(after):g}",
+            f"escalation index {escalation:.2f} reached the {after} threshold {config.threshold(after):g}",
         )
     if after.rank < before.rank:
         return Transition(

@@ -17,11 +17,7 @@ class Score:
 
 def score(event: CrisisEvent, scale: GoldsteinScale) -> Score:
     """Conflict (Goldstein < 0) feeds escalation, cooperation (> 0) de-escalation, by weight."""
-    goldstein = (
-        event.goldstein
-        if event.goldstein is not None
-        else scale.score(event.cameo_code)
-    )
+    goldstein = event.goldstein if event.goldstein is not None else scale.score(event.cameo_code)
     magnitude = abs(goldstein) * event.weight
     return Score(
         goldstein=goldstein,

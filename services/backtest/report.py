@@ -1,0 +1,502 @@
+"""A backtest as a report a person can read: one chart per dyad and one HTML page.
+
+The page is self-contained (charts inlined as base64 PNG, CSS inline, no scripts, no
+network references) so it can be mailed or archived as one file; the PNGs are also kept
+beside it for slides and diffs. Everything that comes from an event or an alert is
+HTML-escaped, because event text is untrusted input.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import get_args
+
+from matplotlib import dates as mdates
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from schemas.events import CrisisEvent
+from schemas.outputs import Alert, Level
+from services.backtest.run import BacktestResult, Step
+from services.core.config import EngineConfig
+from services.core.decay import decayed
+from services.core.engine import Status
+from services.core.timeutil import to_seconds
+
+ESCALATION_COLOR = "#c0392b"
+DE_ESCALATION_COLOR = "#1f6fb4"
+BAND_COLORS = {
+    Level.WATCH: "#fff3b0",
+    Level.WARNING: "#ffd8a8",
+    Level.CRITICAL: "#ffc9c9",
+}
+LINE_COLORS = {
+    Level.WATCH: "#b59f00",
+    Level.WARNING: "#d9480f",
+    Level.CRITICAL: "#a61e1e",
+}
+TAIL_HALF_LIVES = 3.0
+"""How far past the last event the curves go: enough to see the decay, no more."""
+LEAD_HALF_LIVES = 0.25
+"""Flat zero drawn before the first update, so its jump is not hidden by the axis."""
+MIN_SAMPLES_PER_GAP = 30
+SAMPLES_PER_HALF_LIFE = 8
+MAX_SAMPLES_PER_GAP = 600
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An index update placed on the chart.
+
+    `shown_at` is where the jump is drawn: the record's own time, never before the
+    previous jump. `as_of` is the time the engine evaluated the indices at (the dyad's
+    latest event), which is what the decay is computed from, so a retraction issued
+    after the latest event shows the indices already decayed to the retraction's time.
+    """
+
+    shown_at: float
+    as_of: float
+    escalation: float
+    de_escalation: float
+
+
+@dataclass(frozen=True)
+class Curves:
+    times: list[float]
+    escalation: list[float]
+    de_escalation: list[float]
+
+
+def write_report(result: BacktestResult, directory: Path) -> Path:
+    """Writes one PNG chart per dyad and an index.html embedding them; returns the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for dyad in result.dyads():
+        steps = result.steps_of(dyad)
+        curves = index_curves(steps, result.config.half_life_seconds)
+        png: bytes | None = None
+        if curves is not None:
+            png = render_chart(dyad, curves, _alerts_of(steps), result.config)
+            (directory / f"{_file_stem(dyad)}.png").write_bytes(png)
+        sections.append(_dyad_section(dyad, steps, png))
+    page = directory / "index.html"
+    page.write_text(_page(result, sections), encoding="utf-8")
+    return page
+
+
+def index_curves(steps: list[Step], half_life: float) -> Curves | None:
+    """E and D over event time as the engine sees them: jumps at updates, decay between.
+
+    None when the dyad never had an index update (nothing to draw).
+    """
+    anchors = _anchors(steps)
+    if not anchors:
+        return None
+    first = anchors[0].shown_at
+    lead = LEAD_HALF_LIVES * half_life
+    curves = Curves([first - lead, first], [0.0, 0.0], [0.0, 0.0])
+    previous: Anchor | None = None
+    for anchor in anchors:
+        if previous is not None:
+            _sample_decay(curves, previous, anchor.shown_at, half_life)
+        curves.times.append(anchor.shown_at)
+        curves.escalation.append(decayed(anchor.escalation, anchor.as_of, anchor.shown_at, half_life))
+        curves.de_escalation.append(decayed(anchor.de_escalation, anchor.as_of, anchor.shown_at, half_life))
+        previous = anchor
+    last = anchors[-1]
+    _sample_decay(curves, last, last.shown_at + TAIL_HALF_LIVES * half_life, half_life)
+    return curves
+
+
+def _anchors(steps: list[Step]) -> list[Anchor]:
+    anchors: list[Anchor] = []
+    for step in steps:
+        update = step.outcome.index_update
+        if update is None:
+            continue
+        as_of = to_seconds(update.as_of)
+        shown_at = max(as_of, to_seconds(step.item.record.event_time))
+        if anchors:
+            shown_at = max(shown_at, anchors[-1].shown_at)
+        anchors.append(Anchor(shown_at, as_of, update.escalation_index, update.de_escalation_index))
+    return anchors
+
+
+def _sample_decay(curves: Curves, start: Anchor, until: float, half_life: float) -> None:
+    """Append the decay of `start`'s indices from where it was drawn up to `until`."""
+    gap = until - start.shown_at
+    if gap <= 0:
+        return
+    count = min(
+        MAX_SAMPLES_PER_GAP,
+        max(MIN_SAMPLES_PER_GAP, math.ceil(gap / half_life * SAMPLES_PER_HALF_LIFE)),
+    )
+    for i in range(1, count + 1):
+        at = start.shown_at + gap * i / count
+        curves.times.append(at)
+        curves.escalation.append(decayed(start.escalation, start.as_of, at, half_life))
+        curves.de_escalation.append(decayed(start.de_escalation, start.as_of, at, half_life))
+
+
+def render_chart(dyad: str, curves: Curves, alerts: list[Alert], config: EngineConfig) -> bytes:
+    """One dyad's chart as PNG bytes (Agg, no pyplot: no global state, thread-safe)."""
+    figure = Figure(figsize=(11, 5.2), dpi=110, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    times = [_date_number(t) for t in curves.times]
+    peak = max([*curves.escalation, *curves.de_escalation, 0.0])
+    top = max(peak, config.critical_threshold) * 1.12
+    _draw_levels(axes, config, top)
+    axes.plot(times, curves.escalation, color=ESCALATION_COLOR, linewidth=1.8)
+    axes.plot(times, curves.de_escalation, color=DE_ESCALATION_COLOR, linewidth=1.8)
+    _draw_alerts(axes, alerts)
+    axes.set_ylim(0, top)
+    axes.set_xlim(times[0], times[-1])
+    axes.margins(x=0.01)
+    locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(_date_formatter(locator))
+    axes.set_xlabel("event time (UTC)")
+    axes.set_ylabel("index")
+    axes.grid(axis="x", color="#dddddd", linewidth=0.6)
+    figure.suptitle(f"{dyad}: escalation and de-escalation indices", x=0.01, ha="left")
+    figure.legend(
+        handles=_legend_handles(config),
+        loc="outside lower center",
+        ncols=6,
+        fontsize=8.5,
+        frameon=False,
+    )
+    buffer = BytesIO()
+    canvas.print_png(buffer, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _draw_levels(axes: Axes, config: EngineConfig, top: float) -> None:
+    """Light bands above thresholds, a labelled line at each, dotted clearing lines."""
+    levels = [Level.WATCH, Level.WARNING, Level.CRITICAL]
+    bounds = [config.threshold(level) for level in levels] + [top]
+    labels = axes.get_yaxis_transform()
+    for level, low, high in zip(levels, bounds, bounds[1:], strict=False):
+        color = LINE_COLORS[level]
+        axes.axhspan(low, high, color=BAND_COLORS[level], alpha=0.45, linewidth=0)
+        axes.axhline(low, color=color, linewidth=1.0, linestyle="--")
+        axes.axhline(low * config.clearing_ratio, color=color, linewidth=0.7, linestyle=":")
+        axes.text(
+            1.005,
+            low,
+            f"{level} {low:g}",
+            transform=labels,
+            color=color,
+            fontsize=9,
+            va="center",
+            ha="left",
+            clip_on=False,
+        )
+
+
+def _draw_alerts(axes: Axes, alerts: list[Alert]) -> None:
+    """▲ at E for escalation alerts, ▼ at D for de-escalation ones, with new level."""
+    for alert in alerts:
+        rising = alert.kind == "escalation"
+        value = alert.escalation_index if rising else alert.de_escalation_index
+        at = _date_number(to_seconds(alert.event_time))
+        axes.plot(
+            [at],
+            [value],
+            marker="^" if rising else "v",
+            markersize=10,
+            color=ESCALATION_COLOR if rising else DE_ESCALATION_COLOR,
+            markeredgecolor="black",
+            markeredgewidth=0.7,
+            linestyle="none",
+            zorder=5,
+        )
+        axes.annotate(
+            f"→ {alert.level}",
+            (at, value),
+            xytext=(7, 8 if rising else -12),
+            textcoords="offset points",
+            bbox={
+                "boxstyle": "round,pad=0.15",
+                "fc": "white",
+                "ec": "none",
+                "alpha": 0.8,
+            },
+            fontsize=8,
+            color="#333333",
+            zorder=6,
+        )
+
+
+def _legend_handles(config: EngineConfig) -> list[Line2D]:
+    return [
+        Line2D([], [], color=ESCALATION_COLOR, linewidth=1.8, label="E escalation"),
+        Line2D([], [], color=DE_ESCALATION_COLOR, linewidth=1.8, label="D de-escalation"),
+        Line2D(
+            [],
+            [],
+            marker="^",
+            color=ESCALATION_COLOR,
+            markeredgecolor="black",
+            linestyle="none",
+            label="escalation alert (at E)",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="v",
+            color=DE_ESCALATION_COLOR,
+            markeredgecolor="black",
+            linestyle="none",
+            label="de-escalation alert (at D)",
+        ),
+        Line2D([], [], color="#666666", linestyle="--", linewidth=1.0, label="threshold"),
+        Line2D(
+            [],
+            [],
+            color="#666666",
+            linestyle=":",
+            linewidth=0.7,
+            label=f"clearing (× {config.clearing_ratio:g})",
+        ),
+    ]
+
+
+def _date_formatter(locator: mdates.AutoDateLocator) -> mdates.ConciseDateFormatter:
+    """Concise dates that always name the month ('17 Jan', not a bare '17')."""
+    return mdates.ConciseDateFormatter(
+        locator,
+        tz=UTC,
+        formats=["%Y", "%b", "%d %b", "%H:%M", "%H:%M", "%S.%f"],
+        zero_formats=["", "%Y", "%b %Y", "%d %b", "%H:%M", "%H:%M"],
+        offset_formats=["", "%Y", "%Y", "%d %b %Y", "%d %b %Y", "%d %b %Y %H:%M"],
+    )
+
+
+def _date_number(seconds: float) -> float:
+    """Matplotlib's date unit (days since its epoch) for Unix seconds."""
+    return float(mdates.date2num(datetime.fromtimestamp(seconds, tz=UTC)))
+
+
+def _alerts_of(steps: list[Step]) -> list[Alert]:
+    return [alert for step in steps for alert in step.outcome.alerts]
+
+
+def _file_stem(dyad: str) -> str:
+    """Dyad keys are validated ('IRN-PAK'); a file name still should not rely on it."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", dyad)
+
+
+# --- HTML -------------------------------------------------------------------------
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left;
+         vertical-align: top; }
+th { background: #f3f3f3; }
+table.counts td:last-child { text-align: right; }
+code { font-size: 12px; }
+img { max-width: 100%; height: auto; }
+.muted { color: #777; }
+.escalation { color: #c0392b; font-weight: 600; }
+.de-escalation { color: #1f6fb4; font-weight: 600; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(result: BacktestResult, sections: list[str]) -> str:
+    config = result.config
+    stamp = config.computed_with
+    config_rows = [
+        ("Goldstein scale", stamp.scale),
+        ("scale version", stamp.scale_version),
+        ("config hash", stamp.config_hash),
+        ("half-life", f"{_duration(config.half_life_seconds)}"),
+        ("watch threshold", f"{config.watch_threshold:g}"),
+        ("warning threshold", f"{config.warning_threshold:g}"),
+        ("critical threshold", f"{config.critical_threshold:g}"),
+        ("clearing ratio", f"{config.clearing_ratio:g}"),
+    ]
+    inputs = sorted({step.item.where.path for step in result.steps})
+    named = ", ".join(f"<code>{_e(path)}</code>" for path in inputs) or "none"
+    summary = (
+        f'<p class="muted">{_count(len(result.steps), "record")}, '
+        f"{_count(len(result.dyads()), 'dyad')}, "
+        f"{_count(len(result.alerts), 'alert')}. "
+        f"Inputs: {named}.</p>"
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            "<title>CrisisMon backtest report</title>",
+            f"<style>{_CSS}</style>",
+            "</head>",
+            "<body>",
+            "<h1>CrisisMon backtest report</h1>",
+            summary,
+            "<h2>Configuration</h2>",
+            _table(["setting", "value"], [[_e(k), _e(v)] for k, v in config_rows]),
+            "<h2>Records</h2>",
+            _counts(result),
+            _bad_rows(result),
+            "<h2>Dyads</h2>",
+            _dyad_list(result),
+            *sections,
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit} ({seconds:g} s)"
+    return f"{seconds:g} s"
+
+
+def _counts(result: BacktestResult) -> str:
+    counts = result.counts
+    known: tuple[str, ...] = get_args(Status)
+    order = [s for s in known if counts[s]] + sorted(set(counts) - set(known))
+    rows = [[_e(status), str(counts[status])] for status in order]
+    rows.append(["<b>bad rows</b>", str(len(result.bad_rows))])
+    return _table(["status", "records"], rows, css_class="counts")
+
+
+def _bad_rows(result: BacktestResult) -> str:
+    if not result.bad_rows:
+        return ""
+    rows = [[f"<code>{_e(bad.where)}</code>", _e(bad.reason)] for bad in result.bad_rows]
+    return (
+        f"<details><summary>{len(result.bad_rows)} bad rows</summary>"
+        f"{_table(['where', 'reason'], rows)}</details>"
+    )
+
+
+def _dyad_list(result: BacktestResult) -> str:
+    items = []
+    for dyad in result.dyads():
+        steps = result.steps_of(dyad)
+        drawn = any(step.outcome.index_update for step in steps)
+        note = "" if drawn else ' <span class="muted">(no index update: no chart)</span>'
+        records = _count(len(steps), "record")
+        alerts = _count(len(_alerts_of(steps)), "alert")
+        link = f'<a href="#{_e(_file_stem(dyad))}">{_e(dyad)}</a>'
+        items.append(f"<li>{link}: {records}, {alerts}{note}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>No dyad.</p>"
+
+
+def _dyad_section(dyad: str, steps: list[Step], png: bytes | None) -> str:
+    alerts = _alerts_of(steps)
+    if png is None:
+        chart = '<p class="muted">No index update for this dyad: nothing to draw.</p>'
+    else:
+        data = base64.b64encode(png).decode("ascii")
+        chart = (
+            f'<img src="data:image/png;base64,{data}" alt="{_e(dyad)} escalation and de-escalation indices">'
+        )
+    alert_table = (
+        _table(
+            [
+                "time",
+                "kind",
+                "level",
+                "reason",
+                "triggered by",
+                "contributors",
+                "alert id",
+            ],
+            [_alert_row(alert) for alert in alerts],
+        )
+        if alerts
+        else '<p class="muted">No alert.</p>'
+    )
+    return "\n".join(
+        [
+            f'<h2 id="{_e(_file_stem(dyad))}">{_e(dyad)}</h2>',
+            chart,
+            f"<h3>Alerts ({len(alerts)})</h3>",
+            alert_table,
+            f"<details><summary>Records ({len(steps)})</summary>",
+            _table(
+                ["time", "record", "status", "what", "summary"],
+                [_record_row(step) for step in steps],
+            ),
+            "</details>",
+        ]
+    )
+
+
+def _alert_row(alert: Alert) -> list[str]:
+    arrow = "▲" if alert.kind == "escalation" else "▼"
+    contributors = "<br>".join(
+        f"<code>{_e(c.event_id)}</code> {'E' if c.index == 'escalation' else 'D'} {c.contribution:.2f}"
+        for c in alert.contributors
+    )
+    return [
+        _e(_when(alert.event_time)),
+        f'<span class="{_e(alert.kind)}">{arrow} {_e(alert.kind)}</span>',
+        f"{_e(alert.previous_level)} → {_e(alert.level)}",
+        f'{_e(alert.reason)} <span class="muted">({_e(alert.reason_code)})</span>',
+        f"<code>{_e(alert.triggered_by)}</code>",
+        contributors,
+        f"<code>{_e(alert.alert_id)}</code>",
+    ]
+
+
+def _record_row(step: Step) -> list[str]:
+    record = step.item.record
+    if isinstance(record, CrisisEvent):
+        what = (
+            f"{_e(record.source.name)} → {_e(record.target.name)} "
+            f'<span class="muted">(CAMEO {_e(record.cameo_code)})</span>'
+        )
+        summary = _e(record.summary)
+    else:
+        what = f"retracts <code>{_e(record.retracts)}</code>"
+        summary = _e(record.reason)
+    return [
+        _e(_when(record.event_time)),
+        f"<code>{_e(step.outcome.record_id)}</code>",
+        _e(step.outcome.status),
+        what,
+        summary,
+    ]
+
+
+def _table(headers: list[str], rows: list[list[str]], css_class: str = "") -> str:
+    """Headers and cells must already be HTML (escaped where they hold outside text)."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    opening = f'<table class="{css_class}">' if css_class else "<table>"
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

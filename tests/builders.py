@@ -1,0 +1,43 @@
+"""Small builders for records in tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.events import Actor, CrisisEvent, Provenance, Retraction
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+ACTORS = {code: Actor(code=code, name=code, country=code) for code in ("IRN", "PAK", "CHN", "USA")}
+
+
+def event(
+    event_id: str,
+    hours: float = 0.0,
+    cameo_code: str = "195",
+    source: str = "IRN",
+    target: str = "PAK",
+    goldstein: float | None = None,
+    weight: float = 1.0,
+) -> CrisisEvent:
+    return CrisisEvent(
+        event_id=event_id,
+        event_time=START + timedelta(hours=hours),
+        source=ACTORS[source],
+        target=ACTORS[target],
+        cameo_code=cameo_code,
+        goldstein=goldstein,
+        weight=weight,
+        summary=f"test event {event_id}",
+        provenance=Provenance(document="tests", quote="quote", coded_by="tests"),
+    )
+
+
+def retraction(retracts: str, hours: float = 0.0, dyad: str = "IRN-PAK") -> Retraction:
+    return Retraction(
+        retraction_id=f"retract-{retracts}",
+        retracts=retracts,
+        dyad=dyad,
+        event_time=START + timedelta(hours=hours),
+        reason="withdrawn",
+        retracted_by="tests",
+    )

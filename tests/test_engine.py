@@ -1,0 +1,190 @@
+"""The core engine: scoring, levels with hysteresis, alerts, duplicates, retractions."""
+
+import pytest
+
+from schemas.outputs import Alert, Level
+from services.core import Engine, EngineConfig
+from services.core.dyad import DyadState
+from services.core.levels import next_level
+from tests.builders import event, retraction
+
+CONFIG = EngineConfig()
+
+
+def test_one_strike_on_a_quiet_dyad_raises_watch() -> None:
+    outcome = Engine().process(event("strike", cameo_code="195"))
+    assert [(a.kind, a.previous_level, a.level) for a in outcome.alerts] == [
+        ("escalation", Level.NORMAL, Level.WATCH)
+    ]
+    assert outcome.index_update is not None
+    assert outcome.index_update.escalation_index == 10.0
+
+
+def test_one_verbal_criticism_raises_nothing() -> None:
+    outcome = Engine().process(event("critic", cameo_code="111"))
+    assert outcome.alerts == ()
+    assert outcome.index_update is not None and outcome.index_update.level is Level.NORMAL
+
+
+def test_cooperation_feeds_de_escalation_and_conflict_escalation() -> None:
+    engine = Engine()
+    engine.process(event("visit", cameo_code="042"))
+    update = engine.process(event("threat", hours=0, cameo_code="138")).index_update
+    assert update is not None
+    assert (update.escalation_index, update.de_escalation_index) == pytest.approx((7.0, 1.9))
+
+
+def test_explicit_goldstein_and_weight_override_the_scale() -> None:
+    update = Engine().process(event("e", cameo_code="111", goldstein=-4.0, weight=2.0)).index_update
+    assert update is not None and update.escalation_index == 8.0
+
+
+def test_index_halves_every_half_life_of_event_time() -> None:
+    engine = Engine()
+    engine.process(event("strike", hours=0))
+    update = engine.process(event("visit", hours=72, cameo_code="042")).index_update
+    assert update is not None and update.escalation_index == 5.0
+
+
+def test_hysteresis_leaves_a_level_only_below_its_clearing_threshold() -> None:
+    watch = CONFIG.watch_threshold
+    assert next_level(Level.NORMAL, watch, CONFIG) is Level.WATCH
+    just_below = watch - 0.01
+    assert next_level(Level.WATCH, just_below, CONFIG) is Level.WATCH
+    assert next_level(Level.WATCH, watch * CONFIG.clearing_ratio - 0.01, CONFIG) is Level.NORMAL
+    assert next_level(Level.CRITICAL, 0.0, CONFIG) is Level.NORMAL
+    assert next_level(Level.NORMAL, CONFIG.critical_threshold, CONFIG) is Level.CRITICAL
+
+
+def _levels_raised_while_hovering(config: EngineConfig) -> list[Level]:
+    """E after each event alternates 6.5, 5.5, 6.5, ... around the watch threshold (6)."""
+    engine, alerts, previous = Engine(config), list[Alert](), 0.0
+    for step in range(10):
+        target = 6.5 if step % 2 == 0 else 5.5
+        weight = (target - previous * 2 ** (-12 / 24)) / 10
+        outcome = engine.process(event(f"e{step}", hours=step * 12, cameo_code="195", weight=weight))
+        assert outcome.index_update is not None
+        previous = outcome.index_update.escalation_index
+        alerts += outcome.alerts
+    return [alert.level for alert in alerts]
+
+
+def test_a_dyad_hovering_near_a_threshold_does_not_flap() -> None:
+    assert _levels_raised_while_hovering(EngineConfig(half_life="1d")) == [Level.WATCH]
+    without_hysteresis = EngineConfig(half_life="1d", clearing_ratio=0.99)
+    assert len(_levels_raised_while_hovering(without_hysteresis)) == 10
+
+
+def test_de_escalation_when_cooperation_overtakes_conflict_above_normal() -> None:
+    engine = Engine()
+    engine.process(event("strike", hours=0))
+    outcome = engine.process(event("truce", hours=12, cameo_code="0871", source="PAK", target="IRN"))
+    assert [(a.kind, a.reason_code, a.level) for a in outcome.alerts] == [
+        ("de-escalation", "cooperation-overtakes", Level.WATCH)
+    ]
+    assert outcome.alerts[0].triggered_by == "truce"
+
+
+def test_de_escalation_when_the_level_falls() -> None:
+    engine = Engine()
+    engine.process(event("strike", hours=0))
+    outcome = engine.process(event("criticism", hours=24 * 10, cameo_code="111"))
+    assert [(a.kind, a.reason_code, a.previous_level, a.level) for a in outcome.alerts] == [
+        ("de-escalation", "level-fall", Level.WATCH, Level.NORMAL)
+    ]
+
+
+def test_a_repeated_event_counts_once() -> None:
+    engine = Engine()
+    engine.process(event("strike"))
+    again = engine.process(event("strike"))
+    assert again.status == "duplicate" and again.alerts == () and again.index_update is None
+    assert engine.states["IRN-PAK"].indices(CONFIG) == (10.0, 0.0)
+
+
+def test_events_of_no_dyad_are_counted_not_errors() -> None:
+    outcome = Engine().process(event("internal", source="IRN", target="IRN"))
+    assert outcome.status == "no-dyad" and outcome.dyad is None
+
+
+def test_an_alert_names_the_events_that_weigh_most() -> None:
+    engine = Engine()
+    engine.process(event("visit", hours=0, cameo_code="042"))
+    engine.process(event("threat", hours=1, cameo_code="138"))
+    alert = engine.process(event("strike", hours=2, cameo_code="195")).alerts[0]
+    assert alert.level is Level.WARNING
+    assert [(c.event_id, c.index) for c in alert.contributors] == [
+        ("strike", "escalation"),
+        ("threat", "escalation"),
+        ("visit", "de-escalation"),
+    ]
+    assert alert.contributors[0].contribution == 10.0
+
+
+def test_alert_ids_are_deterministic_and_depend_on_the_configuration() -> None:
+    first = Engine().process(event("strike")).alerts[0].alert_id
+    second = Engine().process(event("strike")).alerts[0].alert_id
+    other = Engine(EngineConfig(watch_threshold=5)).process(event("strike")).alerts[0].alert_id
+    assert first == second != other
+
+
+def test_every_result_says_how_it_was_computed() -> None:
+    outcome = Engine().process(event("strike"))
+    stamp = CONFIG.computed_with
+    for result in (outcome.index_update, outcome.alerts[0]):
+        assert result is not None
+        assert (result.scale, result.scale_version, result.config_hash) == (
+            stamp.scale,
+            stamp.scale_version,
+            stamp.config_hash,
+        )
+
+
+def test_a_retraction_removes_the_event_and_corrects_the_level() -> None:
+    engine = Engine()
+    engine.process(event("visit", hours=0, cameo_code="042"))
+    engine.process(event("strike", hours=1))
+    outcome = engine.process(retraction("strike", hours=5))
+    assert outcome.status == "retraction-applied"
+    assert outcome.index_update is not None and outcome.index_update.escalation_index == 0.0
+    assert [(a.kind, a.reason_code, a.previous_level, a.level, a.triggered_by) for a in outcome.alerts] == [
+        ("de-escalation", "correction", Level.WATCH, Level.NORMAL, "retract-strike")
+    ]
+
+
+def test_a_retraction_before_its_event_keeps_the_event_out() -> None:
+    engine = Engine()
+    assert engine.process(retraction("strike")).status == "retraction-pending"
+    assert engine.process(event("strike")).status == "retracted"
+    assert engine.level("IRN-PAK") is Level.NORMAL
+
+
+def test_a_late_event_rewrites_the_timeline_and_its_alerts_follow() -> None:
+    engine = Engine()
+    engine.process(event("visit", hours=48, cameo_code="042"))
+    late = engine.process(event("strike", hours=0))
+    assert late.status == "accepted"
+    assert [(a.triggered_by, a.level) for a in late.alerts] == [("strike", Level.WATCH)]
+    assert engine.level("IRN-PAK") is Level.WATCH
+
+
+def test_events_older_than_retention_are_refused_as_expired() -> None:
+    engine = Engine(EngineConfig(half_life="1h", retention_half_lives=10))
+    engine.process(event("recent", hours=100))
+    assert engine.process(event("ancient", hours=0)).status == "expired"
+
+
+def test_old_entries_are_let_go_so_state_stays_bounded() -> None:
+    engine = Engine(EngineConfig(half_life="1h", retention_half_lives=8))
+    for hour in range(200):
+        engine.process(event(f"e{hour}", hours=hour, cameo_code="042"))
+    assert len(engine.states["IRN-PAK"].entries) <= 8 + 8 // 4 + 1
+
+
+def test_indices_at_any_time_decay_from_the_last_event() -> None:
+    state = DyadState("IRN-PAK")
+    engine = Engine(states={"IRN-PAK": state})
+    engine.process(event("strike", hours=0))
+    start = state.entries[0].time
+    assert state.indices_at(start - 1, CONFIG) == (0.0, 0.0)
+    assert state.indices_at(start + 3 * 86400, CONFIG) == (5.0, 0.0)

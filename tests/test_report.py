@@ -1,0 +1,138 @@
+"""The backtest report: a self-contained page that escapes event text, and its PNGs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.backtest.report import index_curves, write_report
+from services.backtest.run import BacktestResult, run_backtest
+from services.core.config import EngineConfig
+from services.core.decay import decayed
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+XSS = "<script>alert(1)</script>"
+
+
+def _event(
+    event_id: str,
+    when: str,
+    cameo: str,
+    summary: str,
+    source: str = "IRN",
+    target: str = "PAK",
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_time": when,
+        "time_precision": "day",
+        "source": {
+            "code": f"{source}GOV",
+            "name": f"{source} (government)",
+            "country": source,
+        },
+        "target": {
+            "code": f"{target}GOV",
+            "name": f"{target} (government)",
+            "country": target,
+        },
+        "cameo_code": cameo,
+        "summary": summary,
+        "provenance": {
+            "document": "seeds/test.txt",
+            "quote": "a quote",
+            "coded_by": "tests",
+        },
+    }
+
+
+@pytest.fixture
+def result(tmp_path: Path) -> BacktestResult:
+    rows = [
+        _event("t-001", "2024-01-15T12:00:00Z", "042", "A visit to Islamabad."),
+        _event("t-002", "2024-01-16T16:00:00Z", "195", "Iran strikes in Balochistan."),
+        _event("t-003", "2024-01-17T12:00:00Z", "111", XSS),
+        _event("t-004", "2024-01-18T12:00:00Z", "042", "A visit.", "CHN", "PAK"),
+    ]
+    path = tmp_path / "events.jsonl"
+    lines = [json.dumps(row) for row in rows] + ['{"event_id": "broken"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return run_backtest([path], EngineConfig())
+
+
+def test_report_is_self_contained_and_escapes_event_text(result: BacktestResult, tmp_path: Path) -> None:
+    alerts = [a for a in result.alerts if a.dyad == "IRN-PAK"]
+    assert alerts, "the -10 event should raise an alert"
+
+    page = write_report(result, tmp_path / "report")
+
+    assert page == tmp_path / "report" / "index.html"
+    assert page.is_file()
+    text = page.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in text
+    assert "IRN-PAK" in text and "CHN-PAK" in text
+    for alert in alerts:
+        assert alert.alert_id in text
+    assert XSS not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script" not in text.lower()
+    assert "http://" not in text and "https://" not in text
+    assert result.config.computed_with.config_hash in text
+    png = (tmp_path / "report" / "IRN-PAK.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE)
+    assert (tmp_path / "report" / "CHN-PAK.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_embedded_charts_are_the_files_beside_the_page(result: BacktestResult, tmp_path: Path) -> None:
+    page = write_report(result, tmp_path)
+    embedded = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page.read_text())
+    files = {(tmp_path / f"{d}.png").read_bytes() for d in result.dyads()}
+    assert {base64.b64decode(data) for data in embedded} == files
+
+
+def test_curves_jump_at_updates_and_decay_between(result: BacktestResult) -> None:
+    half_life = result.config.half_life_seconds
+    steps = result.steps_of("IRN-PAK")
+    curves = index_curves(steps, half_life)
+    assert curves is not None
+    updates = [s.outcome.index_update for s in steps if s.outcome.index_update]
+    assert curves.times == sorted(curves.times)
+    assert curves.escalation[0] == 0.0
+    for update in updates:
+        at = update.as_of.timestamp()
+        assert update.escalation_index in [
+            e for t, e in zip(curves.times, curves.escalation, strict=True) if t == at
+        ]
+    last = updates[-1]
+    end = last.as_of.timestamp() + 3 * half_life
+    assert curves.times[-1] == pytest.approx(end)
+    assert curves.escalation[-1] == pytest.approx(
+        decayed(last.escalation_index, last.as_of.timestamp(), end, half_life)
+    )
+
+
+def test_dyad_without_index_update_is_listed_without_chart(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    retraction = {
+        "retraction_id": "r-001",
+        "retracts": "never-seen",
+        "dyad": "IRN-PAK",
+        "event_time": "2024-01-17T09:00:00Z",
+        "reason": "withdrawn <b>",
+        "retracted_by": "tests",
+    }
+    path.write_text(json.dumps(retraction) + "\n", encoding="utf-8")
+    result = run_backtest([path], EngineConfig())
+    assert result.dyads() == ["IRN-PAK"]
+
+    text = write_report(result, tmp_path / "out").read_text()
+
+    assert "IRN-PAK" in text
+    assert "nothing to draw" in text
+    assert "withdrawn &lt;b&gt;" in text
+    assert not (tmp_path / "out" / "IRN-PAK.png").exists()
