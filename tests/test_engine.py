@@ -188,3 +188,10 @@ def test_indices_at_any_time_decay_from_the_last_event() -> None:
     start = state.entries[0].time
     assert state.indices_at(start - 1, CONFIG) == (0.0, 0.0)
     assert state.indices_at(start + 3 * 86400, CONFIG) == (5.0, 0.0)
+
+
+def test_a_repeated_event_offers_its_alerts_again_with_the_same_ids() -> None:
+    engine = Engine()
+    first = engine.process(event("strike"))
+    again = engine.process(event("strike"))
+    assert again.alerts == () and again.repeats == first.alerts

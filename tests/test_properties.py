@@ -1,6 +1,7 @@
 """Properties the engine promises, for any events: order-free, exact retraction, determinism."""
 
 import itertools
+import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,3 +88,15 @@ def test_same_input_same_alerts(events: list) -> None:
     _, first = play(events)
     _, second = play(events)
     assert [a.model_dump() for a in first] == [a.model_dump() for a in second]
+
+
+@settings(max_examples=50, deadline=None)
+@given(events=event_sets(), more=event_sets())
+def test_a_state_saved_and_restored_goes_on_exactly_as_before(events: list, more: list) -> None:
+    """What the worker's table does: the snapshot round-trips through JSON without a bit lost."""
+    state, _ = play(events)
+    restored = DyadState.restore(json.loads(json.dumps(state.snapshot())))
+    assert restored == state
+    later = [e.model_copy(update={"event_id": f"later-{e.event_id}"}) for e in more]
+    kept, restarted = Engine(states={"IRN-PAK": state}), Engine(states={"IRN-PAK": restored})
+    assert [kept.process(e) for e in later] == [restarted.process(e) for e in later]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.outputs import Alert, Contributor, Level
 from services.core import decay
 from services.core.config import EngineConfig
 from services.core.levels import Transition, next_level, transition
-from services.core.timeutil import from_seconds
+from services.core.timeutil import from_seconds, to_seconds
 
 
 @dataclass(slots=True)
@@ -43,8 +44,8 @@ class DyadState:
     entries: list[Entry] = field(default_factory=list)
     retracted: dict[str, float] = field(default_factory=dict)
     """Ids of retracted events (with a time to let them go), so a late copy stays out."""
-    emitted: dict[str, float] = field(default_factory=dict)
-    """Ids of alerts already published (with their event time): never published twice."""
+    emitted: dict[str, Alert] = field(default_factory=dict)
+    """Alerts already published, by id: never raised twice, but repeatable after a crash."""
     reported_level: Level = Level.NORMAL
     """The level of the last alert published: what subscribers believe."""
     event_ids: set[str] = field(default_factory=set)
@@ -199,6 +200,61 @@ class DyadState:
         keep_from = bisect.bisect_left(self.entries, horizon, key=lambda e: e.time)
         self.event_ids.difference_update(e.event_id for e in self.entries[:keep_from])
         del self.entries[:keep_from]
-        for ids in (self.retracted, self.emitted):
-            for key in [k for k, t in ids.items() if t < horizon]:
-                del ids[key]
+        for event_id in [k for k, t in self.retracted.items() if t < horizon]:
+            del self.retracted[event_id]
+        for alert_id in [k for k, a in self.emitted.items() if to_seconds(a.event_time) < horizon]:
+            del self.emitted[alert_id]
+
+    def alerts_triggered_by(self, record_id: str) -> tuple[Alert, ...]:
+        return tuple(alert for alert in self.emitted.values() if alert.triggered_by == record_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy of the state (floats round-trip exactly through JSON)."""
+        return {
+            "dyad": self.dyad,
+            "entries": [
+                [
+                    e.time,
+                    e.event_id,
+                    e.conflict,
+                    e.cooperation,
+                    e.anchor,
+                    e.conflict_sum,
+                    e.cooperation_sum,
+                    e.level.value,
+                    e.cooperation_leads,
+                ]
+                for e in self.entries
+            ],
+            "retracted": self.retracted,
+            "emitted": [alert.model_dump(mode="json") for alert in self.emitted.values()],
+            "reported_level": self.reported_level.value,
+        }
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> DyadState:
+        entries = [
+            Entry(
+                time,
+                event_id,
+                conflict,
+                cooperation,
+                anchor,
+                conflict_sum,
+                cooperation_sum,
+                Level(level),
+                leads,
+            )
+            for time, event_id, conflict, cooperation, anchor, conflict_sum, cooperation_sum, level, leads in snapshot[
+                "entries"
+            ]
+        ]
+        alerts = [Alert.model_validate(alert, strict=False) for alert in snapshot["emitted"]]
+        return cls(
+            dyad=snapshot["dyad"],
+            entries=entries,
+            retracted=dict(snapshot["retracted"]),
+            emitted={alert.alert_id: alert for alert in alerts},
+            reported_level=Level(snapshot["reported_level"]),
+            event_ids={entry.event_id for entry in entries},
+        )

@@ -38,6 +38,9 @@ class Outcome:
     dyad: str | None
     index_update: IndexUpdate | None = None
     alerts: tuple[Alert, ...] = ()
+    repeats: tuple[Alert, ...] = ()
+    """For a duplicate: the alerts this record raised before. A stream worker publishes them
+    again, because a crash may have lost them after the state that records them was saved."""
 
 
 def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
@@ -49,7 +52,7 @@ def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConf
 
 def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     if state.holds(event.event_id):
-        return Outcome("duplicate", event.event_id, state.dyad)
+        return _duplicate(state, event.event_id)
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
     time = to_seconds(event.event_time)
@@ -64,16 +67,16 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
         "accepted",
         event.event_id,
         state.dyad,
-        _index_update(state, event.event_id, time, config),
+        index_now(state, event.event_id, time, config),
         alerts,
     )
 
 
 def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> Outcome:
     target = retraction.retracts
-    if target in state.retracted:
-        return Outcome("duplicate", retraction.retraction_id, state.dyad)
     time = to_seconds(retraction.event_time)
+    if target in state.retracted:
+        return _duplicate(state, retraction.retraction_id)
     state.retracted[target] = time
     if not state.holds(target):
         return Outcome("retraction-pending", retraction.retraction_id, state.dyad)
@@ -84,9 +87,14 @@ def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> 
         "retraction-applied",
         rid,
         state.dyad,
-        _index_update(state, rid, time, config),
+        index_now(state, rid, time, config),
         alerts,
     )
+
+
+def _duplicate(state: DyadState, record_id: str) -> Outcome:
+    """A record seen before changes nothing; what it raised can be announced again."""
+    return Outcome("duplicate", record_id, state.dyad, repeats=state.alerts_triggered_by(record_id))
 
 
 def _publish(
@@ -103,7 +111,7 @@ def _publish(
     """
     fresh = [alert for alert in timeline if alert.alert_id not in state.emitted]
     for alert in fresh:
-        state.emitted[alert.alert_id] = to_seconds(alert.event_time)
+        state.emitted[alert.alert_id] = alert
     if timeline:
         state.reported_level = timeline[-1].level
     if state.reported_level is not state.level:
@@ -120,7 +128,7 @@ def _correction(state: DyadState, record_id: str, record_time: float, config: En
         reason=f"{record_id} changed the dyad's history: its level is now {after}, not {before}",
     )
     alert = state.make_alert(step, before, after, record_id, -1, config, event_time=record_time)
-    state.emitted[alert.alert_id] = record_time
+    state.emitted[alert.alert_id] = alert
     state.reported_level = after
     return alert
 
@@ -135,7 +143,8 @@ def _forget_old(state: DyadState, config: EngineConfig) -> None:
         state.forget_before(horizon)
 
 
-def _index_update(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
+def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
+    """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
     latest = state.latest_time
     return IndexUpdate(
