@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from schemas.outputs import Alert, Contributor, Level
@@ -36,6 +36,16 @@ class Entry:
     @property
     def order(self) -> tuple[float, str]:
         return (self.time, self.event_id)
+
+    def as_row(self) -> list[Any]:
+        """The fields in order: a compact form for snapshots (the level is a str enum)."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Entry:
+        entry = cls(*row)
+        entry.level = Level(entry.level)
+        return entry
 
 
 @dataclass(slots=True)
@@ -212,20 +222,7 @@ class DyadState:
         """A JSON-ready copy of the state (floats round-trip exactly through JSON)."""
         return {
             "dyad": self.dyad,
-            "entries": [
-                [
-                    e.time,
-                    e.event_id,
-                    e.conflict,
-                    e.cooperation,
-                    e.anchor,
-                    e.conflict_sum,
-                    e.cooperation_sum,
-                    e.level.value,
-                    e.cooperation_leads,
-                ]
-                for e in self.entries
-            ],
+            "entries": [entry.as_row() for entry in self.entries],
             "retracted": self.retracted,
             "emitted": [alert.model_dump(mode="json") for alert in self.emitted.values()],
             "reported_level": self.reported_level.value,
@@ -233,22 +230,7 @@ class DyadState:
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> DyadState:
-        entries = [
-            Entry(
-                time,
-                event_id,
-                conflict,
-                cooperation,
-                anchor,
-                conflict_sum,
-                cooperation_sum,
-                Level(level),
-                leads,
-            )
-            for time, event_id, conflict, cooperation, anchor, conflict_sum, cooperation_sum, level, leads in snapshot[
-                "entries"
-            ]
-        ]
+        entries = [Entry.from_row(row) for row in snapshot["entries"]]
         alerts = [Alert.model_validate(alert, strict=False) for alert in snapshot["emitted"]]
         return cls(
             dyad=snapshot["dyad"],
