@@ -10,13 +10,11 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from replay.readers.base import Located
-from schemas.events import CrisisEvent
+from schemas.events import record_id
 
 
 def play_key(item: Located) -> tuple[datetime, str]:
-    record = item.record
-    record_id = record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
-    return (record.event_time, record_id)
+    return (item.record.event_time, record_id(item.record))
 
 
 def in_play_order(items: Iterable[Located]) -> list[Located]:

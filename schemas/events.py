@@ -159,14 +159,16 @@ LogRecord = Annotated[
 _log_record = TypeAdapter[CrisisEvent | Retraction](LogRecord)
 
 
+MAX_RECORD_BYTES = 64 * 1024
+"""No valid record comes near this (every field is bounded); larger input is refused unread."""
+
+
 def parse_record(raw: bytes | str) -> CrisisEvent | Retraction:
     """One JSON log record; raises pydantic.ValidationError (or ValueError) on bad input."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {len(raw)} bytes is over the {MAX_RECORD_BYTES}-byte limit")
     return _log_record.validate_json(raw)
 
 
 def record_id(record: CrisisEvent | Retraction) -> str:
     return record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
-
-
-def record_dyad(record: CrisisEvent | Retraction) -> str | None:
-    return record.dyad

@@ -5,6 +5,8 @@ Bad usage or an unreadable input prints one line on stderr and exits 2, never a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 
 from replay.readers import FORMATS, InputError
 from replay.readers.base import describe
+from schemas.outputs import Alert, Level
 from services.settings import Settings, load_settings
 
 USAGE_EXIT = 2
@@ -63,7 +66,7 @@ def backtest(
         result = run_backtest(paths, config, file_format)
     except InputError as error:
         fail(str(error))
-    for line in render_bad_rows(result):
+    for line in render_bad_rows(result.bad_rows):
         click.echo(line, err=True)
     if as_json:
         emitted_at = datetime.now(UTC)
@@ -77,6 +80,165 @@ def backtest(
 
         page = write_report(result, report_dir)
         click.echo(f"report: {page}", err=True)
+
+
+def kafka_options(function: Any) -> Any:
+    """--bootstrap, --namespace and --config, shared by every command that talks to Kafka."""
+    for option in reversed(
+        [
+            click.option("--bootstrap", help="Kafka HOST:PORT [CRISISMON_KAFKA_BOOTSTRAP, 127.0.0.1:9092]."),
+            click.option("--namespace", help="Topic prefix, e.g. a backtest run [CRISISMON_NAMESPACE]."),
+            click.option("--config", "config_file", type=click.Path(path_type=Path), help="Settings file."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine; a broker that cannot be reached is one line and exit 2."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    try:
+        return asyncio.run(coroutine)
+    except KafkaConnectionError as error:
+        fail(f"cannot reach Kafka: {error}")
+    except KafkaError as error:
+        fail(f"Kafka error: {error}")
+
+
+@cli.command()
+@kafka_options
+@click.option("--web-port", type=int, help="Web server port [CRISISMON_WEB_PORT, 6066].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Table storage [CRISISMON_DATA_DIR].")
+def worker(
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+    web_port: int | None,
+    data_dir: Path | None,
+) -> None:
+    """Run the stream processors: crisis.events in; index updates, alerts, dead letters out."""
+    from services.kafka.worker import run_worker
+
+    settings = settings_from(
+        config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port, data_dir=data_dir
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(settings)
+
+
+def parse_speed(_: Any, __: Any, value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise click.BadParameter("give `max` or a factor such as 3600") from None
+    if speed <= 0:
+        raise click.BadParameter("the factor must be positive")
+    return speed
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "file_format", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option(
+    "--speed",
+    default="max",
+    show_default=True,
+    callback=parse_speed,
+    help="`max`, or event seconds per second (3600: one hour of event time per second).",
+)
+@kafka_options
+def replay(
+    paths: tuple[Path, ...],
+    file_format: str,
+    speed: float | None,
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+) -> None:
+    """Produce event files to crisis.events in event-time order, keyed by dyad."""
+    from replay.producer import replay as replay_files
+    from services.backtest.timeline import render_bad_rows
+    from services.kafka.topics import Topics
+
+    settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
+    try:
+        report = run_async(
+            replay_files(
+                paths,
+                settings.kafka_bootstrap,
+                Topics(settings.namespace),
+                file_format,
+                speed,
+                progress=sys.stderr.isatty(),
+            )
+        )
+    except InputError as error:
+        fail(str(error))
+    for line in render_bad_rows(report.bad_rows):
+        click.echo(line, err=True)
+    click.echo(
+        f"replay {report.run_id}: {report.produced} records produced, {report.failed} failed", err=True
+    )
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.group()
+def alerts() -> None:
+    """Subscribe to the alert topic."""
+
+
+@alerts.command("tail")
+@kafka_options
+@click.option("--from-beginning", is_flag=True, help="Every alert kept, not only new ones.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON alert per line.")
+@click.option("--dyad", help="Only this dyad, e.g. IRN-PAK.")
+@click.option(
+    "--min-level",
+    type=click.Choice([lv.value for lv in Level]),
+    default="normal",
+    show_default=True,
+    help="Only alerts that touch this level or higher (rising to it or falling from it).",
+)
+@click.option("--idle-exit", type=float, help="Exit after this many seconds without a message.")
+def alerts_tail(
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+    from_beginning: bool,
+    as_json: bool,
+    dyad: str | None,
+    min_level: str,
+    idle_exit: float | None,
+) -> None:
+    """Print alerts as they arrive."""
+    from services.backtest.timeline import alert_line
+    from services.kafka.tail import tail_alerts
+    from services.kafka.topics import Topics
+
+    settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
+
+    def show(alert: Alert) -> None:
+        if as_json:
+            click.echo(alert.model_dump_json())
+        else:
+            click.echo(f"{alert.event_time:%Y-%m-%d %H:%M} {alert.dyad} {alert_line(alert)}")
+
+    run_async(
+        tail_alerts(
+            settings.kafka_bootstrap,
+            Topics(settings.namespace).alerts,
+            show,
+            from_beginning=from_beginning,
+            dyad=dyad,
+            min_level=Level(min_level),
+            idle_exit=idle_exit,
+        )
+    )
 
 
 @cli.group()

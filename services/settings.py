@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.config import EngineConfig
@@ -19,6 +20,14 @@ class Settings(BaseSettings, EngineConfig):
     model_config = SettingsConfigDict(env_prefix="CRISISMON_", extra="forbid", frozen=True)
 
     log_level: str = "INFO"
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", pattern=r"^[\w.-]+:\d+$")
+    namespace: str = Field(
+        default="", pattern=r"^[a-z0-9_-]*$", max_length=40, description="topic prefix: <ns>.crisis.events"
+    )
+    kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
+    store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""

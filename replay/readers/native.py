@@ -10,8 +10,6 @@ from pydantic import ValidationError
 from replay.readers.base import BadRow, Located, ReadItem, SourceLine, describe
 from schemas.events import parse_record
 
-MAX_LINE_BYTES = 1 << 20
-
 
 def read_native(path: Path) -> Iterator[ReadItem]:
     with path.open("rb") as handle:
@@ -20,9 +18,6 @@ def read_native(path: Path) -> Iterator[ReadItem]:
             if not raw.strip():
                 continue
             text = raw.decode("utf-8", errors="backslashreplace").rstrip("\n")
-            if len(raw) > MAX_LINE_BYTES:
-                yield BadRow(where, f"line longer than {MAX_LINE_BYTES} bytes", text[:200])
-                continue
             try:
                 yield Located(where, parse_record(raw))
             except (ValidationError, ValueError) as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from replay.readers import BadRow
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.run import BacktestResult, Step
@@ -71,11 +72,11 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
     yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
 
 
-def render_bad_rows(result: BacktestResult) -> Iterator[str]:
-    for bad in result.bad_rows[:MAX_BAD_ROWS_SHOWN]:
+def render_bad_rows(bad_rows: list[BadRow]) -> Iterator[str]:
+    for bad in bad_rows[:MAX_BAD_ROWS_SHOWN]:
         yield f"{bad.where}: skipped: {bad.reason}"
-    hidden = len(result.bad_rows) - MAX_BAD_ROWS_SHOWN
+    hidden = len(bad_rows) - MAX_BAD_ROWS_SHOWN
     if hidden > 0:
         yield f"... and {hidden} more"
-    if result.bad_rows:
-        yield f"{len(result.bad_rows)} bad rows skipped"
+    if bad_rows:
+        yield f"{len(bad_rows)} bad rows skipped"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schemas.events import CrisisEvent, Retraction
+from schemas.events import CrisisEvent, Retraction, record_id
 from schemas.outputs import Alert, IndexUpdate, Level
 from services.core.config import EngineConfig
 from services.core.dyad import DyadState, Entry
@@ -168,9 +168,8 @@ class Engine:
 
     def process(self, record: CrisisEvent | Retraction) -> Outcome:
         dyad = record.dyad
-        record_id = record.event_id if isinstance(record, CrisisEvent) else record.retraction_id
         if dyad is None:
-            return Outcome("no-dyad", record_id, None)
+            return Outcome("no-dyad", record_id(record), None)
         state = self.states.setdefault(dyad, DyadState(dyad))
         return apply(state, record, self.config)
 

@@ -1,0 +1,57 @@
+"""`crisismon alerts tail`: a subscriber of `crisis.alerts`, filtered, until idle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from schemas.outputs import Alert, Level
+
+log = logging.getLogger(__name__)
+
+
+async def tail_alerts(
+    bootstrap: str,
+    topic: str,
+    on_alert: Callable[[Alert], None],
+    from_beginning: bool = False,
+    dyad: str | None = None,
+    min_level: Level = Level.NORMAL,
+    idle_exit: float | None = None,
+) -> int:
+    """Calls `on_alert` for each matching alert; returns how many matched once idle for `idle_exit` s."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    matched = 0
+    last_message = time.monotonic()
+    try:
+        while idle_exit is None or time.monotonic() - last_message < idle_exit:
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                last_message = time.monotonic()
+                for message in messages:
+                    try:
+                        alert = Alert.model_validate_json(message.value)
+                    except ValidationError as error:
+                        log.warning(
+                            "skipping a record that is not an alert at offset %s: %s", message.offset, error
+                        )
+                        continue
+                    # A fall from warning matters to whoever watches warning: take the higher side.
+                    touched = max(alert.level.rank, alert.previous_level.rank)
+                    if (dyad is None or alert.dyad == dyad) and touched >= min_level.rank:
+                        matched += 1
+                        on_alert(alert)
+    finally:
+        await consumer.stop()
+    return matched

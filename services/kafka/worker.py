@@ -1,0 +1,176 @@
+"""The stream processor: `crisis.events` in, index updates, alerts and dead letters out.
+
+One Faust agent with concurrency 1 per partition (stateful: see the faust notes in the
+README). Each dyad's state lives in a Faust table (RocksDB in real runs) as a snapshot of
+the core's `DyadState`; the core does all the computing, in event time.
+
+Order of work for one record, chosen so that a crash can repeat an output but never lose
+one: compute, publish the outputs, then save the state. If the worker dies after saving
+but before its outputs left the process, the record comes again after the restart, is a
+duplicate for the saved state, and its alerts are published again with the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from replay.readers.base import describe
+from schemas.events import MAX_RECORD_BYTES, parse_record
+from schemas.outputs import DeadLetter
+from services.core import EngineConfig
+from services.core.dyad import DyadState
+from services.core.engine import Outcome, apply, index_now
+from services.core.timeutil import to_seconds
+from services.kafka.topics import PARTITIONS, Topics, ensure_topics
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Processor:
+    """Everything the agent does to one Kafka record, with its collaborators passed in."""
+
+    config: EngineConfig
+    table: Any
+    topics: dict[str, Any]
+    states: dict[str, DyadState] = field(default_factory=dict)
+    """Dyad states already restored from the table; dropped when partitions move."""
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def state_of(self, dyad: str) -> DyadState:
+        if dyad not in self.states:
+            saved = self.table.get(dyad.encode())
+            self.states[dyad] = DyadState.restore(json.loads(saved)) if saved else DyadState(dyad)
+        return self.states[dyad]
+
+    async def handle(self, event: faust.types.EventT[bytes]) -> None:
+        message = event.message
+        raw: bytes = event.value or b""
+        try:
+            record = parse_record(raw)
+        except (ValidationError, ValueError) as error:
+            await self.dead_letter(raw, describe(error), message)
+            return
+        dyad = record.dyad
+        key = message.key.decode("utf-8", "replace") if message.key else None
+        if dyad is None:
+            self.counts["no-dyad"] += 1
+            return
+        if key != dyad:
+            await self.dead_letter(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
+            return
+        state = self.state_of(dyad)
+        outcome = apply(state, record, self.config)
+        self.counts[outcome.status] += 1
+        await self.publish(state, outcome, to_seconds(record.event_time))
+        if outcome.index_update is not None:
+            self.table[dyad.encode()] = json.dumps(state.snapshot()).encode()
+
+    async def publish(self, state: DyadState, outcome: Outcome, record_time: float) -> None:
+        key = state.dyad.encode()
+        index = outcome.index_update
+        if outcome.status == "duplicate":
+            index = index_now(state, outcome.record_id, record_time, self.config) if state.entries else None
+        if index is not None:
+            await self.topics["index"].send(key=key, value=index.model_dump_json().encode())
+        emitted_at = datetime.now(UTC)
+        for alert in (*outcome.alerts, *outcome.repeats):
+            stamped = alert.model_copy(update={"emitted_at": emitted_at})
+            await self.topics["alerts"].send(key=key, value=stamped.model_dump_json().encode())
+            log.info(
+                "alert %s %s %s → %s (%s)",
+                alert.alert_id[:12],
+                alert.dyad,
+                alert.previous_level,
+                alert.level,
+                alert.reason_code,
+            )
+
+    async def dead_letter(self, raw: bytes, reason: str, message: Any) -> None:
+        self.counts["rejected"] += 1
+        text = raw.decode("utf-8", errors="backslashreplace")
+        letter = DeadLetter(
+            reason=reason[:2000],
+            raw=text[:MAX_RECORD_BYTES],
+            raw_truncated=len(text) > MAX_RECORD_BYTES,
+            origin=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            received_at=datetime.now(UTC),
+        )
+        log.warning(
+            "dead letter from %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
+        )
+        await self.topics["dlq"].send(value=letter.model_dump_json().encode())
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The Faust app for these settings; the caller runs it (see `run_worker`)."""
+    topics = Topics(settings.namespace)
+    app = faust.App(
+        topics.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+    )
+    events = app.topic(topics.events, partitions=PARTITIONS)
+    table = app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
+    processor = Processor(
+        config=settings.engine_config(),
+        table=table,
+        topics={
+            "index": app.topic(topics.index, partitions=PARTITIONS),
+            "alerts": app.topic(topics.alerts, partitions=PARTITIONS),
+            "dlq": app.topic(topics.dead_letters, partitions=1),
+        },
+    )
+
+    @app.agent(events, concurrency=1)
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await processor.handle(event)
+
+    def forget_states(*_: Any, **__: Any) -> None:
+        processor.states.clear()
+
+    app.on_partitions_revoked.connect(forget_states)
+    app.on_partitions_assigned.connect(forget_states)
+    app.crisismon_processor = processor  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the topics if missing, then run the worker until stopped (SIGINT/SIGTERM)."""
+    from faust.worker import Worker
+
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()
