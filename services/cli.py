@@ -21,6 +21,8 @@ from schemas.outputs import Alert, Level
 from services.settings import Settings, load_settings
 
 USAGE_EXIT = 2
+DEMO_SPEED_DEFAULT = 43200
+"""Twelve hours of event time per second: the article's two weeks play in about half a minute."""
 
 
 def fail(message: str) -> NoReturn:
@@ -242,6 +244,106 @@ def alerts_tail(
 
 
 @cli.group()
+def broker() -> None:
+    """A local single-node Apache Kafka (KRaft) for development and tests, from Maven Central jars."""
+
+
+def broker_options(function: Any) -> Any:
+    function = click.option("--kafka-version", help="Apache Kafka version [CRISISMON_KAFKA_VERSION].")(
+        function
+    )
+    return click.option("--port", type=int, default=9092, show_default=True, help="Listener port.")(function)
+
+
+def local_broker(port: int, kafka_version: str | None) -> Any:
+    from services.kafka.broker import Broker
+
+    return Broker.local(port, version=kafka_version or settings_from(None).kafka_version)
+
+
+@broker.command("start")
+@broker_options
+@click.option(
+    "--timeout", type=float, default=90, show_default=True, help="Seconds to wait for it to answer."
+)
+def broker_start(port: int, kafka_version: str | None, timeout: float) -> None:
+    """Start the broker in the background (jars are fetched once into ~/.cache/crisismon)."""
+    from services.kafka.broker import BrokerError, start
+
+    target = local_broker(port, kafka_version)
+    try:
+        start(target, timeout=timeout)
+    except BrokerError as error:
+        click.echo(f"crisismon: broker failed to start: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"Kafka {target.version} running at {target.bootstrap} (data in {target.data_dir})")
+
+
+@broker.command("stop")
+@broker_options
+def broker_stop(port: int, kafka_version: str | None) -> None:
+    """Stop the broker started on this port."""
+    from services.kafka.broker import stop
+
+    click.echo("stopped" if stop(local_broker(port, kafka_version)) else "not running")
+
+
+@broker.command("status")
+@broker_options
+def broker_status(port: int, kafka_version: str | None) -> None:
+    """Say whether the broker runs and answers (exit 0 only when it answers)."""
+    from services.kafka.broker import status
+
+    state = status(local_broker(port, kafka_version))
+    answering = "answering" if state.answering else "not answering"
+    click.echo(
+        f"{state.bootstrap}: "
+        + (f"running (pid {state.pid}), {answering}" if state.running else "not running")
+    )
+    sys.exit(0 if state.answering else 1)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Exit once the replay is processed, with a per-dyad summary.")
+@click.option(
+    "--speed",
+    default=str(DEMO_SPEED_DEFAULT),
+    show_default=True,
+    callback=parse_speed,
+    help="Event seconds per second, or `max`.",
+)
+@kafka_options
+@click.option("--web-port", type=int, help="Worker web port [CRISISMON_WEB_PORT, 6066].")
+def demo(
+    once: bool,
+    speed: float | None,
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+    web_port: int | None,
+) -> None:
+    """The whole local stack replaying the article's crisis: broker, worker, replay, alerts."""
+    from services.demo import run_demo
+    from services.kafka.broker import BrokerError
+
+    settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # transient leader moves on new topics
+    try:
+        summary = run_demo(settings, once, speed, click.echo)
+    except BrokerError as error:
+        fail(f"broker failed to start: {error}")
+    except KeyboardInterrupt:
+        click.echo("stopped")
+        return
+    except TimeoutError as error:
+        click.echo(f"crisismon: {error}", err=True)
+        sys.exit(1)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@cli.group()
 def schemas() -> None:
     """The JSON Schemas of every record (schemas/json) and their examples."""
 
@@ -277,3 +379,7 @@ def main() -> None:
         sys.exit(done.exit_code)
     except click.ClickException as error:
         fail(error.format_message())
+
+
+if __name__ == "__main__":  # `python -m services.cli`, as the demo starts its worker
+    main()

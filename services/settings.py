@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.config import EngineConfig
+from services.kafka.broker import KAFKA_VERSION_DEFAULT
 
 
 class Settings(BaseSettings, EngineConfig):
@@ -24,7 +25,7 @@ class Settings(BaseSettings, EngineConfig):
     namespace: str = Field(
         default="", pattern=r"^[a-z0-9_-]*$", max_length=40, description="topic prefix: <ns>.crisis.events"
     )
-    kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^\d+\.\d+\.\d+$")
     web_port: int = Field(default=6066, ge=1, le=65535)
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ async def tail_alerts(
     dyad: str | None = None,
     min_level: Level = Level.NORMAL,
     idle_exit: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Calls `on_alert` for each matching alert; returns how many matched once idle for `idle_exit` s."""
     consumer = AIOKafkaConsumer(
@@ -35,7 +37,9 @@ async def tail_alerts(
     matched = 0
     last_message = time.monotonic()
     try:
-        while idle_exit is None or time.monotonic() - last_message < idle_exit:
+        while (idle_exit is None or time.monotonic() - last_message < idle_exit) and not (
+            stop and stop.is_set()
+        ):
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
                 last_message = time.monotonic()

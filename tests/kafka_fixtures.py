@@ -1,0 +1,68 @@
+"""A real single-node Apache Kafka broker for the tests that need one.
+
+Load with `pytest_plugins = ["tests.kafka_fixtures"]` in conftest.py (or `-p tests.kafka_fixtures`).
+
+- `kafka_broker` (session): one broker on free loopback ports, its data in a tmp dir, its jars in the shared
+  cache (`~/.cache/crisismon`, so a machine downloads them once); stopped at the end of the session, also
+  when tests fail. Use `kafka_broker.bootstrap` ("127.0.0.1:<port>"). `CRISISMON_KAFKA_VERSION` picks the
+  Kafka version (default: services.kafka.broker.KAFKA_VERSION_DEFAULT).
+- `kafka_namespace` (function): a fresh topic prefix, so tests sharing the broker do not see each other's
+  topics (`f"{kafka_namespace}.crisis.events"`); the broker has auto.create.topics.enable=false.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.kafka.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, free_ports, start, stop
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 120.0
+START_ATTEMPTS = 3
+
+
+def kafka_version() -> str:
+    return os.environ.get("CRISISMON_KAFKA_VERSION") or KAFKA_VERSION_DEFAULT
+
+
+def start_test_broker(base_dir: Path, version: str | None = None, timeout: float = START_TIMEOUT) -> Broker:
+    """Start a broker on free ports under `base_dir`; retries with new ports if another process took them."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port, controller_port = free_ports(2)
+        broker = Broker(
+            port=port,
+            controller_port=controller_port,
+            data_dir=base_dir / f"broker-{port}",
+            version=version or kafka_version(),
+        )
+        try:
+            start(broker, timeout=timeout)
+        except BrokerError as error:
+            # Only a lost race for the free ports is worth another try; anything else is reported at once.
+            if "already in use" not in str(error) or attempt == START_ATTEMPTS:
+                raise
+            log.warning("Ports %d/%d were taken meanwhile; retrying on new ports", port, controller_port)
+            continue
+        return broker
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = start_test_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker
+    finally:
+        stop(broker)
+
+
+@pytest.fixture
+def kafka_namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"

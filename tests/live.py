@@ -1,0 +1,142 @@
+"""Driving the real pipeline from tests: worker processes, replays, and reading the topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from schemas.outputs import Alert, IndexUpdate
+from services.kafka.broker import free_port
+from services.kafka.lag import wait_until_caught_up
+from services.kafka.tail import tail_alerts
+from services.kafka.topics import Topics
+
+CRISISMON = str(Path(sys.executable).parent / "crisismon")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISMON_")}
+    return {**env, "CRISISMON_LOG_LEVEL": "INFO", **extra}
+
+
+@dataclass
+class WorkerProcess:
+    """`crisismon worker` in a subprocess of its own, logging to a file kept for failures."""
+
+    bootstrap: str
+    namespace: str
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> WorkerProcess:
+        log = self.data_dir.with_name(f"{self.data_dir.name}-{len(self.logs)}.log")
+        self.logs.append(log)
+        command = [
+            CRISISMON,
+            "worker",
+            "--bootstrap",
+            self.bootstrap,
+            "--namespace",
+            self.namespace,
+            "--data-dir",
+            str(self.data_dir),
+            "--web-port",
+            str(free_port()),
+        ]
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit, no flush."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_text(self) -> str:
+        return "\n".join(log.read_text(errors="replace")[-4000:] for log in self.logs if log.exists())
+
+
+def replay(path: Path, bootstrap: str, namespace: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run(
+        [CRISISMON, "replay", str(path), "--bootstrap", bootstrap, "--namespace", namespace, *extra],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def wait_processed(bootstrap: str, namespace: str, timeout: float = 120) -> None:
+    topics = Topics(namespace)
+    assert asyncio.run(wait_until_caught_up(bootstrap, topics.app_id, topics.events, timeout)), (
+        f"the worker did not process {topics.events} within {timeout}s"
+    )
+
+
+def read_alerts(bootstrap: str, namespace: str, idle: float = 2.0) -> list[Alert]:
+    alerts: list[Alert] = []
+    asyncio.run(
+        tail_alerts(bootstrap, Topics(namespace).alerts, alerts.append, from_beginning=True, idle_exit=idle)
+    )
+    return alerts
+
+
+def read_topic(bootstrap: str, topic: str, idle: float = 2.0) -> list[bytes]:
+    async def read() -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        values: list[bytes] = []
+        try:
+            while batch := await consumer.getmany(timeout_ms=int(idle * 1000)):
+                values += [message.value for messages in batch.values() for message in messages]
+        finally:
+            await consumer.stop()
+        return values
+
+    return asyncio.run(read())
+
+
+def latest_index(bootstrap: str, namespace: str) -> dict[str, IndexUpdate]:
+    """The last index update of each dyad (per dyad, the topic keeps processing order)."""
+    latest: dict[str, IndexUpdate] = {}
+    for value in read_topic(bootstrap, Topics(namespace).index):
+        update = IndexUpdate.model_validate_json(value)
+        latest[update.dyad] = update
+    return latest
+
+
+def by_dyad(alerts: list[Alert]) -> dict[str, list[str]]:
+    """Alert ids per dyad in order, first sighting only (a repeat after a crash keeps its id)."""
+    seen: dict[str, list[str]] = {}
+    for alert in alerts:
+        ids = seen.setdefault(alert.dyad, [])
+        if alert.alert_id not in ids:
+            ids.append(alert.alert_id)
+    return seen

@@ -1,0 +1,209 @@
+"""The live pipeline on a real Apache Kafka broker: replay → Faust worker → topics.
+
+Each test has its own namespace on the session's broker. The offline backtest is the oracle:
+the live pipeline must give the same alerts, with the same ids, in the same order per dyad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.outputs import DeadLetter
+from services.backtest.run import run_backtest
+from services.core import EngineConfig
+from services.kafka.broker import Broker
+from services.kafka.lag import group_lag
+from services.kafka.topics import Topics
+from tests.live import WorkerProcess, by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
+from tests.synthetic import write_events
+
+ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
+
+
+def offline(path: Path) -> tuple[dict[str, list[str]], dict[str, tuple[float, float, str]]]:
+    """The backtest's alert ids per dyad, and its final (E, D, level) per dyad."""
+    result = run_backtest([path], EngineConfig())
+    final = {
+        step.outcome.dyad: step.outcome.index_update
+        for step in result.steps
+        if step.outcome.dyad and step.outcome.index_update
+    }
+    indices = {d: (u.escalation_index, u.de_escalation_index, u.level.value) for d, u in final.items() if u}
+    return by_dyad(result.alerts), indices
+
+
+def live_indices(bootstrap: str, namespace: str) -> dict[str, tuple[float, float, str]]:
+    return {
+        d: (u.escalation_index, u.de_escalation_index, u.level.value)
+        for d, u in latest_index(bootstrap, namespace).items()
+    }
+
+
+@pytest.fixture
+def worker(kafka_broker: Broker, kafka_namespace: str, tmp_path: Path):
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "worker") -> WorkerProcess:
+        process = WorkerProcess(kafka_broker.bootstrap, kafka_namespace, tmp_path / name).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_the_article_live_gives_the_backtests_alerts(
+    kafka_broker: Broker, kafka_namespace: str, worker
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    running = worker()
+    replay(ARTICLE, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace)
+    live = read_alerts(bootstrap, kafka_namespace)
+    expected_alerts, expected_index = offline(ARTICLE)
+    assert by_dyad(live) == expected_alerts, running.log_text()
+    assert len(live) == sum(len(ids) for ids in expected_alerts.values())  # no repeats without a crash
+    assert live_indices(bootstrap, kafka_namespace) == expected_index
+    assert all(alert.emitted_at is not None for alert in live)
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is installed by .ci/run")
+def test_a_non_python_subscriber_reads_the_alerts(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
+    bootstrap = kafka_broker.bootstrap
+    worker()
+    replay(ARTICLE, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace)
+    expected, _ = offline(ARTICLE)
+    read = subprocess.run(
+        [
+            "kcat",
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            Topics(kafka_namespace).alerts,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = [line.split("\t", 1) for line in read.stdout.splitlines() if line]
+    alerts = [(key, json.loads(value)) for key, value in rows]
+    assert all(key == alert["dyad"] for key, alert in alerts)
+    assert sorted(alert["alert_id"] for _, alert in alerts) == sorted(
+        i for ids in expected.values() for i in ids
+    )
+
+
+def test_two_workers_split_the_partitions_and_agree_with_one(
+    kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    events = write_events(tmp_path / "many.jsonl", 600)
+    first, second = worker("first"), worker("second")
+    replay(events, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace, timeout=180)
+    expected_alerts, expected_index = offline(events)
+    assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected_alerts
+    assert live_indices(bootstrap, kafka_namespace) == expected_index
+    logs = first.log_text() + second.log_text()
+    assert (
+        first.process and second.process and first.process.poll() is None and second.process.poll() is None
+    ), logs
+
+
+def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(
+    kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    events = write_events(tmp_path / "many.jsonl", 3000, seed=11)
+    topics = Topics(kafka_namespace)
+    victim = worker("victim")
+    replay(events, bootstrap, kafka_namespace)
+    deadline = time.monotonic() + 120
+    while (lag := asyncio.run(group_lag(bootstrap, topics.app_id, topics.events))) in (None, 3000):
+        assert time.monotonic() < deadline, victim.log_text()
+        time.sleep(0.2)
+    victim.kill()  # somewhere in the middle: lag was {lag}
+    assert lag and lag > 0, "the worker finished before it could be killed; give it more events"
+    victim.start()
+    wait_processed(bootstrap, kafka_namespace, timeout=180)
+    expected_alerts, expected_index = offline(events)
+    live = read_alerts(bootstrap, kafka_namespace)
+    assert by_dyad(live) == expected_alerts, victim.log_text()
+    assert live_indices(bootstrap, kafka_namespace) == expected_index
+
+
+def test_the_same_file_twice_changes_nothing(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
+    bootstrap = kafka_broker.bootstrap
+    worker()
+    replay(ARTICLE, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace)
+    first_alerts = {a.alert_id for a in read_alerts(bootstrap, kafka_namespace)}
+    first_index = live_indices(bootstrap, kafka_namespace)
+    replay(ARTICLE, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace)
+    assert {a.alert_id for a in read_alerts(bootstrap, kafka_namespace)} == first_alerts
+    assert live_indices(bootstrap, kafka_namespace) == first_index
+
+
+def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
+    kafka_broker: Broker, kafka_namespace: str, worker
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topics = Topics(kafka_namespace)
+    worker()
+    strike = json.loads(ARTICLE.read_text().splitlines()[4])
+    garbage = [
+        (b"IRN-PAK", b"\xff\xfe not json at all"),
+        (b"IRN-PAK", json.dumps({**strike, "event_id": "bad-type", "weight": "heavy"}).encode()),
+        (b"IRN-PAK", json.dumps({**strike, "event_id": "bad-code", "cameo_code": "999"}).encode()),
+        (b"IRN-PAK", json.dumps({**strike, "event_id": "huge", "summary": "x" * 70_000}).encode()),
+        (b"CHN-USA", json.dumps({**strike, "event_id": "wrong-key"}).encode()),
+    ]
+    later = {**strike, "event_id": "after-garbage", "event_time": "2024-01-16T18:00:00Z"}
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1 << 20)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.events, json.dumps(strike).encode(), key=b"IRN-PAK")
+            for key, value in garbage:
+                await producer.send_and_wait(topics.events, value, key=key)
+            await producer.send_and_wait(topics.events, json.dumps(later).encode(), key=b"IRN-PAK")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    wait_processed(bootstrap, kafka_namespace)
+    letters = [DeadLetter.model_validate_json(v) for v in read_topic(bootstrap, topics.dead_letters)]
+    reasons = sorted(letter.reason for letter in letters)  # one DLQ partition, sources from several
+    assert len(letters) == 5, reasons
+    expected = [
+        "Invalid JSON",
+        "not its dyad",
+        "over the 65536-byte limit",
+        "unknown CAMEO code '999'",
+        "weight",
+    ]
+    assert all(any(part in reason for reason in reasons) for part in expected), reasons
+    assert all(letter.origin == topics.events and letter.offset is not None for letter in letters)
+    assert any(letter.raw.startswith("\\xff\\xfe") for letter in letters)
+    updates = latest_index(bootstrap, kafka_namespace)
+    assert updates["IRN-PAK"].triggered_by == "after-garbage"
