@@ -1,9 +1,9 @@
-# CrisisMon: `make setup`, `make test` (what CI runs), `make lint`.
+# CrisisMon: `make setup`, `make run` (the local stack), `make test` (what CI runs), `make bench`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint format
+.PHONY: setup run test lint format bench broker-jars
 
 setup: $(VENV)/.installed
 
@@ -14,14 +14,26 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $@
 
+# The local broker's jars, from Maven Central into ~/.cache/crisismon (once per machine and version).
+broker-jars: setup
+	$(BIN)/python -c 'from services.kafka.broker import resolve_jars; print(resolve_jars())'
+
+# The whole local stack replaying the article's crisis; serves until Ctrl-C.
+run: broker-jars
+	$(BIN)/crisismon demo
+
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/crisismon schemas export --check
 
-test: lint
+test: lint broker-jars
 	$(BIN)/python -m pytest
+
+# Events per second through one worker next to a plain consumer; peak memory. Not a test.
+bench: broker-jars
+	$(BIN)/python -m tests.bench.worker_throughput
 
 format: setup
 	$(BIN)/ruff format .

@@ -26,7 +26,10 @@ class Level(StrEnum):
     @property
     def rank(self) -> int:
         """0 to 3: the order of levels (also the `crisismon_level` metric)."""
-        return list(Level).index(self)
+        return _RANKS[self]
+
+
+_RANKS = {level: rank for rank, level in enumerate(Level)}
 
 
 class ComputedWith(StrictModel):

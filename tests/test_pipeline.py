@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -76,7 +75,6 @@ def test_the_article_live_gives_the_backtests_alerts(
     assert all(alert.emitted_at is not None for alert in live)
 
 
-@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is installed by .ci/run")
 def test_a_non_python_subscriber_reads_the_alerts(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
     bootstrap = kafka_broker.bootstrap
     worker()

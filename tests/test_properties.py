@@ -1,8 +1,8 @@
 """Properties the engine promises, for any events: order-free, exact retraction, determinism."""
 
 import itertools
-import json
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,7 +95,7 @@ def test_same_input_same_alerts(events: list) -> None:
 def test_a_state_saved_and_restored_goes_on_exactly_as_before(events: list, more: list) -> None:
     """What the worker's table does: the snapshot round-trips through JSON without a bit lost."""
     state, _ = play(events)
-    restored = DyadState.restore(json.loads(json.dumps(state.snapshot())))
+    restored = DyadState.restore(orjson.loads(orjson.dumps(state.snapshot())))
     assert restored == state
     later = [e.model_copy(update={"event_id": f"later-{e.event_id}"}) for e in more]
     kept, restarted = Engine(states={"IRN-PAK": state}), Engine(states={"IRN-PAK": restored})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.outputs import Alert, Contributor, Level
 from services.core import decay
@@ -39,7 +39,7 @@ class Entry:
 
     def as_row(self) -> list[Any]:
         """The fields in order: a compact form for snapshots (the level is a str enum)."""
-        return [getattr(self, f.name) for f in fields(self)]
+        return [getattr(self, name) for name in _ENTRY_FIELDS]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -48,13 +48,28 @@ class Entry:
         return entry
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+class Published(NamedTuple):
+    """An alert as the state keeps it: its JSON (what snapshots store) and what finds it again."""
+
+    time: float
+    triggered_by: str
+    json: str
+
+    @classmethod
+    def of(cls, alert: Alert) -> Published:
+        return cls(to_seconds(alert.event_time), alert.triggered_by, alert.model_dump_json())
+
+
 @dataclass(slots=True)
 class DyadState:
     dyad: str
     entries: list[Entry] = field(default_factory=list)
     retracted: dict[str, float] = field(default_factory=dict)
     """Ids of retracted events (with a time to let them go), so a late copy stays out."""
-    emitted: dict[str, Alert] = field(default_factory=dict)
+    emitted: dict[str, Published] = field(default_factory=dict)
     """Alerts already published, by id: never raised twice, but repeatable after a crash."""
     reported_level: Level = Level.NORMAL
     """The level of the last alert published: what subscribers believe."""
@@ -212,11 +227,19 @@ class DyadState:
         del self.entries[:keep_from]
         for event_id in [k for k, t in self.retracted.items() if t < horizon]:
             del self.retracted[event_id]
-        for alert_id in [k for k, a in self.emitted.items() if to_seconds(a.event_time) < horizon]:
+        for alert_id in [k for k, published in self.emitted.items() if published.time < horizon]:
             del self.emitted[alert_id]
 
     def alerts_triggered_by(self, record_id: str) -> tuple[Alert, ...]:
-        return tuple(alert for alert in self.emitted.values() if alert.triggered_by == record_id)
+        return tuple(
+            Alert.model_validate_json(published.json)
+            for published in self.emitted.values()
+            if published.triggered_by == record_id
+        )
+
+    def remember(self, alert: Alert) -> None:
+        self.emitted[alert.alert_id] = Published.of(alert)
+        self.reported_level = alert.level
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of the state (floats round-trip exactly through JSON)."""
@@ -224,19 +247,18 @@ class DyadState:
             "dyad": self.dyad,
             "entries": [entry.as_row() for entry in self.entries],
             "retracted": self.retracted,
-            "emitted": [alert.model_dump(mode="json") for alert in self.emitted.values()],
+            "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
         }
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> DyadState:
         entries = [Entry.from_row(row) for row in snapshot["entries"]]
-        alerts = [Alert.model_validate(alert, strict=False) for alert in snapshot["emitted"]]
         return cls(
             dyad=snapshot["dyad"],
             entries=entries,
             retracted=dict(snapshot["retracted"]),
-            emitted={alert.alert_id: alert for alert in alerts},
+            emitted={alert_id: Published(*row) for alert_id, row in snapshot["emitted"].items()},
             reported_level=Level(snapshot["reported_level"]),
             event_ids={entry.event_id for entry in entries},
         )

@@ -111,7 +111,7 @@ def _publish(
     """
     fresh = [alert for alert in timeline if alert.alert_id not in state.emitted]
     for alert in fresh:
-        state.emitted[alert.alert_id] = alert
+        state.remember(alert)
     if timeline:
         state.reported_level = timeline[-1].level
     if state.reported_level is not state.level:
@@ -128,8 +128,7 @@ def _correction(state: DyadState, record_id: str, record_time: float, config: En
         reason=f"{record_id} changed the dyad's history: its level is now {after}, not {before}",
     )
     alert = state.make_alert(step, before, after, record_id, -1, config, event_time=record_time)
-    state.emitted[alert.alert_id] = alert
-    state.reported_level = after
+    state.remember(alert)
     return alert
 
 

@@ -13,7 +13,6 @@ duplicate for the saved state, and its alerts are published again with the same 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from pydantic import ValidationError
 
 from replay.readers.base import describe
@@ -50,7 +50,7 @@ class Processor:
     def state_of(self, dyad: str) -> DyadState:
         if dyad not in self.states:
             saved = self.table.get(dyad.encode())
-            self.states[dyad] = DyadState.restore(json.loads(saved)) if saved else DyadState(dyad)
+            self.states[dyad] = DyadState.restore(orjson.loads(saved)) if saved else DyadState(dyad)
         return self.states[dyad]
 
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
@@ -74,7 +74,7 @@ class Processor:
         self.counts[outcome.status] += 1
         await self.publish(state, outcome, to_seconds(record.event_time))
         if outcome.index_update is not None:
-            self.table[dyad.encode()] = json.dumps(state.snapshot()).encode()
+            self.table[dyad.encode()] = orjson.dumps(state.snapshot())
 
     async def publish(self, state: DyadState, outcome: Outcome, record_time: float) -> None:
         key = state.dyad.encode()
