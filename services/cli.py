@@ -101,6 +101,7 @@ def run_async(coroutine: Any) -> Any:
     """Run a coroutine; a broker that cannot be reached is one line and exit 2."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures surface as exceptions here
     try:
         return asyncio.run(coroutine)
     except KafkaConnectionError as error:

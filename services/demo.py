@@ -91,7 +91,7 @@ def ensure_local_broker(settings: Settings) -> local_broker.Broker | None:
     """Starts a local broker on the bootstrap's port unless one answers; returns it if started here."""
     host, port = settings.kafka_bootstrap.rsplit(":", 1)
     broker = local_broker.Broker.local(int(port), version=settings.kafka_version)
-    if host not in ("127.0.0.1", "localhost") or local_broker.status(broker).answering:
+    if host not in ("127.0.0.1", "localhost") or local_broker.answers(settings.kafka_bootstrap, 5.0):
         return None
     log.info("starting a local Kafka %s broker on %s", settings.kafka_version, settings.kafka_bootstrap)
     local_broker.start(broker)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from services.kafka.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, free_ports, start, stop
+from tests.live import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +67,20 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 @pytest.fixture
 def kafka_namespace() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def worker(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts `crisismon worker` processes on the test's namespace; stops them all at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "worker") -> WorkerProcess:
+        process = WorkerProcess(kafka_broker.bootstrap, kafka_namespace, tmp_path / name).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

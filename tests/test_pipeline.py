@@ -12,7 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.outputs import DeadLetter
@@ -21,7 +20,7 @@ from services.core import EngineConfig
 from services.kafka.broker import Broker
 from services.kafka.lag import group_lag
 from services.kafka.topics import Topics
-from tests.live import WorkerProcess, by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
+from tests.live import by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
 from tests.synthetic import write_events
 
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
@@ -44,20 +43,6 @@ def live_indices(bootstrap: str, namespace: str) -> dict[str, tuple[float, float
         d: (u.escalation_index, u.de_escalation_index, u.level.value)
         for d, u in latest_index(bootstrap, namespace).items()
     }
-
-
-@pytest.fixture
-def worker(kafka_broker: Broker, kafka_namespace: str, tmp_path: Path):
-    started: list[WorkerProcess] = []
-
-    def start(name: str = "worker") -> WorkerProcess:
-        process = WorkerProcess(kafka_broker.bootstrap, kafka_namespace, tmp_path / name).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def test_the_article_live_gives_the_backtests_alerts(

@@ -270,7 +270,7 @@ def stop(broker: Broker, timeout: float = 30) -> bool:
 def status(broker: Broker, probe_timeout: float = 5.0) -> BrokerStatus:
     """Whether the broker from this data dir runs, and whether it answers a metadata request."""
     pid = _running_pid(broker)
-    answering = pid is not None and _answers(broker.bootstrap, probe_timeout)
+    answering = pid is not None and answers(broker.bootstrap, probe_timeout)
     return BrokerStatus(running=pid is not None, pid=pid, bootstrap=broker.bootstrap, answering=answering)
 
 
@@ -425,7 +425,7 @@ def _await_answer(broker: Broker, pid: int, timeout: float) -> None:
                 f"last lines of {broker.log_file}:\n{log_tail(broker)}"
             )
         remaining = deadline - time.monotonic()
-        if _port_accepts(broker.port) and _answers(broker.bootstrap, min(3.0, max(remaining, 1.0))):
+        if _port_accepts(broker.port) and answers(broker.bootstrap, min(3.0, max(remaining, 1.0))):
             return
         if time.monotonic() >= deadline:
             raise BrokerError(
@@ -435,7 +435,7 @@ def _await_answer(broker: Broker, pid: int, timeout: float) -> None:
         time.sleep(0.25)
 
 
-def _answers(bootstrap: str, timeout: float) -> bool:
+def answers(bootstrap: str, timeout: float) -> bool:
     """Whether a Kafka broker at `bootstrap` answers a metadata request listing at least one broker."""
 
     def probe() -> bool:

@@ -1,0 +1,127 @@
+"""The Kafka-facing commands as a user runs them: help, errors, tail filters, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from services.kafka.broker import Broker, free_port
+from tests.live import CRISISMON, clean_env, replay, wait_processed
+
+ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
+
+
+def crisismon(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CRISISMON, *args], capture_output=True, text=True, env=clean_env(**env), timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backtest"],
+        ["replay"],
+        ["worker"],
+        ["alerts", "tail"],
+        ["broker", "start"],
+        ["broker", "stop"],
+        ["broker", "status"],
+        ["demo"],
+        ["schemas", "export"],
+    ],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    run = crisismon(*command, "--help")
+    assert run.returncode == 0 and "Usage:" in run.stdout
+
+
+def test_replay_of_a_missing_file_is_one_line_and_exit_2() -> None:
+    run = crisismon("replay", "missing.jsonl", "--bootstrap", f"127.0.0.1:{free_port()}")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "missing.jsonl" in run.stderr
+
+
+def test_replay_to_no_broker_is_one_line_and_exit_2() -> None:
+    run = crisismon("replay", str(ARTICLE), "--bootstrap", f"127.0.0.1:{free_port()}")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "cannot reach Kafka" in run.stderr
+
+
+@pytest.mark.parametrize("speed", ["fast", "0", "-3"])
+def test_a_bad_speed_is_one_line_and_exit_2(speed: str) -> None:
+    run = crisismon("replay", str(ARTICLE), "--speed", speed)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+
+
+def test_broker_status_says_not_running_and_exits_1(tmp_path: Path) -> None:
+    run = crisismon("broker", "status", "--port", str(free_port()), XDG_CACHE_HOME=str(tmp_path))
+    assert run.returncode == 1 and "not running" in run.stdout
+
+
+def test_alerts_tail_filters_and_prints_json(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
+    worker()
+    replay(ARTICLE, kafka_broker.bootstrap, kafka_namespace)
+    wait_processed(kafka_broker.bootstrap, kafka_namespace)
+    common = [
+        "alerts",
+        "tail",
+        "--bootstrap",
+        kafka_broker.bootstrap,
+        "--namespace",
+        kafka_namespace,
+        "--from-beginning",
+        "--idle-exit",
+        "3",
+    ]
+    everything = crisismon(*common, "--json")
+    warning = crisismon(*common, "--json", "--min-level", "warning", "--dyad", "IRN-PAK")
+    human = crisismon(*common, "--dyad", "CHN-PAK")
+    alerts = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert len(alerts) == 5 and {a["dyad"] for a in alerts} == {"IRN-PAK"}
+    touching_warning = [json.loads(line)["alert_id"] for line in warning.stdout.splitlines()]
+    assert touching_warning == [
+        a["alert_id"] for a in alerts if "warning" in (a["level"], a["previous_level"])
+    ]
+    assert human.returncode == 0 and human.stdout == ""
+
+
+def test_alerts_tail_from_now_sees_nothing_old(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
+    worker()
+    replay(ARTICLE, kafka_broker.bootstrap, kafka_namespace)
+    wait_processed(kafka_broker.bootstrap, kafka_namespace)
+    run = crisismon(
+        "alerts",
+        "tail",
+        "--bootstrap",
+        kafka_broker.bootstrap,
+        "--namespace",
+        kafka_namespace,
+        "--idle-exit",
+        "2",
+    )
+    assert run.returncode == 0 and run.stdout == ""
+
+
+def test_demo_once_shows_the_crisis_reaching_warning(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path
+) -> None:
+    run = crisismon(
+        "demo",
+        "--once",
+        "--speed",
+        "max",
+        "--bootstrap",
+        kafka_broker.bootstrap,
+        "--namespace",
+        kafka_namespace,
+        "--web-port",
+        str(free_port()),
+        CRISISMON_DATA_DIR=str(tmp_path / "demo"),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.splitlines()[-1]
+    assert summary.split()[:2] in (["IRN-PAK", "warning"], ["IRN-PAK", "critical"]), run.stdout
+    assert "2 escalation, 3 de-escalation" in summary
