@@ -12,6 +12,7 @@ Load with `pytest_plugins = ["tests.kafka_fixtures"]` in conftest.py (or `-p tes
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.kafka.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, free_ports, start, stop
 from tests.live import WorkerProcess
@@ -65,8 +67,22 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def kafka_namespace() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
+def kafka_namespace(kafka_broker: Broker) -> Iterator[str]:
+    """A fresh topic prefix; its topics are deleted afterwards, so the broker stays light."""
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    yield namespace
+    asyncio.run(delete_topics(kafka_broker.bootstrap, f"{namespace}."))
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -130,6 +130,9 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        # Faust waits 20 minutes by default for a produce response, and every offset commit
+        # waits for the producer: one lost response would stall commits that long.
+        producer_request_timeout=30.0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,
