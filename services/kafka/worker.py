@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from services.core.dyad import DyadState
 from services.core.engine import Outcome, apply, index_now
 from services.core.timeutil import to_seconds
 from services.kafka.topics import PARTITIONS, Topics, ensure_topics
+from services.kafka.watchdog import CommitWatchdog
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,15 +48,20 @@ class Processor:
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
     counts: Counter[str] = field(default_factory=Counter)
+    watchdog: CommitWatchdog | None = None
 
     def state_of(self, dyad: str) -> DyadState:
         if dyad not in self.states:
             saved = self.table.get(dyad.encode())
-            self.states[dyad] = DyadState.restore(orjson.loads(saved)) if saved else DyadState(dyad)
+            self.states[dyad] = (
+                DyadState.restore(orjson.loads(zlib.decompress(saved))) if saved else DyadState(dyad)
+            )
         return self.states[dyad]
 
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
         message = event.message
+        if self.watchdog is not None:
+            self.watchdog.record(message.tp, message.offset)
         raw: bytes = event.value or b""
         try:
             record = parse_record(raw)
@@ -74,7 +81,7 @@ class Processor:
         self.counts[outcome.status] += 1
         await self.publish(state, outcome, to_seconds(record.event_time))
         if outcome.index_update is not None:
-            self.table[dyad.encode()] = orjson.dumps(state.snapshot())
+            self.table[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
 
     async def publish(self, state: DyadState, outcome: Outcome, record_time: float) -> None:
         key = state.dyad.encode()
@@ -133,6 +140,9 @@ def create_app(settings: Settings) -> faust.App:
         # Faust waits 20 minutes by default for a produce response, and every offset commit
         # waits for the producer: one lost response would stall commits that long.
         producer_request_timeout=30.0,
+        # Table writes are whole dyad snapshots (zlib-compressed JSON, a few KiB): let them
+        # share batches, or Faust's producer buffer fills and stalls the stream.
+        producer_max_batch_size=512 * 1024,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,
@@ -145,7 +155,9 @@ def create_app(settings: Settings) -> faust.App:
     )
     events = app.topic(topics.events, partitions=PARTITIONS)
     table = app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
+    watchdog = CommitWatchdog(settings.kafka_bootstrap, topics.app_id)
     processor = Processor(
+        watchdog=watchdog,
         config=settings.engine_config(),
         table=table,
         topics={
@@ -159,6 +171,10 @@ def create_app(settings: Settings) -> faust.App:
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await processor.handle(event)
+
+    @app.timer(interval=watchdog.idle_seconds)  # type: ignore[untyped-decorator]
+    async def unstick_commits() -> None:
+        await watchdog.check(app.consumer)
 
     def forget_states(*_: Any, **__: Any) -> None:
         processor.states.clear()

@@ -1,0 +1,59 @@
+"""The commit watchdog against a real broker: it seeks back only a partition whose commits stand still."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from faust.types import TP
+
+from services.kafka.broker import Broker
+from services.kafka.topics import Topics, ensure_topics
+from services.kafka.watchdog import CommitWatchdog
+
+
+@dataclass
+class ConsumerSeen:
+    """What the watchdog asks of Faust's consumer: its assignment, and seeks."""
+
+    owned: set[TP]
+    seeks: list[tuple[TP, int]] = field(default_factory=list)
+
+    def assignment(self) -> set[TP]:
+        return self.owned
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def commit(bootstrap: str, group: str, offsets: dict[TP, int]) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+        consumer.assign(list(partitions))
+        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in partitions.items()})
+    finally:
+        await consumer.stop()
+
+
+def test_only_a_partition_stalled_behind_its_processing_is_read_again(
+    kafka_broker: Broker, kafka_namespace: str
+) -> None:
+    topics = Topics(kafka_namespace)
+    stalled, done, elsewhere = (TP(topics.events, p) for p in (0, 1, 2))
+
+    async def scenario() -> list[tuple[TP, int]]:
+        await ensure_topics(kafka_broker.bootstrap, topics)
+        await commit(kafka_broker.bootstrap, topics.app_id, {stalled: 40, done: 100, elsewhere: 5})
+        watchdog = CommitWatchdog(kafka_broker.bootstrap, topics.app_id, idle_seconds=0.0)
+        for tp, offset in ((stalled, 90), (done, 99), (elsewhere, 50)):
+            watchdog.record(tp, offset)
+        consumer = ConsumerSeen(owned={stalled, done})
+        assert await watchdog.check(consumer) == []  # a first sighting is not yet a stall
+        assert await watchdog.check(consumer) == [stalled]
+        return consumer.seeks
+
+    assert asyncio.run(scenario()) == [(stalled, 40)]
