@@ -10,13 +10,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from schemas.outputs import Alert, IndexUpdate
 from services.kafka.broker import free_port
 from services.kafka.lag import wait_until_caught_up
 from services.kafka.tail import tail_alerts
-from services.kafka.topics import Topics
+from services.kafka.topics import Topics, reader
 
 CRISISMON = str(Path(sys.executable).parent / "crisismon")
 
@@ -104,13 +102,7 @@ def read_alerts(bootstrap: str, namespace: str, idle: float = 2.0) -> list[Alert
 
 def read_topic(bootstrap: str, topic: str, idle: float = 2.0) -> list[bytes]:
     async def read() -> list[bytes]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
+        consumer = reader(bootstrap, topic)
         await consumer.start()
         values: list[bytes] = []
         try:

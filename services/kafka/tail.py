@@ -7,10 +7,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from schemas.outputs import Alert, Level
+from services.kafka.topics import reader
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,7 @@ async def tail_alerts(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Calls `on_alert` for each matching alert; returns how many matched once idle for `idle_exit` s."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-    )
+    consumer = reader(bootstrap, topic, from_beginning)
     await consumer.start()
     matched = 0
     last_message = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -81,3 +82,14 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+def reader(bootstrap: str, topic: str, from_beginning: bool = True) -> AIOKafkaConsumer:
+    """A consumer outside any group (it commits nothing), for those who only read a topic."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,10 +44,9 @@ class Processor:
     config: EngineConfig
     table: Any
     topics: dict[str, Any]
+    watchdog: CommitWatchdog
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
-    counts: Counter[str] = field(default_factory=Counter)
-    watchdog: CommitWatchdog | None = None
 
     def state_of(self, dyad: str) -> DyadState:
         if dyad not in self.states:
@@ -60,8 +58,7 @@ class Processor:
 
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
         message = event.message
-        if self.watchdog is not None:
-            self.watchdog.record(message.tp, message.offset)
+        self.watchdog.record(message.tp, message.offset)
         raw: bytes = event.value or b""
         try:
             record = parse_record(raw)
@@ -71,14 +68,12 @@ class Processor:
         dyad = record.dyad
         key = message.key.decode("utf-8", "replace") if message.key else None
         if dyad is None:
-            self.counts["no-dyad"] += 1
-            return
+            return  # an event of no dyad stays in the log; there is no dyad index to update
         if key != dyad:
             await self.dead_letter(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
             return
         state = self.state_of(dyad)
         outcome = apply(state, record, self.config)
-        self.counts[outcome.status] += 1
         await self.publish(state, outcome, to_seconds(record.event_time))
         if outcome.index_update is not None:
             self.table[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
@@ -104,7 +99,6 @@ class Processor:
             )
 
     async def dead_letter(self, raw: bytes, reason: str, message: Any) -> None:
-        self.counts["rejected"] += 1
         text = raw.decode("utf-8", errors="backslashreplace")
         letter = DeadLetter(
             reason=reason[:2000],

@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from services.kafka.broker import stop
-from services.kafka.topics import Topics
+from services.kafka.topics import Topics, reader
 from tests.kafka_fixtures import start_test_broker
 from tests.live import WorkerProcess, replay, wait_processed
 from tests.synthetic import write_events
@@ -30,13 +28,7 @@ TARGET_RATIO = 0.5
 
 async def timed_read(bootstrap: str, topic: str, expected: int, decode: bool) -> tuple[float, float]:
     """(first, last) of the record times: receipt time, or the record's own timestamp."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = reader(bootstrap, topic)
     await consumer.start()
     seen, first, last = 0, 0.0, 0.0
     try:
