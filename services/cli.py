@@ -329,7 +329,7 @@ def demo(
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # transient leader moves on new topics
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # transient leader moves on new topics
     try:
         summary = run_demo(settings, once, speed, click.echo)
     except BrokerError as error:

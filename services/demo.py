@@ -7,7 +7,6 @@ a watchable speed, and the alerts printed as they arrive.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
@@ -24,8 +23,6 @@ from services.kafka.lag import wait_until_caught_up
 from services.kafka.tail import tail_alerts
 from services.kafka.topics import Topics, ensure_topics
 from services.settings import Settings
-
-log = logging.getLogger(__name__)
 
 ARTICLE = Path(__file__).resolve().parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
 
@@ -93,7 +90,6 @@ def ensure_local_broker(settings: Settings) -> local_broker.Broker | None:
     broker = local_broker.Broker.local(int(port), version=settings.kafka_version)
     if host not in ("127.0.0.1", "localhost") or local_broker.answers(settings.kafka_bootstrap, 5.0):
         return None
-    log.info("starting a local Kafka %s broker on %s", settings.kafka_version, settings.kafka_bootstrap)
     local_broker.start(broker)
     return broker
 
@@ -131,10 +127,12 @@ async def play(settings: Settings, once: bool, speed: float | None, show: Callab
 
 def run_demo(settings: Settings, once: bool, speed: float | None, show: Callable[[str], None]) -> Summary:
     started_broker = ensure_local_broker(settings)
+    if started_broker is not None:
+        show(f"started a local Kafka {started_broker.version} at {started_broker.bootstrap}")
     worker = start_worker(settings, settings.data_dir / "worker.log")
     show(
         f"worker started (pid {worker.pid}, log {settings.data_dir / 'worker.log'}); "
-        f"web on http://127.0.0.1:{settings.web_port}/"
+        f"web port {settings.web_port}"
     )
     try:
         return asyncio.run(play(settings, once, speed, show))
