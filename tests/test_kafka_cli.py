@@ -61,21 +61,17 @@ def test_broker_status_says_not_running_and_exits_1(tmp_path: Path) -> None:
     assert run.returncode == 1 and "not running" in run.stdout
 
 
-def test_alerts_tail_filters_and_prints_json(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
+@pytest.fixture
+def article_tail(kafka_broker: Broker, kafka_namespace: str, worker) -> list[str]:
+    """The article processed live; the `alerts tail` arguments that reach its alerts."""
     worker()
     replay(ARTICLE, kafka_broker.bootstrap, kafka_namespace)
     wait_processed(kafka_broker.bootstrap, kafka_namespace)
-    common = [
-        "alerts",
-        "tail",
-        "--bootstrap",
-        kafka_broker.bootstrap,
-        "--namespace",
-        kafka_namespace,
-        "--from-beginning",
-        "--idle-exit",
-        "3",
-    ]
+    return ["alerts", "tail", "--bootstrap", kafka_broker.bootstrap, "--namespace", kafka_namespace]
+
+
+def test_alerts_tail_filters_and_prints_json(article_tail: list[str]) -> None:
+    common = [*article_tail, "--from-beginning", "--idle-exit", "3"]
     everything = crisismon(*common, "--json")
     warning = crisismon(*common, "--json", "--min-level", "warning", "--dyad", "IRN-PAK")
     human = crisismon(*common, "--dyad", "CHN-PAK")
@@ -88,20 +84,8 @@ def test_alerts_tail_filters_and_prints_json(kafka_broker: Broker, kafka_namespa
     assert human.returncode == 0 and human.stdout == ""
 
 
-def test_alerts_tail_from_now_sees_nothing_old(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
-    worker()
-    replay(ARTICLE, kafka_broker.bootstrap, kafka_namespace)
-    wait_processed(kafka_broker.bootstrap, kafka_namespace)
-    run = crisismon(
-        "alerts",
-        "tail",
-        "--bootstrap",
-        kafka_broker.bootstrap,
-        "--namespace",
-        kafka_namespace,
-        "--idle-exit",
-        "2",
-    )
+def test_alerts_tail_from_now_sees_nothing_old(article_tail: list[str]) -> None:
+    run = crisismon(*article_tail, "--idle-exit", "2")
     assert run.returncode == 0 and run.stdout == ""
 
 
