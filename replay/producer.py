@@ -16,8 +16,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from replay.ordering import in_play_order
-from replay.readers import BadRow, Located, read_events
+from replay.ordering import read_in_play_order
+from replay.readers import BadRow
 from services.kafka.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,6 @@ class ReplayReport:
     bad_rows: list[BadRow] = field(default_factory=list)
 
 
-def read_all(paths: Iterable[Path], file_format: str) -> tuple[list[Located], list[BadRow]]:
-    """Every readable record in play order, and the rows that were not (InputError stops)."""
-    located: list[Located] = []
-    bad: list[BadRow] = []
-    for path in paths:
-        for item in read_events(path, file_format):
-            (bad if isinstance(item, BadRow) else located).append(item)  # type: ignore[arg-type]
-    return in_play_order(located), bad
-
-
 async def replay(
     paths: Iterable[Path],
     bootstrap: str,
@@ -50,7 +40,7 @@ async def replay(
     progress: bool = False,
 ) -> ReplayReport:
     """Produce every record; `speed` is event seconds per wall second (None: as fast as possible)."""
-    records, bad_rows = read_all(paths, file_format)
+    records, bad_rows = read_in_play_order(paths, file_format)
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], bad_rows=bad_rows)
     await ensure_topics(bootstrap, topics)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.ordering import in_play_order
-from replay.readers import BadRow, Located, read_events
+from replay.ordering import read_in_play_order
+from replay.readers import BadRow, Located
 from schemas.outputs import Alert
 from services.core import Engine, EngineConfig, Outcome
 
@@ -44,14 +44,7 @@ class BacktestResult:
 
 def run_backtest(paths: Iterable[Path], config: EngineConfig, file_format: str = "auto") -> BacktestResult:
     """Read every file (InputError if one can't be read), then play its records in order."""
-    result = BacktestResult(config)
-    located: list[Located] = []
-    for path in paths:
-        for item in read_events(path, file_format):
-            if isinstance(item, BadRow):
-                result.bad_rows.append(item)
-            else:
-                located.append(item)
+    located, bad_rows = read_in_play_order(paths, file_format)
     engine = Engine(config)
-    result.steps = [Step(item, engine.process(item.record)) for item in in_play_order(located)]
-    return result
+    steps = [Step(item, engine.process(item.record)) for item in located]
+    return BacktestResult(config, steps, bad_rows)
