@@ -131,6 +131,22 @@ def worker(
     run_worker(settings)
 
 
+@cli.group()
+def topics() -> None:
+    """The contract's topics: crisis.events, crisis.events.dlq, crisis.index, crisis.alerts."""
+
+
+@topics.command("create")
+@kafka_options
+def topics_create(bootstrap: str | None, namespace: str | None, config_file: Path | None) -> None:
+    """Create the topics that are missing, with their partitions and retention (the worker does too)."""
+    from services.kafka.topics import Topics, ensure_topics
+
+    settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
+    created = run_async(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
 def parse_speed(_: Any, __: Any, value: str) -> float | None:
     if value == "max":
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.config import EngineConfig
@@ -26,7 +26,20 @@ class Settings(BaseSettings, EngineConfig):
         default="", pattern=r"^[a-z0-9_-]*$", max_length=40, description="topic prefix: <ns>.crisis.events"
     )
     kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^\d+\.\d+\.\d+$")
+    web_host: str = Field(
+        default="127.0.0.1", description="the web server's address; 0.0.0.0 only inside a container"
+    )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    api_token: SecretStr | None = Field(
+        default=None, description="when set, the dashboard and /api need it as a bearer token"
+    )
+    api_max_events: int = Field(default=50_000, ge=100, description="events the API keeps for lookup")
+    api_history_per_dyad: int = Field(
+        default=5_000, ge=10, description="index updates the API keeps per dyad"
+    )
+    metrics_max_dyads: int = Field(
+        default=200, ge=1, description="dyads labelled in /metrics (the most recently active)"
+    )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 

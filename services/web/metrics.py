@@ -1,0 +1,128 @@
+"""The worker's Prometheus metrics, served at /metrics beside Faust's own sensor metrics.
+
+Real event feeds have thousands of dyads; a label per dyad would swamp Prometheus. At most
+`max_dyads` dyads carry labels at once: the most recently active. When a new dyad needs a
+place, the least recently active one loses its series (its counters restart from zero if it
+comes back, which `rate()` and `increase()` take in their stride).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.outputs import Alert, IndexUpdate
+
+OUTCOMES = ("accepted", "duplicate", "rejected", "retraction", "ignored")
+"""`crisismon_events_total{outcome}`: rejected records went to the dead-letter topic; ignored
+ones are valid but change no index (no dyad, older than the retention, already retracted)."""
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class WorkerMetrics:
+    """One registry per worker (not the global one), so tests can run several in a process."""
+
+    def __init__(self, max_dyads: int) -> None:
+        self.registry = CollectorRegistry()
+        self.max_dyads = max_dyads
+        self._dyads: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
+        self.escalation_index = Gauge(
+            "crisismon_escalation_index",
+            "Escalation index of the dyad at its latest event",
+            ["dyad"],
+            registry=self.registry,
+        )
+        self.de_escalation_index = Gauge(
+            "crisismon_de_escalation_index",
+            "De-escalation index of the dyad at its latest event",
+            ["dyad"],
+            registry=self.registry,
+        )
+        self.level = Gauge(
+            "crisismon_level",
+            "Alert level of the dyad: 0 normal, 1 watch, 2 warning, 3 critical",
+            ["dyad"],
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "crisismon_alerts",
+            "Alerts published",
+            labelnames=["dyad", "kind", "level"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "crisismon_events",
+            "Records read from crisis.events, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self.events.labels(outcome)
+        self.processing_seconds = Histogram(
+            "crisismon_event_processing_seconds",
+            "Wall-clock time to process one record, outputs included",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.event_time_lag = Gauge(
+            "crisismon_event_time_lag_seconds",
+            "Wall-clock time minus the event time of the latest record processed",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "crisismon_consumer_lag_records",
+            "Records not yet processed, per partition this worker reads",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.dyads_labelled = Gauge(
+            "crisismon_dyads_labelled", "Dyads that currently carry labels here", registry=self.registry
+        )
+        self.dyads_evicted = Counter(
+            "crisismon_dyads_evicted",
+            "Dyads whose series were dropped to keep at most max_dyads labelled",
+            registry=self.registry,
+        )
+
+    def faust_monitor(self) -> PrometheusMonitor:
+        """Faust's sensor metrics (messages, commits, rebalances...) in this registry, as faust_*."""
+        return PrometheusMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
+
+    def observe_index(self, update: IndexUpdate) -> None:
+        self._admit(update.dyad)
+        self.escalation_index.labels(update.dyad).set(update.escalation_index)
+        self.de_escalation_index.labels(update.dyad).set(update.de_escalation_index)
+        self.level.labels(update.dyad).set(update.level.rank)
+
+    def observe_alert(self, alert: Alert) -> None:
+        self._admit(alert.dyad).add((alert.kind, alert.level.value))
+        self.alerts.labels(alert.dyad, alert.kind, alert.level.value).inc()
+
+    def observe_record(
+        self, outcome: str, seconds: float, event_time: datetime | None, now: datetime
+    ) -> None:
+        self.events.labels(outcome).inc()
+        self.processing_seconds.observe(seconds)
+        if event_time is not None:
+            self.event_time_lag.set((now - event_time).total_seconds())
+
+    def _admit(self, dyad: str) -> set[tuple[str, str]]:
+        """Mark the dyad as the most recently active, evicting the least recent beyond the budget;
+        returns the (kind, level) pairs its alert counter has."""
+        if dyad in self._dyads:
+            self._dyads.move_to_end(dyad)
+            return self._dyads[dyad]
+        alert_labels = self._dyads[dyad] = set()
+        while len(self._dyads) > self.max_dyads:
+            evicted, evicted_alert_labels = self._dyads.popitem(last=False)
+            for gauge in (self.escalation_index, self.de_escalation_index, self.level):
+                gauge.remove(evicted)
+            for kind, level in evicted_alert_labels:
+                self.alerts.remove(evicted, kind, level)
+            self.dyads_evicted.inc()
+        self.dyads_labelled.set(len(self._dyads))
+        return alert_labels
