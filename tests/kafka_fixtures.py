@@ -92,8 +92,8 @@ def worker(
     """Starts `crisismon worker` processes on the test's namespace; stops them all at the end."""
     started: list[WorkerProcess] = []
 
-    def start(name: str = "worker") -> WorkerProcess:
-        process = WorkerProcess(kafka_broker.bootstrap, kafka_namespace, tmp_path / name).start()
+    def start(name: str = "worker", **environment: str) -> WorkerProcess:
+        process = WorkerProcess(kafka_broker.bootstrap, kafka_namespace, tmp_path / name, environment).start()
         started.append(process)
         return process
 

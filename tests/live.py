@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas.outputs import Alert, IndexUpdate
 from services.kafka.broker import free_port
@@ -31,8 +35,15 @@ class WorkerProcess:
     bootstrap: str
     namespace: str
     data_dir: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    """CRISISMON_* settings for this worker, e.g. an API token."""
+    web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def start(self) -> WorkerProcess:
         log = self.data_dir.with_name(f"{self.data_dir.name}-{len(self.logs)}.log")
@@ -47,13 +58,37 @@ class WorkerProcess:
             "--data-dir",
             str(self.data_dir),
             "--web-port",
-            str(free_port()),
+            str(self.web_port),
         ]
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=clean_env(**self.environment),
+                start_new_session=True,
             )
         return self
+
+    def wait_for_web(self, timeout: float = 60) -> WorkerProcess:
+        """Until the web server answers (it starts with the worker, once Kafka answers)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, self.log_text()
+            try:
+                with urllib.request.urlopen(f"{self.url}/metrics", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"the worker's web server did not answer in {timeout}s\n{self.log_text()}")
+
+    def get_json(self, path: str, token: str | None = None) -> Any:
+        """GET an API path; HTTP errors raise urllib.error.HTTPError (with .code)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with urllib.request.urlopen(
+            urllib.request.Request(self.url + path, headers=headers), timeout=10
+        ) as answer:
+            return json.load(answer)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, no flush."""

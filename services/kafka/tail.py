@@ -26,7 +26,7 @@ async def tail_alerts(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Calls `on_alert` for each matching alert; returns how many matched once idle for `idle_exit` s."""
-    consumer = reader(bootstrap, topic, from_beginning)
+    consumer = reader(bootstrap, topic, from_beginning=from_beginning)
     await consumer.start()
     matched = 0
     last_message = time.monotonic()

@@ -84,12 +84,15 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         await admin.close()
 
 
-def reader(bootstrap: str, topic: str, from_beginning: bool = True) -> AIOKafkaConsumer:
-    """A consumer outside any group (it commits nothing), for those who only read a topic."""
+def reader(
+    bootstrap: str, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
+) -> AIOKafkaConsumer:
+    """A consumer of every partition outside any group (it commits nothing), for those who only read."""
     return AIOKafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        fetch_max_wait_ms=max_wait_ms,
     )

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,13 +30,29 @@ from schemas.events import MAX_RECORD_BYTES, parse_record
 from schemas.outputs import DeadLetter
 from services.core import EngineConfig
 from services.core.dyad import DyadState
-from services.core.engine import Outcome, apply, index_now
+from services.core.engine import Outcome, Status, apply, index_now
 from services.core.timeutil import to_seconds
+from services.kafka.feed import Feed
 from services.kafka.topics import PARTITIONS, Topics, ensure_topics
 from services.kafka.watchdog import CommitWatchdog
 from services.settings import Settings
+from services.web.app import WebApp
+from services.web.metrics import WorkerMetrics
+from services.web.projection import Projection
+from services.web.stream import Broadcaster
 
 log = logging.getLogger(__name__)
+
+OUTCOME_LABELS: dict[Status, str] = {
+    "accepted": "accepted",
+    "duplicate": "duplicate",
+    "retraction-applied": "retraction",
+    "retraction-pending": "retraction",
+    "retracted": "ignored",
+    "expired": "ignored",
+    "no-dyad": "ignored",
+}
+LAG_INTERVAL_SECONDS = 5.0
 
 
 @dataclass
@@ -45,6 +63,7 @@ class Processor:
     table: Any
     topics: dict[str, Any]
     watchdog: CommitWatchdog
+    metrics: WorkerMetrics
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
 
@@ -57,34 +76,43 @@ class Processor:
         return self.states[dyad]
 
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
+        started = time.perf_counter()
         message = event.message
         self.watchdog.record(message.tp, message.offset)
-        raw: bytes = event.value or b""
+        outcome, event_time = await self.process(event.value or b"", message)
+        self.metrics.observe_record(outcome, time.perf_counter() - started, event_time, datetime.now(UTC))
+
+    async def process(self, raw: bytes, message: Any) -> tuple[str, datetime | None]:
+        """Returns the record's `crisismon_events_total` outcome and its event time."""
         try:
             record = parse_record(raw)
         except (ValidationError, ValueError) as error:
             await self.dead_letter(raw, describe(error), message)
-            return
+            return "rejected", None
         dyad = record.dyad
         key = message.key.decode("utf-8", "replace") if message.key else None
         if dyad is None:
-            return  # an event of no dyad stays in the log; there is no dyad index to update
+            return "ignored", record.event_time  # it stays in the log; there is no dyad index to update
         if key != dyad:
             await self.dead_letter(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
-            return
+            return "rejected", None
         state = self.state_of(dyad)
         outcome = apply(state, record, self.config)
-        await self.publish(state, outcome, to_seconds(record.event_time))
+        await self.publish(state, outcome, to_seconds(record.event_time), message.partition)
         if outcome.index_update is not None:
             self.table[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
+        return OUTCOME_LABELS[outcome.status], record.event_time
 
-    async def publish(self, state: DyadState, outcome: Outcome, record_time: float) -> None:
+    async def publish(self, state: DyadState, outcome: Outcome, record_time: float, partition: int) -> None:
         key = state.dyad.encode()
         index = outcome.index_update
         if outcome.status == "duplicate":
             index = index_now(state, outcome.record_id, record_time, self.config) if state.entries else None
         if index is not None:
             await self.topics["index"].send(key=key, value=index.model_dump_json().encode())
+            self.metrics.observe_index(index, partition)
+        for alert in outcome.alerts:
+            self.metrics.observe_alert(alert, partition)
         emitted_at = datetime.now(UTC)
         for alert in (*outcome.alerts, *outcome.repeats):
             stamped = alert.model_copy(update={"emitted_at": emitted_at})
@@ -140,18 +168,16 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
-        web_port=settings.web_port,
-        web_tables_enabled=False,
-        web_graph_enabled=False,
-        web_router_enabled=False,
+        web_enabled=False,  # the worker serves its own web app (services.web.app)
     )
+    metrics = WorkerMetrics(settings.metrics_max_dyads)
+    app.monitor = metrics.faust_monitor()
     events = app.topic(topics.events, partitions=PARTITIONS)
     table = app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
     watchdog = CommitWatchdog(settings.kafka_bootstrap, topics.app_id)
     processor = Processor(
         watchdog=watchdog,
+        metrics=metrics,
         config=settings.engine_config(),
         table=table,
         topics={
@@ -170,11 +196,43 @@ def create_app(settings: Settings) -> faust.App:
     async def unstick_commits() -> None:
         await watchdog.check(app.consumer)
 
+    @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
+    async def measure_lag() -> None:
+        partitions = [tp for tp in app.consumer.assignment() if tp.topic == topics.events]
+        ends = await app.consumer.highwaters(*partitions) if partitions else {}
+        for tp, end in ends.items():
+            processed = watchdog.processed.get(tp)
+            next_offset = processed[0] + 1 if processed else await app.consumer.position(tp)
+            if next_offset is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - next_offset))
+
     def forget_states(*_: Any, **__: Any) -> None:
         processor.states.clear()
 
-    app.on_partitions_revoked.connect(forget_states)
+    def forget_revoked(*args: Any, **_: Any) -> None:
+        _sender, revoked = args  # faust sends (app, revoked topic-partitions)
+        forget_states()
+        metrics.forget_partitions({tp.partition for tp in revoked if tp.topic == topics.events})
+        for tp in revoked:
+            with suppress(KeyError):
+                metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    app.on_partitions_revoked.connect(forget_revoked)
     app.on_partitions_assigned.connect(forget_states)
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    feed = Feed(
+        settings.kafka_bootstrap,
+        topics,
+        Projection(settings.api_max_events, settings.api_history_per_dyad),
+        Broadcaster(),
+    )
+    web = WebApp(feed, metrics, settings.engine_config(), settings.web_host, settings.web_port, token)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_web() -> None:
+        await web.serve()
+
     app.crisismon_processor = processor  # type: ignore[attr-defined]
     return app
 

@@ -9,6 +9,8 @@ comes back, which `rate()` and `increase()` take in their stride).
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -29,7 +31,7 @@ class WorkerMetrics:
     def __init__(self, max_dyads: int) -> None:
         self.registry = CollectorRegistry()
         self.max_dyads = max_dyads
-        self._dyads: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
+        self._dyads: OrderedDict[str, _Labelled] = OrderedDict()
         self.escalation_index = Gauge(
             "crisismon_escalation_index",
             "Escalation index of the dyad at its latest event",
@@ -92,14 +94,14 @@ class WorkerMetrics:
         """Faust's sensor metrics (messages, commits, rebalances...) in this registry, as faust_*."""
         return PrometheusMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
 
-    def observe_index(self, update: IndexUpdate) -> None:
-        self._admit(update.dyad)
+    def observe_index(self, update: IndexUpdate, partition: int) -> None:
+        self._admit(update.dyad, partition)
         self.escalation_index.labels(update.dyad).set(update.escalation_index)
         self.de_escalation_index.labels(update.dyad).set(update.de_escalation_index)
         self.level.labels(update.dyad).set(update.level.rank)
 
-    def observe_alert(self, alert: Alert) -> None:
-        self._admit(alert.dyad).add((alert.kind, alert.level.value))
+    def observe_alert(self, alert: Alert, partition: int) -> None:
+        self._admit(alert.dyad, partition).alert_labels.add((alert.kind, alert.level.value))
         self.alerts.labels(alert.dyad, alert.kind, alert.level.value).inc()
 
     def observe_record(
@@ -110,19 +112,36 @@ class WorkerMetrics:
         if event_time is not None:
             self.event_time_lag.set((now - event_time).total_seconds())
 
-    def _admit(self, dyad: str) -> set[tuple[str, str]]:
-        """Mark the dyad as the most recently active, evicting the least recent beyond the budget;
-        returns the (kind, level) pairs its alert counter has."""
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop the series of dyads on partitions this worker no longer reads: their new owner
+        reports them now, and stale values here would contradict it."""
+        for dyad in [dyad for dyad, labelled in self._dyads.items() if labelled.partition in partitions]:
+            self._forget(dyad)
+        self.dyads_labelled.set(len(self._dyads))
+
+    def _admit(self, dyad: str, partition: int) -> _Labelled:
+        """Mark the dyad as the most recently active; evict the least recent beyond the budget."""
         if dyad in self._dyads:
             self._dyads.move_to_end(dyad)
             return self._dyads[dyad]
-        alert_labels = self._dyads[dyad] = set()
+        labelled = self._dyads[dyad] = _Labelled(partition)
         while len(self._dyads) > self.max_dyads:
-            evicted, evicted_alert_labels = self._dyads.popitem(last=False)
-            for gauge in (self.escalation_index, self.de_escalation_index, self.level):
-                gauge.remove(evicted)
-            for kind, level in evicted_alert_labels:
-                self.alerts.remove(evicted, kind, level)
+            self._forget(next(iter(self._dyads)))
             self.dyads_evicted.inc()
         self.dyads_labelled.set(len(self._dyads))
-        return alert_labels
+        return labelled
+
+    def _forget(self, dyad: str) -> None:
+        labelled = self._dyads.pop(dyad)
+        for gauge in (self.escalation_index, self.de_escalation_index, self.level):
+            with suppress(KeyError):
+                gauge.remove(dyad)
+        for kind, level in labelled.alert_labels:
+            self.alerts.remove(dyad, kind, level)
+
+
+@dataclass
+class _Labelled:
+    partition: int
+    alert_labels: set[tuple[str, str]] = field(default_factory=set)
+    """The (kind, level) pairs the dyad's alert counter has."""

@@ -1,0 +1,107 @@
+"""What the JSON API answers: pydantic models, also the source of its OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.events import CrisisEvent, DyadKey, Retraction
+from schemas.outputs import Alert, IndexUpdate, Level
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DyadSummary(Answer):
+    dyad: DyadKey
+    escalation_index: float
+    de_escalation_index: float
+    level: Level
+    as_of: AwareDatetime = Field(description="event time of the latest index update")
+    last_change: AwareDatetime | None = Field(
+        description="event time of the latest alert (level change or cooperation overtaking)"
+    )
+    last_alert: Alert | None
+    alerts: int = Field(description="alerts raised for the dyad")
+
+
+class DyadList(Answer):
+    dyads: list[DyadSummary] = Field(description="most serious first: level, then escalation index")
+
+
+class History(Answer):
+    dyad: DyadKey
+    updates: list[IndexUpdate] = Field(description="in event-time order")
+    truncated: bool = Field(description="older updates were let go (see api_history_per_dyad)")
+
+
+class AlertList(Answer):
+    alerts: list[Alert] = Field(description="newest event time first")
+
+
+class EventDetail(Answer):
+    event: CrisisEvent
+    retracted_by: Retraction | None = None
+
+
+class EventList(Answer):
+    events: list[EventDetail] = Field(description="newest event time first")
+
+
+class Thresholds(Answer):
+    watch: float
+    warning: float
+    critical: float
+    clearing_ratio: float = Field(description="a level is left below its threshold times this ratio")
+    half_life_seconds: float
+    config_hash: str
+
+
+class Status(Answer):
+    caught_up: bool = Field(description="the view has read every topic to its end at least once")
+    records_read: int
+    dyads: int
+    events_kept: int
+    subscribers: int = Field(description="open /api/stream connections")
+
+
+class Problem(Answer):
+    """An error (RFC 9457 style): one line that says what to fix."""
+
+    status: int
+    detail: str
+
+
+class StreamMessage(Answer):
+    """What /api/stream sends: the SSE `event:` field is `kind`, its `data:` the `data` object."""
+
+    kind: Literal["index", "alert", "event"]
+    data: IndexUpdate | Alert | EventDetail
+
+
+class HistoryQuery(Answer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime | None = Field(default=None, alias="from", description="ISO 8601, inclusive")
+    to: datetime | None = Field(default=None, description="ISO 8601, inclusive")
+
+
+class AlertQuery(Answer):
+    model_config = ConfigDict(extra="forbid")
+
+    dyad: DyadKey | None = None
+    min_level: Level | None = Field(
+        default=None, description="alerts that rise to or fall from this level or higher"
+    )
+    since: datetime | None = Field(default=None, description="event time, ISO 8601, inclusive")
+    limit: int = Field(default=200, ge=1, le=10_000)
+
+
+class EventQuery(Answer):
+    model_config = ConfigDict(extra="forbid")
+
+    dyad: DyadKey | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)

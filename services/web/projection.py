@@ -1,0 +1,136 @@
+"""The API's view of the topics: what `crisis.events`, `crisis.index` and `crisis.alerts` say.
+
+Every worker builds the whole view from the topics (all partitions), so any worker answers
+for every dyad, however the partitions are shared out. Pure: no I/O, no clock; the Kafka
+feed (`services.kafka.feed`) puts records in, the web app asks questions. Memory is bounded
+by two settings: the events kept for lookup and the index updates kept per dyad.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.events import CrisisEvent, Retraction
+from schemas.outputs import Alert, IndexUpdate, Level
+from services.web.models import DyadSummary, EventDetail
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Query times without a zone are taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@dataclass
+class DyadView:
+    latest: IndexUpdate
+    history: OrderedDict[str, IndexUpdate] = field(default_factory=OrderedDict)
+    """By the record that triggered the update: a repeated update replaces the first."""
+    truncated: bool = False
+    last_alert: Alert | None = None
+    alerts: int = 0
+
+
+@dataclass
+class Projection:
+    max_events: int
+    history_per_dyad: int
+    dyads: dict[str, DyadView] = field(default_factory=dict)
+    alerts: OrderedDict[str, Alert] = field(default_factory=OrderedDict)
+    events: OrderedDict[str, EventDetail] = field(default_factory=OrderedDict)
+    pending_retractions: dict[str, Retraction] = field(default_factory=dict)
+
+    def add_index(self, update: IndexUpdate) -> None:
+        view = self.dyads.get(update.dyad)
+        if view is None:
+            view = self.dyads[update.dyad] = DyadView(update)
+        elif update.as_of >= view.latest.as_of:
+            view.latest = update
+        view.history.pop(update.triggered_by, None)
+        view.history[update.triggered_by] = update
+        if len(view.history) > self.history_per_dyad:
+            view.history.popitem(last=False)
+            view.truncated = True
+
+    def add_alert(self, alert: Alert) -> bool:
+        """False for a repeat (a restarted worker may publish an alert again, with its id)."""
+        if alert.alert_id in self.alerts:
+            return False
+        self.alerts[alert.alert_id] = alert
+        if len(self.alerts) > self.max_events:
+            self.alerts.popitem(last=False)
+        view = self.dyads.get(alert.dyad)
+        if view is not None:
+            view.alerts += 1
+            if view.last_alert is None or alert.event_time >= view.last_alert.event_time:
+                view.last_alert = alert
+        return True
+
+    def add_record(self, record: CrisisEvent | Retraction) -> EventDetail | None:
+        """The event as the API shows it now, or None when nothing visible changed."""
+        if isinstance(record, Retraction):
+            target = self.events.get(record.retracts)
+            if target is None:
+                self.pending_retractions[record.retracts] = record
+                if len(self.pending_retractions) > self.max_events:
+                    del self.pending_retractions[next(iter(self.pending_retractions))]
+                return None
+            detail = self.events[record.retracts] = target.model_copy(update={"retracted_by": record})
+            return detail
+        if record.event_id in self.events:
+            return None
+        detail = EventDetail(event=record, retracted_by=self.pending_retractions.pop(record.event_id, None))
+        self.events[record.event_id] = detail
+        if len(self.events) > self.max_events:
+            self.events.popitem(last=False)
+        return detail
+
+    # Questions
+
+    def summaries(self) -> list[DyadSummary]:
+        rows = [
+            DyadSummary(
+                dyad=dyad,
+                escalation_index=view.latest.escalation_index,
+                de_escalation_index=view.latest.de_escalation_index,
+                level=view.latest.level,
+                as_of=view.latest.as_of,
+                last_change=view.last_alert.event_time if view.last_alert else None,
+                last_alert=view.last_alert,
+                alerts=view.alerts,
+            )
+            for dyad, view in self.dyads.items()
+        ]
+        return sorted(rows, key=lambda row: (-row.level.rank, -row.escalation_index, row.dyad))
+
+    def history(
+        self, dyad: str, start: datetime | None, end: datetime | None
+    ) -> tuple[list[IndexUpdate], bool] | None:
+        view = self.dyads.get(dyad)
+        if view is None:
+            return None
+        updates = sorted(view.history.values(), key=lambda update: update.as_of)
+        return [u for u in updates if _within(u.as_of, start, end)], view.truncated
+
+    def find_alerts(
+        self, dyad: str | None, min_level: Level | None, since: datetime | None, limit: int
+    ) -> list[Alert]:
+        found = [
+            alert
+            for alert in self.alerts.values()
+            if (dyad is None or alert.dyad == dyad)
+            and (min_level is None or max(alert.level.rank, alert.previous_level.rank) >= min_level.rank)
+            and _within(alert.event_time, since, None)
+        ]
+        found.sort(key=lambda alert: alert.event_time, reverse=True)
+        return found[:limit]
+
+    def find_events(self, dyad: str | None, limit: int) -> list[EventDetail]:
+        found = [d for d in self.events.values() if dyad is None or d.event.dyad == dyad]
+        found.sort(key=lambda detail: detail.event.event_time, reverse=True)
+        return found[:limit]
+
+
+def _within(moment: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or moment >= as_utc(start)) and (end is None or moment <= as_utc(end))
