@@ -8,7 +8,7 @@ by two settings: the events kept for lookup and the index updates kept per dyad.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,8 +28,6 @@ class DyadView:
     history: OrderedDict[str, IndexUpdate] = field(default_factory=OrderedDict)
     """By the record that triggered the update: a repeated update replaces the first."""
     truncated: bool = False
-    last_alert: Alert | None = None
-    alerts: int = 0
 
 
 @dataclass
@@ -40,6 +38,9 @@ class Projection:
     alerts: OrderedDict[str, Alert] = field(default_factory=OrderedDict)
     events: OrderedDict[str, EventDetail] = field(default_factory=OrderedDict)
     pending_retractions: dict[str, Retraction] = field(default_factory=dict)
+    alert_counts: Counter[str] = field(default_factory=Counter)
+    last_alerts: dict[str, Alert] = field(default_factory=dict)
+    """Per dyad; kept apart from `dyads` because an alert may be read before its index update."""
 
     def add_index(self, update: IndexUpdate) -> None:
         view = self.dyads.get(update.dyad)
@@ -60,11 +61,10 @@ class Projection:
         self.alerts[alert.alert_id] = alert
         if len(self.alerts) > self.max_events:
             self.alerts.popitem(last=False)
-        view = self.dyads.get(alert.dyad)
-        if view is not None:
-            view.alerts += 1
-            if view.last_alert is None or alert.event_time >= view.last_alert.event_time:
-                view.last_alert = alert
+        self.alert_counts[alert.dyad] += 1
+        last = self.last_alerts.get(alert.dyad)
+        if last is None or alert.event_time >= last.event_time:
+            self.last_alerts[alert.dyad] = alert
         return True
 
     def add_record(self, record: CrisisEvent | Retraction) -> EventDetail | None:
@@ -96,11 +96,12 @@ class Projection:
                 de_escalation_index=view.latest.de_escalation_index,
                 level=view.latest.level,
                 as_of=view.latest.as_of,
-                last_change=view.last_alert.event_time if view.last_alert else None,
-                last_alert=view.last_alert,
-                alerts=view.alerts,
+                last_change=last_alert.event_time if last_alert else None,
+                last_alert=last_alert,
+                alerts=self.alert_counts[dyad],
             )
             for dyad, view in self.dyads.items()
+            for last_alert in [self.last_alerts.get(dyad)]
         ]
         return sorted(rows, key=lambda row: (-row.level.rank, -row.escalation_index, row.dyad))
 

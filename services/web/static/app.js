@@ -1,0 +1,815 @@
+// CrisisMon dashboard: dyad cards, the chosen dyad's chart, the alert and event feeds, live.
+//
+// State comes from a snapshot of the JSON API and then from /api/stream (Server-Sent
+// Events). Each (re)connection of the stream takes a new snapshot: messages sent while the
+// stream was down are lost, and the snapshot has them. Messages that arrive while a snapshot
+// is loading wait for it and are applied on top, so nothing newer is overwritten by it.
+//
+// All data is rendered as text (see dom.js): event text comes from outside and is untrusted.
+
+import { api, AuthError, NotFound } from './api.js';
+import { COLORS, DyadChart, decayedSeries, sparkline } from './chart.js';
+import { fill, flash, formatNumber, formatTime, h, link, timeElement } from './dom.js';
+
+const MAX_CARDS = 24;
+const FETCH_ALERTS = 200;
+const FETCH_EVENTS = 100;
+const SHOW_ALERTS = 200;
+const SHOW_EVENTS = 100;
+const KEEP_ALERTS = 2000;
+const KEEP_EVENTS = 500;
+const RANK = { normal: 0, watch: 1, warning: 2, critical: 3 };
+const REASONS = {
+  'level-rise': 'level rises',
+  'level-fall': 'level falls',
+  'cooperation-overtakes': 'cooperation overtakes',
+  correction: 'correction',
+};
+const CONNECTION_TEXT = {
+  connecting: 'connecting…',
+  live: 'live',
+  reconnecting: 'reconnecting…',
+  unauthorised: 'not authorised',
+};
+
+const state = {
+  config: null,
+  /** dyad → DyadSummary as the API gives it, kept current by the stream */
+  dyads: new Map(),
+  /** dyad → Map(triggered_by → IndexUpdate): the API keys a dyad's history the same way */
+  histories: new Map(),
+  historyLoaded: new Set(),
+  historyLoading: new Set(),
+  alertsLoaded: new Set(),
+  /** alert_id → Alert */
+  alerts: new Map(),
+  /** event_id → EventDetail */
+  events: new Map(),
+  selected: null,
+  /** the user chose the dyad; otherwise the chart follows the most serious one */
+  pinned: false,
+  /** the latest event time seen, in ms: the chart and sparklines decay up to it */
+  clock: null,
+  /** ids that arrived live, to highlight when their element is first drawn */
+  fresh: new Set(),
+};
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  cards: $('cards'),
+  cardsMore: $('cards-more'),
+  chart: $('chart'),
+  chartTitle: $('chart-title'),
+  chartAlerts: $('chart-alerts'),
+  alerts: $('alerts'),
+  events: $('events'),
+  alertsOnly: $('alerts-only'),
+  eventsOnly: $('events-only'),
+  connection: $('connection'),
+  clock: $('clock'),
+  banner: $('banner'),
+};
+const chart = new DyadChart(
+  ui.chart,
+  () => state.config,
+  () => alertsOf(state.selected),
+);
+
+// ---------------------------------------------------------------------------
+// Rendering is batched: messages mark what changed, one animation frame draws it.
+
+const dirty = new Set();
+const changedDyads = new Set();
+let frame = 0;
+
+function invalidate(...parts) {
+  for (const part of parts) dirty.add(part);
+  if (!frame) frame = requestAnimationFrame(render);
+}
+
+function render() {
+  frame = 0;
+  const parts = new Set(dirty);
+  dirty.clear();
+  ensureSelection();
+  if (parts.has('cards')) renderCards();
+  if (parts.has('chart')) renderChart();
+  if (parts.has('alerts')) renderAlerts();
+  if (parts.has('events')) renderEvents();
+  ui.clock.textContent = state.clock ? `${formatTime(new Date(state.clock).toISOString())} UTC` : '–';
+  changedDyads.clear();
+  state.fresh.clear();
+}
+
+const ALL = ['cards', 'chart', 'alerts', 'events'];
+
+// ---------------------------------------------------------------------------
+// Applying what the API says.
+
+function advanceClock(iso) {
+  const t = Date.parse(iso);
+  if (Number.isFinite(t) && (state.clock === null || t > state.clock)) state.clock = t;
+}
+
+function historyOf(dyad) {
+  let history = state.histories.get(dyad);
+  if (!history) state.histories.set(dyad, (history = new Map()));
+  return history;
+}
+
+function applyIndex(update) {
+  advanceClock(update.as_of);
+  historyOf(update.dyad).set(update.triggered_by, update);
+  const current = state.dyads.get(update.dyad);
+  if (!current || Date.parse(update.as_of) >= Date.parse(current.as_of)) {
+    state.dyads.set(update.dyad, {
+      ...(current ?? { dyad: update.dyad, last_change: null, last_alert: null, alerts: 0 }),
+      escalation_index: update.escalation_index,
+      de_escalation_index: update.de_escalation_index,
+      level: update.level,
+      as_of: update.as_of,
+    });
+  }
+  changedDyads.add(update.dyad);
+  invalidate('cards', 'chart');
+}
+
+function applyAlert(alert) {
+  advanceClock(alert.event_time);
+  const isNew = !state.alerts.has(alert.alert_id);
+  state.alerts.set(alert.alert_id, alert);
+  const current = state.dyads.get(alert.dyad);
+  const summary = current
+    ? { ...current }
+    : {
+        dyad: alert.dyad,
+        escalation_index: alert.escalation_index,
+        de_escalation_index: alert.de_escalation_index,
+        level: alert.level,
+        as_of: alert.event_time,
+        last_change: null,
+        last_alert: null,
+        alerts: 0,
+      };
+  if (isNew) summary.alerts += 1;
+  if (!summary.last_alert || Date.parse(alert.event_time) >= Date.parse(summary.last_alert.event_time)) {
+    summary.last_alert = alert;
+    summary.last_change = alert.event_time;
+  }
+  // An alert can arrive before the index update that goes with it; it already tells the
+  // new level and indices, so the card shows them at once.
+  if (Date.parse(alert.event_time) >= Date.parse(summary.as_of)) {
+    summary.level = alert.level;
+    summary.escalation_index = alert.escalation_index;
+    summary.de_escalation_index = alert.de_escalation_index;
+    summary.as_of = alert.event_time;
+  }
+  state.dyads.set(alert.dyad, summary);
+  changedDyads.add(alert.dyad);
+  invalidate('cards', 'chart', 'alerts');
+}
+
+function applyEvent(detail) {
+  advanceClock(detail.event.event_time);
+  state.events.set(detail.event.event_id, detail);
+  refreshContributor(detail);
+  invalidate('events');
+}
+
+function apply(kind, data) {
+  if (kind === 'index') applyIndex(data);
+  else if (kind === 'alert') applyAlert(data);
+  else if (kind === 'event') applyEvent(data);
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+let loading = false;
+let loadAgain = false;
+let waiting = null; // stream messages that arrived during a snapshot
+
+async function refresh() {
+  if (loading) {
+    loadAgain = true;
+    return;
+  }
+  loading = true;
+  waiting = [];
+  try {
+    do {
+      loadAgain = false;
+      await loadSnapshot();
+    } while (loadAgain);
+    hideBanner();
+  } catch (error) {
+    report(error, 'Could not load the dashboard');
+  } finally {
+    const pending = waiting;
+    waiting = null;
+    loading = false;
+    for (const [kind, data] of pending) apply(kind, data);
+    invalidate(...ALL);
+  }
+}
+
+async function loadSnapshot() {
+  const [config, dyads, alerts, events, status] = await Promise.all([
+    api.config(),
+    api.dyads(),
+    api.alerts(null, FETCH_ALERTS),
+    api.events(FETCH_EVENTS),
+    api.status(),
+  ]);
+  state.config = config;
+  state.dyads = new Map(dyads.dyads.map((summary) => [summary.dyad, summary]));
+  for (const alert of alerts.alerts) state.alerts.set(alert.alert_id, alert);
+  for (const detail of events.events) state.events.set(detail.event.event_id, detail);
+  for (const summary of dyads.dyads) advanceClock(summary.as_of);
+  for (const detail of events.events) advanceClock(detail.event.event_time);
+  document.body.dataset.caughtUp = String(status.caught_up);
+  // Histories and the chosen dyad's alerts are loaded again: they may have moved on.
+  state.historyLoaded.clear();
+  state.alertsLoaded.clear();
+  ensureSelection();
+  await Promise.all([
+    ...shownDyads().map((summary) => loadHistory(summary.dyad)),
+    state.selected ? loadDyadAlerts(state.selected) : null,
+  ]);
+  prune();
+}
+
+async function loadHistory(dyad) {
+  if (state.historyLoaded.has(dyad) || state.historyLoading.has(dyad)) return;
+  state.historyLoading.add(dyad);
+  try {
+    const answer = await api.history(dyad);
+    // The API's updates first (in its order: ties in event time stay in processing order),
+    // then any that came over the stream meanwhile.
+    const merged = new Map(answer.updates.map((update) => [update.triggered_by, update]));
+    for (const [key, update] of state.histories.get(dyad) ?? []) if (!merged.has(key)) merged.set(key, update);
+    state.histories.set(dyad, merged);
+    state.historyLoaded.add(dyad);
+  } catch (error) {
+    // Not found: no updates yet, the stream brings them. Other errors: the next snapshot
+    // tries again (not every frame).
+    state.historyLoaded.add(dyad);
+    if (!(error instanceof NotFound)) report(error, `Could not load the history of ${dyad}`);
+  } finally {
+    state.historyLoading.delete(dyad);
+  }
+  changedDyads.add(dyad);
+  invalidate('cards', 'chart');
+}
+
+/** All alerts of a dyad, for the chart's markers (the global list is capped). */
+async function loadDyadAlerts(dyad) {
+  if (state.alertsLoaded.has(dyad)) return;
+  state.alertsLoaded.add(dyad);
+  try {
+    const answer = await api.alerts(dyad, 1000);
+    for (const alert of answer.alerts) state.alerts.set(alert.alert_id, alert);
+  } catch (error) {
+    state.alertsLoaded.delete(dyad);
+    report(error, `Could not load the alerts of ${dyad}`);
+  }
+  invalidate('chart', 'alerts');
+}
+
+/** Memory stays bounded on a long-open page: the oldest alerts and events are let go. */
+function prune() {
+  const trim = (map, limit, timeOf) => {
+    if (map.size <= limit) return;
+    const oldest = [...map.entries()].sort((a, b) => timeOf(a[1]) - timeOf(b[1]));
+    for (const [key] of oldest.slice(0, map.size - limit)) map.delete(key);
+  };
+  trim(state.alerts, KEEP_ALERTS, (alert) => Date.parse(alert.event_time));
+  trim(state.events, KEEP_EVENTS, (detail) => Date.parse(detail.event.event_time));
+}
+
+// ---------------------------------------------------------------------------
+// The live stream.
+
+let source = null;
+let retryTimer = 0;
+let retryDelay = 1000;
+
+function connect() {
+  clearTimeout(retryTimer);
+  source?.close();
+  source = new EventSource('/api/stream'); // same-origin: the token cookie goes with it
+  const current = source;
+  current.addEventListener('open', () => {
+    retryDelay = 1000;
+    setConnection('live');
+    refresh();
+  });
+  for (const kind of ['index', 'alert', 'event']) {
+    current.addEventListener(kind, (message) => receive(kind, message.data));
+  }
+  current.addEventListener('error', () => {
+    if (current !== source) return;
+    setConnection(ui.connection.dataset.state === 'unauthorised' ? 'unauthorised' : 'reconnecting');
+    // CONNECTING: the browser retries by itself (the server asks for 2 s). CLOSED: it gave up,
+    // as it does on any answer but 200, a 401 say; find out which and retry ourselves.
+    if (current.readyState === EventSource.CLOSED) probe();
+  });
+}
+
+function receive(kind, text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    console.warn('unreadable stream message', kind);
+    return;
+  }
+  if (kind === 'alert') state.fresh.add(data.alert_id);
+  if (kind === 'event') state.fresh.add(data.event?.event_id);
+  if (waiting) waiting.push([kind, data]);
+  else apply(kind, data);
+}
+
+async function probe() {
+  try {
+    await api.status();
+  } catch (error) {
+    if (error instanceof AuthError) {
+      showAuthNeeded();
+      retryTimer = setTimeout(probe, 5000); // until a cookie with the right token is there
+      return;
+    }
+  }
+  retryTimer = setTimeout(connect, retryDelay);
+  retryDelay = Math.min(retryDelay * 2, 10_000);
+}
+
+function setConnection(name) {
+  ui.connection.dataset.state = name;
+  ui.connection.textContent = CONNECTION_TEXT[name];
+}
+
+// ---------------------------------------------------------------------------
+// Messages to the reader.
+
+function report(error, what) {
+  if (error instanceof AuthError) {
+    showAuthNeeded();
+    return;
+  }
+  console.error(what, error);
+  ui.banner.dataset.kind = 'error';
+  fill(ui.banner, h('strong', {}, `${what}:`), ' ', error.message || String(error));
+  ui.banner.hidden = false;
+}
+
+function showAuthNeeded() {
+  setConnection('unauthorised');
+  ui.banner.dataset.kind = 'auth';
+  fill(
+    ui.banner,
+    h('strong', {}, 'Not authorised (401).'),
+    ' This worker needs its access token: open ',
+    h('code', {}, `${location.origin}/?access_token=…`),
+    ' once, with the token the worker was given (CRISISMON_API_TOKEN). The browser then keeps it in a cookie.',
+  );
+  ui.banner.hidden = false;
+}
+
+function hideBanner() {
+  ui.banner.hidden = true;
+  ui.banner.replaceChildren();
+  if (source && source.readyState === EventSource.OPEN) setConnection('live');
+}
+
+// ---------------------------------------------------------------------------
+// Selection.
+
+function sortedDyads() {
+  return [...state.dyads.values()].sort(
+    (a, b) =>
+      RANK[b.level] - RANK[a.level] || b.escalation_index - a.escalation_index || a.dyad.localeCompare(b.dyad),
+  );
+}
+
+function shownDyads() {
+  const sorted = sortedDyads();
+  const shown = sorted.slice(0, MAX_CARDS);
+  const chosen = state.dyads.get(state.selected);
+  if (chosen && !shown.includes(chosen)) shown.push(chosen);
+  return shown;
+}
+
+/** Without a choice of the reader's, the chart shows the most serious dyad. */
+function ensureSelection() {
+  if (state.pinned && state.selected) return;
+  const first = sortedDyads()[0];
+  if (first && first.dyad !== state.selected) select(first.dyad, false);
+}
+
+function select(dyad, pinned) {
+  const changed = dyad !== state.selected;
+  state.selected = dyad;
+  state.pinned = state.pinned || pinned;
+  if (pinned) history.replaceState(null, '', `#${dyad}`);
+  for (const el of document.querySelectorAll('.only-dyad')) el.textContent = dyad;
+  if (changed) {
+    loadHistory(dyad);
+    loadDyadAlerts(dyad);
+  }
+  invalidate(...ALL);
+}
+
+function alertsOf(dyad) {
+  return [...state.alerts.values()].filter((alert) => alert.dyad === dyad);
+}
+
+// ---------------------------------------------------------------------------
+// Cards.
+
+const cardElements = new Map();
+
+function levelChip(level) {
+  return h('span', { class: 'level-chip', dataset: { level } }, level);
+}
+
+/** The sparklines share one time window, so cards can be compared at a glance. */
+function sparkWindow(dyads) {
+  let start = Infinity;
+  for (const summary of dyads) {
+    for (const update of state.histories.get(summary.dyad)?.values() ?? []) {
+      start = Math.min(start, Date.parse(update.as_of) / 1000);
+    }
+  }
+  return Number.isFinite(start) ? [start, (state.clock ?? start * 1000) / 1000] : null;
+}
+
+function historySeries(dyad) {
+  const updates = [...(state.histories.get(dyad)?.values() ?? [])].sort(
+    (a, b) => Date.parse(a.as_of) - Date.parse(b.as_of),
+  );
+  const halfLife = state.config?.half_life_seconds ?? 3 * 86400;
+  return decayedSeries(updates, halfLife, state.clock === null ? null : state.clock / 1000);
+}
+
+function cardContent(summary, span) {
+  return [
+    h(
+      'span',
+      { class: 'card-head' },
+      h('span', { class: 'dyad-name' }, summary.dyad),
+      levelChip(summary.level),
+    ),
+    h(
+      'span',
+      { class: 'card-values' },
+      h(
+        'span',
+        { class: 'value e', title: 'escalation index E' },
+        h('span', { class: 'label' }, 'E'),
+        formatNumber(summary.escalation_index),
+      ),
+      h(
+        'span',
+        { class: 'value d', title: 'de-escalation index D' },
+        h('span', { class: 'label' }, 'D'),
+        formatNumber(summary.de_escalation_index),
+      ),
+    ),
+    sparkline(historySeries(summary.dyad), state.config, span),
+    h(
+      'span',
+      { class: 'card-foot' },
+      summary.last_change ? ['last change ', timeElement(summary.last_change)] : 'no alerts',
+      ` · ${summary.alerts} alert${summary.alerts === 1 ? '' : 's'}`,
+    ),
+  ];
+}
+
+function renderCards() {
+  const shown = shownDyads();
+  const span = sparkWindow(shown);
+  const wanted = shown.map((summary) => {
+    let el = cardElements.get(summary.dyad);
+    if (!el) {
+      el = h('button', {
+        type: 'button',
+        class: 'card',
+        onclick: () => select(summary.dyad, true),
+      });
+      cardElements.set(summary.dyad, el);
+    }
+    el.dataset.dyad = summary.dyad;
+    el.dataset.level = summary.level;
+    el.setAttribute('aria-pressed', String(summary.dyad === state.selected));
+    fill(el, cardContent(summary, span));
+    if (changedDyads.has(summary.dyad) && el.isConnected) flash(el);
+    if (!state.historyLoaded.has(summary.dyad)) loadHistory(summary.dyad);
+    return el;
+  });
+  syncChildren(ui.cards, wanted, 'Waiting for events…');
+  const hidden = state.dyads.size - shown.length;
+  ui.cardsMore.hidden = hidden <= 0;
+  ui.cardsMore.textContent = `${hidden} quieter dyad${hidden === 1 ? '' : 's'} not shown.`;
+}
+
+/** Put `wanted` in `container` in that order, moving (not rebuilding) elements already there. */
+function syncChildren(container, wanted, emptyText) {
+  if (!wanted.length) {
+    fill(container, h('p', { class: 'empty' }, emptyText));
+    return;
+  }
+  const keep = new Set(wanted);
+  for (const child of [...container.children]) if (!keep.has(child)) child.remove();
+  wanted.forEach((el, i) => {
+    if (container.children[i] !== el) container.insertBefore(el, container.children[i] ?? null);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The chart of the chosen dyad.
+
+function renderChart() {
+  const dyad = state.selected;
+  const summary = state.dyads.get(dyad);
+  if (!dyad || !summary) {
+    ui.chartTitle.textContent = 'Choose a dyad';
+    return;
+  }
+  fill(ui.chartTitle, dyad, ' ', levelChip(summary.level));
+  ui.chart.dataset.dyad = dyad;
+  chart.show(historySeries(dyad));
+  const alerts = alertsOf(dyad).sort((a, b) => Date.parse(a.event_time) - Date.parse(b.event_time));
+  fill(
+    ui.chartAlerts,
+    alerts.length ? h('span', { class: 'muted' }, 'alerts:') : h('span', { class: 'muted' }, 'no alerts'),
+    alerts.map((alert) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'marker',
+          dataset: { level: alert.level, reason: alert.reason_code },
+          title: alert.reason,
+          onclick: () => revealAlert(alert.alert_id),
+        },
+        timeElement(alert.event_time),
+        ' ',
+        transitionText(alert),
+      ),
+    ),
+  );
+}
+
+function transitionText(alert) {
+  return alert.previous_level === alert.level
+    ? `${alert.level}: ${REASONS[alert.reason_code] ?? alert.reason_code}`
+    : `${alert.previous_level} → ${alert.level}`;
+}
+
+// ---------------------------------------------------------------------------
+// The alert feed: each alert opens to the events that drove it.
+
+const alertElements = new Map();
+
+function renderAlerts() {
+  const only = ui.alertsOnly.checked ? state.selected : null;
+  const alerts = [...state.alerts.values()]
+    .filter((alert) => !only || alert.dyad === only)
+    .sort((a, b) => Date.parse(b.event_time) - Date.parse(a.event_time) || b.alert_id.localeCompare(a.alert_id))
+    .slice(0, SHOW_ALERTS);
+  const wanted = alerts.map((alert) => {
+    let el = alertElements.get(alert.alert_id);
+    if (!el) {
+      el = alertElement(alert);
+      alertElements.set(alert.alert_id, el);
+      if (state.fresh.has(alert.alert_id)) el.classList.add('flash');
+    }
+    el.classList.toggle('chosen', alert.dyad === state.selected);
+    return el;
+  });
+  for (const [id, el] of alertElements) if (!state.alerts.has(id) && !el.isConnected) alertElements.delete(id);
+  syncChildren(ui.alerts, wanted, only ? `No alerts for ${only}.` : 'No alerts yet.');
+}
+
+function alertElement(alert) {
+  const body = h('div', { class: 'contributors' });
+  const details = h(
+    'details',
+    {
+      class: 'alert',
+      dataset: {
+        alertId: alert.alert_id,
+        dyad: alert.dyad,
+        level: alert.level,
+        from: alert.previous_level,
+        reason: alert.reason_code,
+        time: alert.event_time,
+      },
+    },
+    h(
+      'summary',
+      {},
+      h(
+        'span',
+        { class: 'alert-line' },
+        alert.previous_level === alert.level
+          ? levelChip(alert.level)
+          : [levelChip(alert.previous_level), h('span', { class: 'arrow' }, '→'), levelChip(alert.level)],
+        h('span', { class: `reason-code ${alert.kind}` }, REASONS[alert.reason_code] ?? alert.reason_code),
+        h('span', { class: 'dyad-name' }, alert.dyad),
+        timeElement(alert.event_time),
+      ),
+      h('span', { class: 'alert-reason' }, alert.reason),
+    ),
+    body,
+  );
+  details.addEventListener('toggle', () => {
+    if (details.open && !body.dataset.loaded) loadContributors(alert, body);
+  });
+  return details;
+}
+
+async function loadContributors(alert, body) {
+  body.dataset.loaded = 'true';
+  fill(body, h('p', { class: 'muted' }, 'Loading the events behind this alert…'));
+  const items = await Promise.all(
+    alert.contributors.map(async (contributor) => {
+      try {
+        return [contributor, await api.event(contributor.event_id)];
+      } catch (error) {
+        return [contributor, error];
+      }
+    }),
+  );
+  const authError = items.find(([, found]) => found instanceof AuthError);
+  if (authError) {
+    body.dataset.loaded = '';
+    report(authError[1]);
+  }
+  fill(
+    body,
+    h('p', { class: 'muted small' }, 'The events behind it, with what each weighed at the alert’s time:'),
+    h(
+      'ol',
+      { class: 'contributor-list' },
+      items.map(([contributor, found]) =>
+        h(
+          'li',
+          { class: 'contributor', dataset: { contributor: contributor.event_id } },
+          h(
+            'span',
+            { class: `contribution ${contributor.index}` },
+            `${contributor.index} +${formatNumber(contributor.contribution, 2)}`,
+          ),
+          found instanceof Error
+            ? h(
+                'p',
+                { class: 'muted' },
+                found instanceof NotFound
+                  ? `Event ${contributor.event_id} is no longer kept by the API.`
+                  : `Event ${contributor.event_id} could not be loaded: ${found.message}`,
+              )
+            : eventElement(found),
+        ),
+      ),
+    ),
+  );
+}
+
+/** An event shown under an open alert follows the stream too (a retraction, say). */
+function refreshContributor(detail) {
+  for (const item of document.querySelectorAll('li.contributor')) {
+    if (item.dataset.contributor !== detail.event.event_id) continue;
+    item.querySelector('article.event')?.replaceWith(eventElement(detail));
+  }
+}
+
+function revealAlert(alertId) {
+  if (ui.alertsOnly.checked && state.alerts.get(alertId)?.dyad !== state.selected) ui.alertsOnly.checked = false;
+  renderAlerts();
+  const el = alertElements.get(alertId);
+  if (!el) return;
+  el.open = true;
+  el.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  flash(el);
+}
+
+// ---------------------------------------------------------------------------
+// Events, with the words they were reported in.
+
+const eventElements = new Map(); // event_id → {detail, el}
+
+function dyadOfEvent(event) {
+  const a = event.source.country;
+  const b = event.target.country;
+  return a && b && a !== b ? [a, b].sort().join('-') : null;
+}
+
+function eventElement(detail) {
+  const { event } = detail;
+  const retraction = detail.retracted_by;
+  const dyad = dyadOfEvent(event);
+  return h(
+    'article',
+    {
+      class: retraction ? 'event retracted' : 'event',
+      dataset: { eventId: event.event_id, dyad, retracted: retraction ? 'true' : null },
+    },
+    h(
+      'div',
+      { class: 'event-meta' },
+      timeElement(event.event_time),
+      event.time_precision !== 'exact'
+        ? h('span', { class: 'precision', title: 'how far the time can be trusted' }, `± ${event.time_precision}`)
+        : null,
+      dyad ? h('span', { class: 'dyad-name' }, dyad) : null,
+      h('span', { class: 'cameo', title: 'CAMEO event code' }, `CAMEO ${event.cameo_code}`),
+      retraction ? h('span', { class: 'retracted-tag' }, 'retracted') : null,
+      h('span', { class: 'event-id' }, event.event_id),
+    ),
+    h(
+      'p',
+      { class: 'actors' },
+      h('span', { class: 'actor', title: event.source.code ?? '' }, event.source.name),
+      h('span', { class: 'arrow' }, ' → '),
+      h('span', { class: 'actor', title: event.target.code ?? '' }, event.target.name),
+    ),
+    event.summary ? h('p', { class: 'summary' }, event.summary) : null,
+    h('blockquote', { class: 'quote' }, event.provenance.quote),
+    h(
+      'p',
+      { class: 'provenance' },
+      'from ',
+      link(event.provenance.document),
+      ' · coded by ',
+      event.provenance.coded_by,
+    ),
+    retraction
+      ? h(
+          'p',
+          { class: 'retraction', role: 'note' },
+          h('strong', {}, 'Retracted'),
+          ` ${formatTime(retraction.event_time)} by `,
+          h('span', { class: 'retracted-by' }, retraction.retracted_by),
+          ': ',
+          h('span', { class: 'retraction-reason' }, retraction.reason),
+        )
+      : null,
+  );
+}
+
+function renderEvents() {
+  const only = ui.eventsOnly.checked ? state.selected : null;
+  const details = [...state.events.values()]
+    .filter((detail) => !only || dyadOfEvent(detail.event) === only)
+    .sort(
+      (a, b) =>
+        Date.parse(b.event.event_time) - Date.parse(a.event.event_time) ||
+        b.event.event_id.localeCompare(a.event.event_id),
+    )
+    .slice(0, SHOW_EVENTS);
+  const wanted = details.map((detail) => {
+    const id = detail.event.event_id;
+    let known = eventElements.get(id);
+    if (!known || known.detail !== detail) {
+      const el = eventElement(detail);
+      if (state.fresh.has(id)) el.classList.add('flash');
+      known?.el.replaceWith(el);
+      known = { detail, el };
+      eventElements.set(id, known);
+    }
+    return known.el;
+  });
+  for (const [id, known] of eventElements) {
+    if (!state.events.has(id) && !known.el.isConnected) eventElements.delete(id);
+  }
+  syncChildren(ui.events, wanted, only ? `No events for ${only}.` : 'No events yet.');
+}
+
+// ---------------------------------------------------------------------------
+// Start.
+
+function start() {
+  // The token, if the page was opened with one, is in a cookie now: keep it out of the
+  // address bar, the history and screenshots.
+  const url = new URL(location.href);
+  if (url.searchParams.has('access_token')) {
+    url.searchParams.delete('access_token');
+    history.replaceState(null, '', url);
+  }
+  const wanted = decodeURIComponent(location.hash.slice(1)).toUpperCase();
+  if (/^[A-Z]{3}-[A-Z]{3}$/.test(wanted)) {
+    state.selected = wanted;
+    state.pinned = true;
+    for (const el of document.querySelectorAll('.only-dyad')) el.textContent = wanted;
+  }
+  ui.alertsOnly.addEventListener('change', () => invalidate('alerts'));
+  ui.eventsOnly.addEventListener('change', () => invalidate('events'));
+  document.documentElement.style.setProperty('--escalation', COLORS.escalation);
+  document.documentElement.style.setProperty('--de-escalation', COLORS.deEscalation);
+  setConnection('connecting');
+  connect();
+}
+
+start();
