@@ -130,10 +130,8 @@ def run_demo(settings: Settings, once: bool, speed: float | None, show: Callable
     if started_broker is not None:
         show(f"started a local Kafka {started_broker.version} at {started_broker.bootstrap}")
     worker = start_worker(settings, settings.data_dir / "worker.log")
-    show(
-        f"worker started (pid {worker.pid}, log {settings.data_dir / 'worker.log'}); "
-        f"web port {settings.web_port}"
-    )
+    show(f"worker started (pid {worker.pid}, log {settings.data_dir / 'worker.log'})")
+    show(f"dashboard: http://{settings.web_host}:{settings.web_port}/  (metrics at /metrics, API at /api)")
     try:
         return asyncio.run(play(settings, once, speed, show))
     finally:
