@@ -31,9 +31,11 @@ lint: setup
 test: lint broker-jars
 	$(BIN)/python -m pytest
 
-# Events per second through one worker next to a plain consumer; peak memory. Not a test.
+# Events per second through one worker next to a plain consumer, peak memory, and the time
+# from the producer to the dashboard's live stream. Benchmarks, not tests.
 bench: broker-jars
 	$(BIN)/python -m tests.bench.worker_throughput
+	$(BIN)/python -m tests.bench.stream_latency
 
 format: setup
 	$(BIN)/ruff format .
