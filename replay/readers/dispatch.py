@@ -30,4 +30,4 @@ def read_events(path: Path, file_format: str = "auto") -> Iterator[ReadItem]:
             raise InputError(f"unknown format {chosen!r}; choose one of {', '.join(FORMATS)}")
         yield from read_native(path)
     except OSError as error:
-        raise InputError(f"{path}: {error.strerror or error}") from None
+        raise InputError(f"{error.filename or path}: {error.strerror or error}") from None
