@@ -87,6 +87,18 @@ def parse_query(model: type[Query], request: web.Request) -> Query:
         raise problem(400, describe(error)) from None
 
 
+LOCKED_PAGE = """<!doctype html><meta charset="utf-8"><title>CrisisMon: token needed</title>
+<p>This CrisisMon dashboard needs its access token: open <code>/?access_token=&lt;token&gt;</code>
+(the value of <code>CRISISMON_API_TOKEN</code>).</p>
+"""
+
+
+async def revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """The dashboard's files change with upgrades: browsers must check them, not keep old ones."""
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def dyad_of(request: web.Request) -> str:
     dyad = request.match_info["dyad"].upper()
     if not re.fullmatch(r"[A-Z]{3}-[A-Z]{3}", dyad):
@@ -153,6 +165,7 @@ class WebApp:
         application.router.add_get("/", self.dashboard)
         application.router.add_static("/static", STATIC_DIR)
         application.on_shutdown.append(self.close_streams)
+        application.on_response_prepare.append(revalidate_static)
         return application
 
     async def serve(self) -> None:
@@ -178,6 +191,8 @@ class WebApp:
             header[7:] if header.startswith("Bearer ") else request.cookies.get(TOKEN_COOKIE)
         )
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+            if request.path == "/":
+                raise web.HTTPUnauthorized(text=LOCKED_PAGE, content_type="text/html")
             raise web.HTTPUnauthorized(
                 text=Problem(
                     status=401, detail="a valid bearer token is required (CRISISMON_API_TOKEN)"

@@ -8,7 +8,7 @@
 // All data is rendered as text (see dom.js): event text comes from outside and is untrusted.
 
 import { api, AuthError, NotFound } from './api.js';
-import { COLORS, DyadChart, decayedSeries, sparkline } from './chart.js';
+import { DyadChart, decayedSeries, sparkline } from './chart.js';
 import { fill, flash, formatNumber, formatTime, h, link, timeElement } from './dom.js';
 
 const MAX_CARDS = 24;
@@ -91,6 +91,7 @@ function render() {
   frame = 0;
   const parts = new Set(dirty);
   dirty.clear();
+  prune();
   ensureSelection();
   if (parts.has('cards')) renderCards();
   if (parts.has('chart')) renderChart();
@@ -214,12 +215,11 @@ async function refresh() {
 }
 
 async function loadSnapshot() {
-  const [config, dyads, alerts, events, status] = await Promise.all([
+  const [config, dyads, alerts, events] = await Promise.all([
     api.config(),
     api.dyads(),
     api.alerts(null, FETCH_ALERTS),
     api.events(FETCH_EVENTS),
-    api.status(),
   ]);
   state.config = config;
   state.dyads = new Map(dyads.dyads.map((summary) => [summary.dyad, summary]));
@@ -227,7 +227,6 @@ async function loadSnapshot() {
   for (const detail of events.events) state.events.set(detail.event.event_id, detail);
   for (const summary of dyads.dyads) advanceClock(summary.as_of);
   for (const detail of events.events) advanceClock(detail.event.event_time);
-  document.body.dataset.caughtUp = String(status.caught_up);
   // Histories and the chosen dyad's alerts are loaded again: they may have moved on.
   state.historyLoaded.clear();
   state.alertsLoaded.clear();
@@ -236,7 +235,6 @@ async function loadSnapshot() {
     ...shownDyads().map((summary) => loadHistory(summary.dyad)),
     state.selected ? loadDyadAlerts(state.selected) : null,
   ]);
-  prune();
 }
 
 async function loadHistory(dyad) {
@@ -276,12 +274,15 @@ async function loadDyadAlerts(dyad) {
   invalidate('chart', 'alerts');
 }
 
-/** Memory stays bounded on a long-open page: the oldest alerts and events are let go. */
+/**
+ * Memory stays bounded on a long-open page: past a limit, the oldest alerts and events are
+ * let go (down to 90% of it, so this sorts once in a while, not at every message).
+ */
 function prune() {
   const trim = (map, limit, timeOf) => {
     if (map.size <= limit) return;
     const oldest = [...map.entries()].sort((a, b) => timeOf(a[1]) - timeOf(b[1]));
-    for (const [key] of oldest.slice(0, map.size - limit)) map.delete(key);
+    for (const [key] of oldest.slice(0, map.size - Math.floor(limit * 0.9))) map.delete(key);
   };
   trim(state.alerts, KEEP_ALERTS, (alert) => Date.parse(alert.event_time));
   trim(state.events, KEEP_EVENTS, (detail) => Date.parse(detail.event.event_time));
@@ -331,12 +332,15 @@ function receive(kind, text) {
 }
 
 async function probe() {
+  clearTimeout(retryTimer);
   try {
     await api.status();
   } catch (error) {
     if (error instanceof AuthError) {
       showAuthNeeded();
-      retryTimer = setTimeout(probe, 5000); // until a cookie with the right token is there
+      // Until the cookie holds the right token (the reader opens /?access_token=... in
+      // another tab, say; coming back to this one checks at once, see start()).
+      retryTimer = setTimeout(probe, 3000);
       return;
     }
   }
@@ -480,8 +484,13 @@ function cardContent(summary, span) {
     h(
       'span',
       { class: 'card-foot' },
-      summary.last_change ? ['last change ', timeElement(summary.last_change)] : 'no alerts',
-      ` · ${summary.alerts} alert${summary.alerts === 1 ? '' : 's'}`,
+      summary.last_change
+        ? [
+            'last change ',
+            timeElement(summary.last_change),
+            ` · ${summary.alerts} alert${summary.alerts === 1 ? '' : 's'}`,
+          ]
+        : 'no alerts yet',
     ),
   ];
 }
@@ -806,8 +815,9 @@ function start() {
   }
   ui.alertsOnly.addEventListener('change', () => invalidate('alerts'));
   ui.eventsOnly.addEventListener('change', () => invalidate('events'));
-  document.documentElement.style.setProperty('--escalation', COLORS.escalation);
-  document.documentElement.style.setProperty('--de-escalation', COLORS.deEscalation);
+  window.addEventListener('focus', () => {
+    if (ui.connection.dataset.state === 'unauthorised') probe();
+  });
   setConnection('connecting');
   connect();
 }

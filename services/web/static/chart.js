@@ -7,16 +7,24 @@
 
 import { svg } from './dom.js';
 
-export const COLORS = {
-  escalation: '#ff7b72',
-  deEscalation: '#58a6ff',
-  normal: '#3fb950',
-  watch: '#d29922',
-  warning: '#f0883e',
-  critical: '#f85149',
-  axis: '#8b949e',
-  grid: 'rgba(240, 246, 252, 0.07)',
-};
+/** The colours come from style.css (its custom properties), so the canvas matches the page. */
+function readColors() {
+  const style = getComputedStyle(document.documentElement);
+  const css = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+  return {
+    escalation: css('--escalation', '#ff7b72'),
+    deEscalation: css('--de-escalation', '#58a6ff'),
+    normal: css('--normal', '#3fb950'),
+    watch: css('--watch', '#d29922'),
+    warning: css('--warning', '#f0883e'),
+    critical: css('--critical', '#f85149'),
+    background: css('--bg', '#0d1117'),
+    axis: css('--muted', '#8b949e'),
+    grid: 'rgba(240, 246, 252, 0.07)',
+  };
+}
+
+export const COLORS = readColors();
 
 const SAMPLES_PER_GAP = 16;
 
@@ -92,6 +100,7 @@ function thresholdBands(getConfig) {
       ctx.fillStyle = withAlpha(COLORS[level], 0.85);
       ctx.font = `${11 * dpr}px system-ui, sans-serif`;
       ctx.textBaseline = 'bottom';
+      ctx.textAlign = 'left'; // uPlot leaves its last axis' alignment on the context
       if (yFrom > top + 12 * dpr) ctx.fillText(`${level} ≥ ${from}`, left + 6 * dpr, yFrom - 2 * dpr);
     }
     ctx.restore();
@@ -118,11 +127,12 @@ function alertMarkers(getAlerts) {
       ctx.setLineDash([4 * dpr, 3 * dpr]);
       line(ctx, x, top, x, top + height);
       ctx.setLineDash([]);
-      // A dot on the index that moved: E for escalation alerts, D for de-escalation ones.
-      const value = alert.kind === 'escalation' ? alert.escalation_index : alert.de_escalation_index;
+      // A dot on the index the alert is about: levels follow E; "cooperation overtakes" is D's.
+      const value =
+        alert.reason_code === 'cooperation-overtakes' ? alert.de_escalation_index : alert.escalation_index;
       const yValue = u.valToPos(value, 'y', true);
       ctx.fillStyle = color;
-      ctx.strokeStyle = '#0d1117';
+      ctx.strokeStyle = COLORS.background;
       ctx.lineWidth = 2 * dpr;
       ctx.beginPath();
       ctx.arc(x, yValue, 5 * dpr, 0, 2 * Math.PI);
@@ -138,6 +148,22 @@ function alertMarkers(getAlerts) {
     }
     ctx.restore();
   };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * x-axis labels in UTC, 24-hour: "Jan 16" at midnights and for day steps, else "12:00";
+ * the first label has the year under it.
+ */
+function timeLabels(_, splits, __, ___, increment) {
+  return splits.map((ts, i) => {
+    const d = new Date(ts * 1000);
+    const day = `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}${i === 0 ? `\n${d.getUTCFullYear()}` : ''}`;
+    const midnight = d.getUTCHours() === 0 && d.getUTCMinutes() === 0;
+    if (increment >= 86400 || midnight) return day;
+    return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+  });
 }
 
 function line(ctx, x0, y0, x1, y1 = y0) {
@@ -179,7 +205,8 @@ export class DyadChart {
       // Event times are UTC; so is the axis.
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: {
-        x: { time: true },
+        // A little room on the right, so a marker at the latest event is not cut in half.
+        x: { time: true, range: (_, min, max) => [min, max + Math.max((max - min) * 0.015, 3600)] },
         y: {
           // From 0, and high enough to show the critical threshold: how close a dyad is
           // to a level matters as much as its shape.
@@ -187,11 +214,11 @@ export class DyadChart {
         },
       },
       series: [
-        { value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' },
+        { label: 'event time', value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' },
         { label: 'escalation E', stroke: COLORS.escalation, width: 2, value, points: { show: false } },
         { label: 'de-escalation D', stroke: COLORS.deEscalation, width: 2, value, points: { show: false } },
       ],
-      axes: [axis, { ...axis, size: 44 }],
+      axes: [{ ...axis, values: timeLabels, size: 52 }, { ...axis, size: 44 }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false }, points: { size: 7 } },
       hooks: {

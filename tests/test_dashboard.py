@@ -1,0 +1,306 @@
+"""The dashboard in a real browser (Playwright with Debian's chromium) against a live worker.
+
+The page is opened before the events are replayed, so what it shows arrives over /api/stream.
+A screenshot of the crisis in progress is kept as a test artifact (it goes into the README):
+`$CRISISMON_TEST_ARTIFACTS/dashboard.png`, by default `test-artifacts/dashboard.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import ConsoleMessage, Error, Page, expect, sync_playwright
+
+from services.kafka.broker import Broker
+from tests.live import CRISISMON, WorkerProcess, clean_env, replay
+
+REPO = Path(__file__).parent.parent
+ARTICLE = REPO / "replay" / "data" / "pakistan-iran-2024.jsonl"
+CHROMIUM = os.environ.get("CRISISMON_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LIVE_SPEED = "43200"
+"""Twelve hours of event time a second: the article's fortnight of crisis in about 30 s."""
+ARRIVAL_MS = 20_000
+"""How long the page may wait for records replayed a moment ago: through Kafka and the worker."""
+STRIKE_QUOTE = "Iran carried out an airstrike inside Pakistani territory of Sabza Koh"
+"""From pkir24-005's verbatim quote in the article file."""
+ARTICLE_ALERTS = [  # newest first, as the feed shows them: (from, to, reason, event day)
+    ("watch", "normal", "level-fall", "2024-01-29"),
+    ("warning", "watch", "level-fall", "2024-01-26"),
+    ("warning", "warning", "cooperation-overtakes", "2024-01-22"),
+    ("watch", "warning", "level-rise", "2024-01-17"),
+    ("normal", "watch", "level-rise", "2024-01-16"),
+]
+
+
+@dataclass
+class Browser:
+    """A page, and what went wrong in it: uncaught errors and console errors (CSP refusals too)."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    def problems(self, *expected: str) -> list[str]:
+        """The errors, but those that contain one of `expected`."""
+        return [error for error in self.errors if not any(part in error for part in expected)]
+
+
+@pytest.fixture
+def browser(kafka_namespace: str) -> Iterator[Browser]:
+    # Playwright's sync API runs an asyncio loop of its own, inside which asyncio.run (the
+    # Kafka fixtures' teardown) refuses to run: depending on kafka_namespace closes the
+    # browser first. Chromium is closed whatever happens.
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.set_default_timeout(15_000)
+            opened = Browser(page)
+
+            def console(message: ConsoleMessage) -> None:
+                if message.type == "error":
+                    opened.errors.append(message.text)
+
+            def uncaught(error: Error) -> None:
+                opened.errors.append(f"uncaught: {error}")
+
+            page.on("console", console)
+            page.on("pageerror", uncaught)
+            yield opened
+        finally:
+            chromium.close()
+
+
+def artifact(name: str) -> Path:
+    folder = Path(os.environ.get("CRISISMON_TEST_ARTIFACTS") or REPO / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def test_the_article_plays_out_live_on_the_dashboard(
+    kafka_broker: Broker,
+    kafka_namespace: str,
+    worker: Callable[..., WorkerProcess],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    bootstrap, page = kafka_broker.bootstrap, browser.page
+    running = worker().wait_for_web()
+    # The article opens with an attack a month before the crisis. Played at once, it leaves the
+    # fortnight of crisis to play live, instead of a month of waiting first.
+    first, *rest = ARTICLE.read_text().splitlines(keepends=True)
+    prologue, crisis = tmp_path / "prologue.jsonl", tmp_path / "crisis.jsonl"
+    prologue.write_text(first)
+    crisis.write_text("".join(rest))
+    replay(prologue, bootstrap, kafka_namespace)
+
+    page.goto(running.url + "/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    playing = subprocess.Popen(
+        [
+            CRISISMON,
+            "replay",
+            str(crisis),
+            "--speed",
+            LIVE_SPEED,
+            "--bootstrap",
+            bootstrap,
+            "--namespace",
+            kafka_namespace,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    irn_pak = page.locator('.card[data-dyad="IRN-PAK"]')
+    alerts = page.locator("#alerts details.alert")
+    try:
+        expect(irn_pak).to_have_attribute("data-level", "warning", timeout=30_000)
+        # Mid-crisis: cooperation has overtaken, the level is still warning (until Jan 26,
+        # some 8 s of replay later). The alert to warning opens to the strike that drove it.
+        expect(alerts.and_(page.locator('[data-reason="cooperation-overtakes"]'))).to_be_visible(
+            timeout=30_000
+        )
+        expect(irn_pak).to_have_attribute("data-level", "warning")
+        to_warning = alerts.and_(page.locator('[data-from="watch"][data-level="warning"]'))
+        to_warning.locator("summary").click()
+        strike = to_warning.locator('li.contributor[data-contributor="pkir24-005"]')
+        expect(strike.locator("blockquote.quote")).to_contain_text(STRIKE_QUOTE)
+        expect(strike.locator(".actors")).to_contain_text("Iran (armed forces)")
+        expect(strike.locator(".cameo")).to_have_text("CAMEO 195")
+        expect(page.locator("#chart canvas").first).to_be_visible()
+        page.screenshot(path=artifact("dashboard.png"), full_page=True)
+        _, errors = playing.communicate(timeout=90)
+        assert playing.returncode == 0, errors
+    finally:
+        if playing.poll() is None:
+            playing.kill()
+            playing.wait()
+
+    expect(alerts).to_have_count(len(ARTICLE_ALERTS), timeout=ARRIVAL_MS)
+    shown = [
+        (
+            alert.get_attribute("data-from"),
+            alert.get_attribute("data-level"),
+            alert.get_attribute("data-reason"),
+            (alert.get_attribute("data-time") or "")[:10],
+        )
+        for alert in alerts.all()
+    ]
+    assert shown == ARTICLE_ALERTS
+    assert all(alert.get_attribute("data-dyad") == "IRN-PAK" for alert in alerts.all())
+    expect(irn_pak).to_have_attribute("data-level", "normal")
+    expect(page.locator("#chart-alerts .marker")).to_have_count(len(ARTICLE_ALERTS))
+    expect(page.locator("#events article.event")).to_have_count(len(rest) + 1)
+    latest = page.locator('#events article[data-event-id="pkir24-026"]')
+    expect(latest.locator(".quote")).to_contain_text("official visit to Pakistan on 29th January 2024")
+    expect(page.locator("#clock")).to_have_text("2024-01-29 12:00 UTC")
+    assert page.evaluate("window.__sameDocument") is True, "the updates came by reloading the page"
+    # Clicking a card chooses the dyad the chart shows.
+    page.locator('.card[data-dyad="CHN-PAK"]').click()
+    expect(page.locator('.card[data-dyad="CHN-PAK"]')).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#chart")).to_have_attribute("data-dyad", "CHN-PAK")
+    expect(page.locator("#chart-alerts .marker")).to_have_count(0)
+    assert browser.problems() == []
+
+
+INJECTION = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+HOSTILE_NAME = '<b onmouseover="window.__pwned=3">Iran</b>'
+HOSTILE_QUOTE = "<script>window.__pwned=6</script>“quoted” & <i>kept</i>"
+HOSTILE_DOCUMENT = "javascript:window.__pwned=5"
+HOSTILE_REASON = '<img src=y onerror="window.__pwned=8">withdrawn'
+HOSTILE_RETRACTOR = "<script>window.__pwned=9</script>"
+
+
+def hostile_records() -> list[dict[str, object]]:
+    """A valid event (IRN→PAK, CAMEO 190) and its retraction, every free-text field markup."""
+    event: dict[str, object] = {
+        "event_id": "xss-1",
+        "event_time": "2024-03-01T12:00:00Z",
+        "time_precision": "day",
+        "source": {"code": "IRNMIL", "name": HOSTILE_NAME, "country": "IRN"},
+        "target": {"code": "PAK", "name": "Pakistan<svg onload=window.__pwned=4>", "country": "PAK"},
+        "cameo_code": "190",
+        "summary": INJECTION,
+        "provenance": {
+            "document": HOSTILE_DOCUMENT,
+            "quote": HOSTILE_QUOTE,
+            "coded_by": "<iframe src=javascript:window.__pwned=7></iframe>",
+        },
+    }
+    retraction: dict[str, object] = {
+        "retraction_id": "xss-r1",
+        "retracts": "xss-1",
+        "dyad": "IRN-PAK",
+        "event_time": "2024-03-01T13:00:00Z",
+        "reason": HOSTILE_REASON,
+        "retracted_by": HOSTILE_RETRACTOR,
+    }
+    return [event, retraction]
+
+
+NOTHING_FROM_THE_DATA = """() => ({
+    pwned: typeof window.__pwned,
+    markup: document.querySelectorAll('img, iframe, b, i, main script, main svg:not(.sparkline)').length,
+    handlers: [...document.querySelectorAll('*')].filter(
+        (el) => [...el.attributes].some((a) => a.name.toLowerCase().startsWith('on'))).length,
+    scripts: [...document.scripts].map((s) => s.getAttribute('src')),
+    javascriptLinks: document.querySelectorAll('a[href^="javascript" i]').length,
+})"""
+
+
+def test_event_text_is_shown_as_text_never_as_markup(
+    kafka_broker: Broker,
+    kafka_namespace: str,
+    worker: Callable[..., WorkerProcess],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    page = browser.page
+    running = worker().wait_for_web()
+    page.goto(running.url + "/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text("".join(json.dumps(record) + "\n" for record in hostile_records()))
+    replay(hostile, kafka_broker.bootstrap, kafka_namespace)
+
+    def check(where: str) -> None:
+        shown = page.locator('#events article[data-event-id="xss-1"]')
+        expect(shown.locator(".summary")).to_have_text(INJECTION, timeout=ARRIVAL_MS)
+        expect(shown.locator(".quote")).to_have_text(HOSTILE_QUOTE)
+        expect(shown.locator(".actors")).to_contain_text(HOSTILE_NAME)
+        expect(shown.locator(".provenance")).to_contain_text(HOSTILE_DOCUMENT)
+        expect(shown).to_have_attribute("data-retracted", "true")
+        expect(shown.locator(".retraction-reason")).to_have_text(HOSTILE_REASON)
+        expect(shown.locator(".retracted-by")).to_have_text(HOSTILE_RETRACTOR)
+        # The alert the event raised opens to it, shown as text there too.
+        raised = page.locator('#alerts details.alert[data-reason="level-rise"]')
+        raised.locator("summary").click()
+        contributor = raised.locator('li.contributor[data-contributor="xss-1"]')
+        expect(contributor.locator(".summary")).to_have_text(INJECTION)
+        found = page.evaluate(NOTHING_FROM_THE_DATA)
+        assert found == {
+            "pwned": "undefined",
+            "markup": 0,
+            "handlers": 0,
+            "scripts": ["/static/vendor/uplot/uPlot.iife.min.js", "/static/app.js"],
+            "javascriptLinks": 0,
+        }, where
+
+    check("as it arrived over the stream")
+    page.reload()
+    check("from the API after a reload")
+    assert browser.problems() == []
+
+
+def test_with_a_token_the_page_says_how_to_get_in(
+    kafka_broker: Broker,
+    kafka_namespace: str,
+    worker: Callable[..., WorkerProcess],
+    browser: Browser,
+) -> None:
+    page = browser.page
+    running = worker("guarded", CRISISMON_API_TOKEN="first-token").wait_for_web()
+    replay(ARTICLE, kafka_broker.bootstrap, kafka_namespace)
+
+    refused = page.goto(running.url + "/")
+    assert refused is not None and refused.status == 401
+    expect(page.locator("body")).to_contain_text("/?access_token=<token>")
+
+    opened = page.goto(running.url + "/?access_token=first-token")
+    assert opened is not None and opened.status == 200
+    irn_pak = page.locator('.card[data-dyad="IRN-PAK"]')
+    expect(irn_pak).to_have_attribute("data-level", "normal", timeout=ARRIVAL_MS)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#alerts details.alert")).to_have_count(len(ARTICLE_ALERTS), timeout=ARRIVAL_MS)
+    assert "access_token" not in page.url, "the token stays in the address bar"
+    assert page.evaluate("document.cookie") == "", "the token cookie is readable by scripts"
+
+    # The worker comes back with another token: the open page loses the stream, then says how
+    # to get in; opened once with the new token (in another tab), it carries on by itself.
+    running.stop()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    running.environment["CRISISMON_API_TOKEN"] = "second-token"
+    running.start().wait_for_web()
+    banner = page.locator("#banner")
+    expect(banner).to_contain_text("/?access_token=", timeout=20_000)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "unauthorised")
+    page.context.new_page().goto(running.url + "/?access_token=second-token")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=20_000)
+    expect(banner).to_be_hidden()
+    expect(irn_pak).to_be_visible()
+    assert browser.problems("Failed to load resource") == []  # the 401s, the dead worker
