@@ -142,6 +142,8 @@ def test_the_article_plays_out_live_on_the_dashboard(
         expect(strike.locator("blockquote.quote")).to_contain_text(STRIKE_QUOTE)
         expect(strike.locator(".actors")).to_contain_text("Iran (armed forces)")
         expect(strike.locator(".cameo")).to_have_text("CAMEO 195")
+        expect(strike.locator(".cameo")).to_have_attribute("title", "Employ aerial weapons")
+        expect(strike.locator(".goldstein.escalation")).to_have_text("-10.0")
         expect(page.locator("#chart canvas").first).to_be_visible()
         page.screenshot(path=artifact("dashboard.png"), full_page=True)
         _, errors = playing.communicate(timeout=90)

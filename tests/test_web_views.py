@@ -152,3 +152,10 @@ def test_an_alert_read_before_its_index_update_still_counts() -> None:
         projection.add_index(update)
     (summary,) = projection.summaries()
     assert summary.alerts == len(alerts) and summary.last_alert == alerts[-1]
+
+
+def test_an_event_shows_its_code_and_the_score_the_engine_took() -> None:
+    detail = Projection(10, 10).add_record(event("a", cameo_code="195"))
+    assert detail is not None
+    assert (detail.goldstein, detail.feeds) == (-10.0, "escalation")
+    assert detail.cameo_description == "Employ aerial weapons"

@@ -224,7 +224,7 @@ def create_app(settings: Settings) -> faust.App:
     feed = Feed(
         settings.kafka_bootstrap,
         topics,
-        Projection(settings.api_max_events, settings.api_history_per_dyad),
+        Projection(settings.api_max_events, settings.api_history_per_dyad, settings.engine_config().scale),
         Broadcaster(),
     )
     web = WebApp(feed, metrics, settings.engine_config(), settings.web_host, settings.web_port, token)

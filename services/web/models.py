@@ -45,6 +45,13 @@ class AlertList(Answer):
 class EventDetail(Answer):
     event: CrisisEvent
     retracted_by: Retraction | None = None
+    cameo_description: str | None = Field(default=None, description="what the CAMEO code means")
+    goldstein: float | None = Field(
+        default=None, description="the score the engine used: the event's own, or the scale's for its code"
+    )
+    feeds: Literal["escalation", "de-escalation", "neither"] | None = Field(
+        default=None, description="the index the event adds to"
+    )
 
 
 class EventList(Answer):

@@ -12,8 +12,10 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
 from schemas.events import CrisisEvent, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
+from services.core.scoring import score
 from services.web.models import DyadSummary, EventDetail
 
 
@@ -34,6 +36,8 @@ class DyadView:
 class Projection:
     max_events: int
     history_per_dyad: int
+    scale: GoldsteinScale = field(default_factory=goldstein_scale)
+    """The worker's scale, to show each event's score as the engine took it."""
     dyads: dict[str, DyadView] = field(default_factory=dict)
     alerts: OrderedDict[str, Alert] = field(default_factory=OrderedDict)
     events: OrderedDict[str, EventDetail] = field(default_factory=OrderedDict)
@@ -80,7 +84,15 @@ class Projection:
             return detail
         if record.event_id in self.events:
             return None
-        detail = EventDetail(event=record, retracted_by=self.pending_retractions.pop(record.event_id, None))
+        scored = score(record, self.scale)
+        code = cameo_codes().get(record.cameo_code)
+        detail = EventDetail(
+            event=record,
+            retracted_by=self.pending_retractions.pop(record.event_id, None),
+            cameo_description=code.description if code else None,
+            goldstein=scored.goldstein,
+            feeds="escalation" if scored.conflict else "de-escalation" if scored.cooperation else "neither",
+        )
         self.events[record.event_id] = detail
         if len(self.events) > self.max_events:
             self.events.popitem(last=False)

@@ -733,7 +733,18 @@ function eventElement(detail) {
         ? h('span', { class: 'precision', title: 'how far the time can be trusted' }, `± ${event.time_precision}`)
         : null,
       dyad ? h('span', { class: 'dyad-name' }, dyad) : null,
-      h('span', { class: 'cameo', title: 'CAMEO event code' }, `CAMEO ${event.cameo_code}`),
+      h(
+        'span',
+        { class: 'cameo', title: detail.cameo_description ?? 'CAMEO event code' },
+        `CAMEO ${event.cameo_code}`,
+      ),
+      typeof detail.goldstein === 'number'
+        ? h(
+            'span',
+            { class: `goldstein ${detail.feeds ?? ''}`, title: `Goldstein score; feeds ${detail.feeds}` },
+            `${detail.goldstein > 0 ? '+' : ''}${detail.goldstein.toFixed(1)}`,
+          )
+        : null,
       retraction ? h('span', { class: 'retracted-tag' }, 'retracted') : null,
       h('span', { class: 'event-id' }, event.event_id),
     ),
