@@ -171,6 +171,11 @@ def test_the_article_plays_out_live_on_the_dashboard(
     latest = page.locator('#events article[data-event-id="pkir24-026"]')
     expect(latest.locator(".quote")).to_contain_text("official visit to Pakistan on 29th January 2024")
     expect(page.locator("#clock")).to_have_text("2024-01-29 12:00 UTC")
+    # Every card ends with the values the API holds, whatever order the topics were read in.
+    for row in running.get_json("/api/dyads")["dyads"]:
+        card = page.locator(f'.card[data-dyad="{row["dyad"]}"]')
+        expect(card.locator(".value.e")).to_have_text(f"E{row['escalation_index']:.1f}")
+        expect(card.locator(".value.d")).to_have_text(f"D{row['de_escalation_index']:.1f}")
     assert page.evaluate("window.__sameDocument") is True, "the updates came by reloading the page"
     # Clicking a card chooses the dyad the chart shows.
     page.locator('.card[data-dyad="CHN-PAK"]').click()

@@ -158,8 +158,10 @@ function applyAlert(alert) {
     summary.last_change = alert.event_time;
   }
   // An alert can arrive before the index update that goes with it; it already tells the
-  // new level and indices, so the card shows them at once.
-  if (Date.parse(alert.event_time) >= Date.parse(summary.as_of)) {
+  // new level and indices, so the card shows them at once. Only when strictly newer: at an
+  // equal time the card may already show a later event's update (several events can share
+  // one time, and the alert topic is read apart from the index topic).
+  if (Date.parse(alert.event_time) > Date.parse(summary.as_of)) {
     summary.level = alert.level;
     summary.escalation_index = alert.escalation_index;
     summary.de_escalation_index = alert.de_escalation_index;
