@@ -1,4 +1,4 @@
-"""The commit watchdog against a real broker: it seeks back only a partition whose commits stand still."""
+"""The guards against faust-streaming's offset races, with a real broker's committed offsets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from faust.types import TP
 
 from services.kafka.broker import Broker
 from services.kafka.topics import Topics, ensure_topics
-from services.kafka.watchdog import CommitWatchdog
+from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 
 
 @dataclass
@@ -57,3 +57,39 @@ def test_only_a_partition_stalled_behind_its_processing_is_read_again(
         return consumer.seeks
 
     assert asyncio.run(scenario()) == [(stalled, 40)]
+
+
+@dataclass
+class Delivered:
+    """A record as Faust hands it to the agent: where it is, and whether Faust may count it done."""
+
+    tp: TP
+    offset: int
+    acked: bool = False
+
+
+def test_a_record_after_skipped_ones_is_held_back_and_the_partition_read_again(
+    kafka_broker: Broker, kafka_namespace: str
+) -> None:
+    topics = Topics(kafka_namespace)
+    restarted, fresh = TP(topics.events, 0), TP(topics.events, 1)
+
+    async def scenario() -> tuple[list[bool], list[Delivered], list[tuple[TP, int]]]:
+        await ensure_topics(kafka_broker.bootstrap, topics)
+        await commit(kafka_broker.bootstrap, topics.app_id, {restarted: 72})
+        watchdog = CommitWatchdog(kafka_broker.bootstrap, topics.app_id)
+        consumer = ConsumerSeen(owned={restarted, fresh})
+        guard = OffsetGuard(watchdog.committed, lambda: consumer, retry_seconds=0.0)
+        # Faust starts three records past the commit; the partition without a commit is taken as it comes.
+        records = [Delivered(restarted, o) for o in (75, 76)] + [Delivered(fresh, 9)]
+        admitted = [await guard.admit(record) for record in records]
+        await guard.retry()  # the skipped records have not come yet: seek again
+        records += [Delivered(restarted, o) for o in (72, 73)]
+        admitted += [await guard.admit(record) for record in records[3:]]
+        await guard.retry()  # nothing is missing any more
+        return admitted, records, consumer.seeks
+
+    admitted, records, seeks = asyncio.run(scenario())
+    assert admitted == [False, False, True, True, True]
+    assert [record.acked for record in records] == [True, True, False, False, False]
+    assert seeks == [(restarted, 72), (restarted, 72)]

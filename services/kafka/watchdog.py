@@ -1,4 +1,14 @@
-"""Unsticks offset commits that faust-streaming stops making after a restart.
+"""Two guards against faust-streaming's offset races after a restart.
+
+`OffsetGuard`: faust-streaming can also drop the *first* record it should process after an
+assignment. Its commit logic then takes the next record's acknowledgement as contiguous
+with the committed offset (an off-by-one: it reads the committed offset as the last record
+processed, where Kafka means the next one to read) and commits past the dropped record: a
+record lost for good. The guard checks that each partition's records come in offset order
+from the committed offset; when one is skipped, it keeps faust from acknowledging what came
+instead and seeks back, so the skipped record is read and processed.
+
+`CommitWatchdog`: unsticks offset commits that faust-streaming stops making after a restart.
 
 faust-streaming can drop a message it fetched while the worker starts (its consumer fetches
 before it seeks to the committed offsets, and a flow suspension abandons a delivery). The
@@ -13,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +90,59 @@ class CommitWatchdog:
             await consumer.seek(tp, committed[tp])
             del self.processed[tp]
         return stalled
+
+
+@dataclass
+class OffsetGuard:
+    """Lets each partition's records through only in offset order, from the committed offset."""
+
+    committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
+    consumer: Callable[[], Any]
+    retry_seconds: float = 2.0
+    expected: dict[Any, int | None] = field(default_factory=dict)
+    """Per topic-partition: the next offset to process (None: no commit yet, take the first)."""
+    seeking: dict[Any, tuple[int, float]] = field(default_factory=dict)
+    """Per topic-partition: the offset a seek back asked for, and when, until it arrives."""
+
+    def forget(self) -> None:
+        """After a rebalance: the next records start again from the committed offsets."""
+        self.expected.clear()
+        self.seeking.clear()
+
+    async def admit(self, message: Any) -> bool:
+        """True when the record is next in order; otherwise seeks back (once) and returns False."""
+        tp = message.tp
+        if tp not in self.expected:
+            self.expected[tp] = (await self.committed([tp])).get(tp)
+        expected = self.expected[tp]
+        if expected is not None and message.offset > expected:
+            # Faust must not count this record as done: its acknowledgement would let the
+            # commit pass the skipped ones. It comes again after the seek.
+            message.acked = True
+            if tp not in self.seeking:
+                log.warning(
+                    "%s[%s]: faust-streaming skipped offsets %s to %s; reading again from %s",
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    message.offset - 1,
+                    expected,
+                )
+                await self.seek(tp, expected)
+            return False
+        self.seeking.pop(tp, None)
+        self.expected[tp] = message.offset + 1
+        return True
+
+    async def retry(self) -> None:
+        """Seek again where the records asked for have not come: a batch faust was still
+        delivering when the first seek was made can undo it (faust then drops what it reads)."""
+        now = time.monotonic()
+        for tp, (offset, since) in list(self.seeking.items()):
+            if now - since >= self.retry_seconds:
+                log.info("%s[%s]: seeking again to %s", tp.topic, tp.partition, offset)
+                await self.seek(tp, offset)
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeking[tp] = (offset, time.monotonic())
+        await self.consumer().seek(tp, offset)

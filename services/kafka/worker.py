@@ -34,7 +34,7 @@ from services.core.engine import Outcome, Status, apply, index_now
 from services.core.timeutil import to_seconds
 from services.kafka.feed import Feed
 from services.kafka.topics import PARTITIONS, Topics, ensure_topics
-from services.kafka.watchdog import CommitWatchdog
+from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 from services.settings import Settings
 from services.web.app import WebApp
 from services.web.metrics import WorkerMetrics
@@ -63,6 +63,7 @@ class Processor:
     table: Any
     topics: dict[str, Any]
     watchdog: CommitWatchdog
+    guard: OffsetGuard
     metrics: WorkerMetrics
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
@@ -78,6 +79,8 @@ class Processor:
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
         started = time.perf_counter()
         message = event.message
+        if not await self.guard.admit(message):
+            return
         self.watchdog.record(message.tp, message.offset)
         outcome, event_time = await self.process(event.value or b"", message)
         self.metrics.observe_record(outcome, time.perf_counter() - started, event_time, datetime.now(UTC))
@@ -177,6 +180,7 @@ def create_app(settings: Settings) -> faust.App:
     watchdog = CommitWatchdog(settings.kafka_bootstrap, topics.app_id)
     processor = Processor(
         watchdog=watchdog,
+        guard=OffsetGuard(watchdog.committed, lambda: app.consumer),
         metrics=metrics,
         config=settings.engine_config(),
         table=table,
@@ -196,6 +200,10 @@ def create_app(settings: Settings) -> faust.App:
     async def unstick_commits() -> None:
         await watchdog.check(app.consumer)
 
+    @app.timer(interval=processor.guard.retry_seconds)  # type: ignore[untyped-decorator]
+    async def finish_seeks() -> None:
+        await processor.guard.retry()
+
     @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         partitions = [tp for tp in app.consumer.assignment() if tp.topic == topics.events]
@@ -208,6 +216,7 @@ def create_app(settings: Settings) -> faust.App:
 
     def forget_states(*_: Any, **__: Any) -> None:
         processor.states.clear()
+        processor.guard.forget()
 
     def forget_revoked(*args: Any, **_: Any) -> None:
         _sender, revoked = args  # faust sends (app, revoked topic-partitions)
