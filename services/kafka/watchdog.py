@@ -1,12 +1,12 @@
 """Two guards against faust-streaming's offset races after a restart.
 
-`OffsetGuard`: faust-streaming can also drop the *first* record it should process after an
-assignment. Its commit logic then takes the next record's acknowledgement as contiguous
-with the committed offset (an off-by-one: it reads the committed offset as the last record
-processed, where Kafka means the next one to read) and commits past the dropped record: a
-record lost for good. The guard checks that each partition's records come in offset order
-from the committed offset; when one is skipped, it keeps faust from acknowledging what came
-instead and seeks back, so the skipped record is read and processed.
+`OffsetGuard`: after a restart, faust-streaming often starts a partition a few records past
+its committed offset, and its commit logic then commits the skipped records (it marks the gap
+as done, and reads the committed offset as the last record processed where Kafka means the
+next one to read): records lost for good. The guard checks that each partition's records
+come in offset order from the committed offset; when some were skipped, it reads them
+straight from Kafka so the worker processes them first. (Seeking Faust's consumer back does
+not work here: a batch it is still delivering undoes the seek.)
 
 `CommitWatchdog`: unsticks offset commits that faust-streaming stops making after a restart.
 
@@ -27,10 +27,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 log = logging.getLogger(__name__)
+
+READ_RANGE_SECONDS = 60.0
 
 
 @dataclass
@@ -94,55 +96,53 @@ class CommitWatchdog:
 
 @dataclass
 class OffsetGuard:
-    """Lets each partition's records through only in offset order, from the committed offset."""
+    """Hands over each partition's records in offset order, from the committed offset: what
+    Faust skipped is read straight from Kafka and handed over first."""
 
+    bootstrap: str
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
-    consumer: Callable[[], Any]
-    retry_seconds: float = 2.0
     expected: dict[Any, int | None] = field(default_factory=dict)
     """Per topic-partition: the next offset to process (None: no commit yet, take the first)."""
-    seeking: dict[Any, tuple[int, float]] = field(default_factory=dict)
-    """Per topic-partition: the offset a seek back asked for, and when, until it arrives."""
 
     def forget(self) -> None:
         """After a rebalance: the next records start again from the committed offsets."""
         self.expected.clear()
-        self.seeking.clear()
 
-    async def admit(self, message: Any) -> bool:
-        """True when the record is next in order; otherwise seeks back (once) and returns False."""
+    async def skipped_before(self, message: Any) -> list[Any]:
+        """The records Faust skipped before this one (usually none), in offset order."""
         tp = message.tp
         if tp not in self.expected:
             self.expected[tp] = (await self.committed([tp])).get(tp)
         expected = self.expected[tp]
-        if expected is not None and message.offset > expected:
-            # Faust must not count this record as done: its acknowledgement would let the
-            # commit pass the skipped ones. It comes again after the seek.
-            message.acked = True
-            if tp not in self.seeking:
-                log.warning(
-                    "%s[%s]: faust-streaming skipped offsets %s to %s; reading again from %s",
-                    tp.topic,
-                    tp.partition,
-                    expected,
-                    message.offset - 1,
-                    expected,
-                )
-                await self.seek(tp, expected)
-            return False
-        self.seeking.pop(tp, None)
-        self.expected[tp] = message.offset + 1
-        return True
+        self.expected[tp] = max(expected or 0, message.offset + 1)
+        if expected is None or message.offset <= expected:
+            return []
+        log.warning(
+            "%s[%s]: faust-streaming skipped offsets %s to %s; reading them from Kafka first",
+            tp.topic,
+            tp.partition,
+            expected,
+            message.offset - 1,
+        )
+        return await read_range(self.bootstrap, tp.topic, tp.partition, expected, message.offset)
 
-    async def retry(self) -> None:
-        """Seek again where the records asked for have not come: a batch faust was still
-        delivering when the first seek was made can undo it (faust then drops what it reads)."""
-        now = time.monotonic()
-        for tp, (offset, since) in list(self.seeking.items()):
-            if now - since >= self.retry_seconds:
-                log.info("%s[%s]: seeking again to %s", tp.topic, tp.partition, offset)
-                await self.seek(tp, offset)
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.seeking[tp] = (offset, time.monotonic())
-        await self.consumer().seek(tp, offset)
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Any]:
+    """The records of one partition from offset `start` up to, not including, `end`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        records: list[Any] = []
+        deadline = time.monotonic() + READ_RANGE_SECONDS
+        while (records[-1].offset if records else start - 1) < end - 1:
+            if time.monotonic() > deadline:
+                log.error("%s[%s]: could not read offsets %s to %s back", topic, partition, start, end - 1)
+                break
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records += [record for record in batch.get(tp, []) if record.offset < end]
+        return records
+    finally:
+        await consumer.stop()

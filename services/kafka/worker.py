@@ -79,10 +79,13 @@ class Processor:
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
         started = time.perf_counter()
         message = event.message
-        if not await self.guard.admit(message):
-            return
+        for skipped in await self.guard.skipped_before(message):
+            await self.process_timed(skipped.value or b"", skipped, time.perf_counter())
         self.watchdog.record(message.tp, message.offset)
-        outcome, event_time = await self.process(event.value or b"", message)
+        await self.process_timed(event.value or b"", message, started)
+
+    async def process_timed(self, raw: bytes, message: Any, started: float) -> None:
+        outcome, event_time = await self.process(raw, message)
         self.metrics.observe_record(outcome, time.perf_counter() - started, event_time, datetime.now(UTC))
 
     async def process(self, raw: bytes, message: Any) -> tuple[str, datetime | None]:
@@ -180,7 +183,7 @@ def create_app(settings: Settings) -> faust.App:
     watchdog = CommitWatchdog(settings.kafka_bootstrap, topics.app_id)
     processor = Processor(
         watchdog=watchdog,
-        guard=OffsetGuard(watchdog.committed, lambda: app.consumer),
+        guard=OffsetGuard(settings.kafka_bootstrap, watchdog.committed),
         metrics=metrics,
         config=settings.engine_config(),
         table=table,
@@ -199,10 +202,6 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=watchdog.idle_seconds)  # type: ignore[untyped-decorator]
     async def unstick_commits() -> None:
         await watchdog.check(app.consumer)
-
-    @app.timer(interval=processor.guard.retry_seconds)  # type: ignore[untyped-decorator]
-    async def finish_seeks() -> None:
-        await processor.guard.retry()
 
     @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
