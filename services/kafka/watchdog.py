@@ -101,8 +101,8 @@ class OffsetGuard:
 
     bootstrap: str
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
-    expected: dict[Any, int | None] = field(default_factory=dict)
-    """Per topic-partition: the next offset to process (None: no commit yet, take the first)."""
+    expected: dict[Any, int] = field(default_factory=dict)
+    """Per topic-partition: the next offset to process."""
 
     def forget(self) -> None:
         """After a rebalance: the next records start again from the committed offsets."""
@@ -112,10 +112,12 @@ class OffsetGuard:
         """The records Faust skipped before this one (usually none), in offset order."""
         tp = message.tp
         if tp not in self.expected:
-            self.expected[tp] = (await self.committed([tp])).get(tp)
+            committed = (await self.committed([tp])).get(tp)
+            # No commit yet: the group starts at the beginning (auto_offset_reset=earliest).
+            self.expected[tp] = committed if committed is not None else await first_offset(self.bootstrap, tp)
         expected = self.expected[tp]
-        self.expected[tp] = max(expected or 0, message.offset + 1)
-        if expected is None or message.offset <= expected:
+        self.expected[tp] = max(expected, message.offset + 1)
+        if message.offset <= expected:
             return []
         log.warning(
             "%s[%s]: faust-streaming skipped offsets %s to %s; reading them from Kafka first",
@@ -125,6 +127,17 @@ class OffsetGuard:
             message.offset - 1,
         )
         return await read_range(self.bootstrap, tp.topic, tp.partition, expected, message.offset)
+
+
+async def first_offset(bootstrap: str, tp: Any) -> int:
+    """The oldest offset a partition still holds."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+        return int((await consumer.beginning_offsets([partition]))[partition])
+    finally:
+        await consumer.stop()
 
 
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Any]:
