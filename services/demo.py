@@ -126,6 +126,9 @@ async def play(settings: Settings, once: bool, speed: float | None, show: Callab
 
 
 def run_demo(settings: Settings, once: bool, speed: float | None, show: Callable[[str], None]) -> Summary:
+    # SIGTERM (a `timeout`, a service manager) stops the demo like Ctrl-C: the `finally` below
+    # runs and the worker and broker it started go with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     started_broker = ensure_local_broker(settings)
     if started_broker is not None:
         show(f"started a local Kafka {started_broker.version} at {started_broker.bootstrap}")

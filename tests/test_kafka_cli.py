@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,14 @@ from services.kafka.broker import Broker, free_port
 from tests.live import CRISISMON, clean_env, replay, wait_processed
 
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def crisismon(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -109,3 +120,38 @@ def test_demo_once_shows_the_crisis_reaching_warning(
     summary = run.stdout.splitlines()[-1]
     assert summary.split()[:2] in (["IRN-PAK", "warning"], ["IRN-PAK", "critical"]), run.stdout
     assert "2 escalation, 3 de-escalation" in summary
+
+
+def test_a_terminated_demo_takes_its_worker_with_it(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
+) -> None:
+    web_port = free_port()
+    demo = subprocess.Popen(
+        [
+            CRISISMON,
+            "demo",
+            "--bootstrap",
+            kafka_broker.bootstrap,
+            "--namespace",
+            kafka_namespace,
+            "--web-port",
+            str(web_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(CRISISMON_DATA_DIR=str(tmp_path / "demo")),
+    )
+    assert demo.stdout is not None
+    first = demo.stdout.readline()  # "worker started (pid N, log ...)"
+    worker_pid = int(first.split("pid ")[1].split(",")[0])
+    deadline = time.monotonic() + 60
+    while not answers(f"http://127.0.0.1:{web_port}/metrics"):  # the worker runs in full
+        assert time.monotonic() < deadline and demo.poll() is None, "the demo's worker never answered"
+        time.sleep(0.3)
+    demo.terminate()
+    assert demo.wait(timeout=60) != 0
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(worker_pid, 0)
+            time.sleep(0.3)
