@@ -8,6 +8,9 @@ Order of work for one record, chosen so that a crash can repeat an output but ne
 one: compute, publish the outputs, then save the state. If the worker dies after saving
 but before its outputs left the process, the record comes again after the restart, is a
 duplicate for the saved state, and its alerts are published again with the same ids.
+
+Beside the agent: the web side (`services.web.app`: dashboard, API, /metrics) served from a
+view of the topics, and two guards against faust-streaming's offset races (`watchdog.py`).
 """
 
 from __future__ import annotations
