@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,16 @@ class WorkerProcess:
 
     def wait_for_web(self, timeout: float = 60) -> WorkerProcess:
         """Until the web server answers (it starts with the worker, once Kafka answers)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def up() -> bool:
             assert self.process is not None and self.process.poll() is None, self.log_text()
-            try:
-                with urllib.request.urlopen(f"{self.url}/metrics", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"the worker's web server did not answer in {timeout}s\n{self.log_text()}")
+            return answers(f"{self.url}/metrics")
+
+        try:
+            eventually(up, timeout, f"the worker's web server at {self.url}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.log_text()}") from None
+        return self
 
     def get_json(self, path: str, token: str | None = None) -> Any:
         """GET an API path; HTTP errors raise urllib.error.HTTPError (with .code)."""
@@ -106,6 +108,25 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return "\n".join(log.read_text(errors="replace")[-4000:] for log in self.logs if log.exists())
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers this address with success."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
+    """Poll until `check` returns something truthy: views and servers trail what the test did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def replay(path: Path, bootstrap: str, namespace: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -6,23 +6,14 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from services.kafka.broker import Broker, free_port
-from tests.live import CRISISMON, clean_env, replay, wait_processed
+from tests.live import CRISISMON, answers, clean_env, eventually, replay, wait_processed
 
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def crisismon(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -145,10 +136,12 @@ def test_a_terminated_demo_takes_its_worker_with_it(
     assert demo.stdout is not None
     first = demo.stdout.readline()  # "worker started (pid N, log ...)"
     worker_pid = int(first.split("pid ")[1].split(",")[0])
-    deadline = time.monotonic() + 60
-    while not answers(f"http://127.0.0.1:{web_port}/metrics"):  # the worker runs in full
-        assert time.monotonic() < deadline and demo.poll() is None, "the demo's worker never answered"
-        time.sleep(0.3)
+
+    def worker_up() -> bool:  # the worker runs in full
+        assert demo.poll() is None, "the demo stopped by itself"
+        return answers(f"http://127.0.0.1:{web_port}/metrics")
+
+    eventually(worker_up, timeout=60, what="the demo's worker to answer")
     demo.terminate()
     assert demo.wait(timeout=60) != 0
     with pytest.raises(ProcessLookupError):

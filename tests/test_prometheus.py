@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from services.kafka.broker import Broker, free_port
-from tests.live import WorkerProcess, latest_index, replay, wait_processed
+from tests.live import WorkerProcess, answers, eventually, latest_index, replay, wait_processed
 from tests.test_pipeline import ARTICLE
-from tests.test_web_api import eventually
 
 RULES = Path(__file__).parent.parent / "deploy" / "prometheus" / "crisismon.rules.yml"
 
@@ -71,21 +70,13 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[WorkerProcess], Prometheus]
             )
         )
         server = Prometheus(f"http://127.0.0.1:{port}")
-        eventually(lambda: _answers(server), timeout=60, what="Prometheus to answer")
+        eventually(lambda: answers(f"{server.url}/-/ready"), timeout=60, what="Prometheus to answer")
         return server
 
     yield start
     for process in started:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _answers(server: Prometheus) -> bool:
-    try:
-        server.query("up")
-    except OSError:
-        return False
-    return True
 
 
 def test_prometheus_scrapes_the_escalation_index_and_fires_the_level_alert(

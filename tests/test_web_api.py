@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -16,21 +15,11 @@ import pytest
 
 from schemas.outputs import Alert
 from services.kafka.broker import Broker
-from tests.live import WorkerProcess, by_dyad, latest_index, replay, wait_processed
+from tests.live import WorkerProcess, by_dyad, eventually, latest_index, replay, wait_processed
 from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE, offline
 
 TOKEN = "s3cret-token"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
-    """Poll until `check` returns something truthy: the view trails the topics by a moment."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def status_of(running: WorkerProcess, path: str, **headers: str) -> int:

@@ -155,6 +155,7 @@ class Processor:
 def create_app(settings: Settings) -> faust.App:
     """The Faust app for these settings; the caller runs it (see `run_worker`)."""
     topics = Topics(settings.namespace)
+    engine_config = settings.engine_config()
     app = faust.App(
         topics.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -188,7 +189,7 @@ def create_app(settings: Settings) -> faust.App:
         watchdog=watchdog,
         guard=OffsetGuard(settings.kafka_bootstrap, watchdog.committed),
         metrics=metrics,
-        config=settings.engine_config(),
+        config=engine_config,
         table=table,
         topics={
             "index": app.topic(topics.index, partitions=PARTITIONS),
@@ -235,10 +236,10 @@ def create_app(settings: Settings) -> faust.App:
     feed = Feed(
         settings.kafka_bootstrap,
         topics,
-        Projection(settings.api_max_events, settings.api_history_per_dyad, settings.engine_config().scale),
+        Projection(settings.api_max_events, settings.api_history_per_dyad, engine_config.scale),
         Broadcaster(),
     )
-    web = WebApp(feed, metrics, settings.engine_config(), settings.web_host, settings.web_port, token)
+    web = WebApp(feed, metrics, engine_config, settings.web_host, settings.web_port, token)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_web() -> None:
