@@ -7,20 +7,23 @@ source line, so any record on the log can be traced back to the file it came fro
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from replay.ordering import read_in_play_order
-from replay.readers import BadRow
+from replay.ordering import ReadReport, read_in_play_order
+from replay.readers.base import ReaderOptions
 from services.kafka.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
+DELIVERY_BATCH = 10_000
 
 
 @dataclass
@@ -28,7 +31,7 @@ class ReplayReport:
     run_id: str
     produced: int = 0
     failed: int = 0
-    bad_rows: list[BadRow] = field(default_factory=list)
+    read: ReadReport = field(default_factory=ReadReport)
 
 
 async def replay(
@@ -38,22 +41,31 @@ async def replay(
     file_format: str = "auto",
     speed: float | None = None,
     progress: bool = False,
+    options: ReaderOptions | None = None,
 ) -> ReplayReport:
-    """Produce every record; `speed` is event seconds per wall second (None: as fast as possible)."""
-    records, bad_rows = read_in_play_order(paths, file_format)
-    report = ReplayReport(run_id=uuid.uuid4().hex[:12], bad_rows=bad_rows)
+    """Produce every record; `speed` is event seconds per wall second (None: as fast as possible).
+
+    Every input is read (and sorted) before the first record is produced, so an unreadable
+    file stops the replay with nothing produced.
+    """
+    report = ReplayReport(run_id=uuid.uuid4().hex[:12])
+    records = read_in_play_order(paths, file_format, options, report.read, progress)
+    first = next(records, None)
     await ensure_topics(bootstrap, topics)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
-    deliveries = []
+    deliveries: list[asyncio.Future[Any]] = []
     try:
-        previous_time = records[0].record.event_time if records else None
-        for item in tqdm(records, desc="replay", unit="event", disable=not progress):
+        previous_time = first.record.event_time if first else None
+        played = itertools.chain([first] if first else [], records)
+        for item in tqdm(played, desc="replay", unit="event", disable=not progress):
             record = item.record
             if speed is not None and previous_time is not None:
                 await asyncio.sleep((record.event_time - previous_time).total_seconds() / speed)
             previous_time = record.event_time
             dyad = record.dyad
+            if len(deliveries) >= DELIVERY_BATCH:
+                await _settle(deliveries, report)
             deliveries.append(
                 await producer.send(
                     topics.events,
@@ -66,13 +78,18 @@ async def replay(
                     ],
                 )
             )
-        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        await _settle(deliveries, report)
     finally:
         await producer.stop()
-    for outcome in outcomes:
+    return report
+
+
+async def _settle(deliveries: list[asyncio.Future[Any]], report: ReplayReport) -> None:
+    """Wait for the deliveries in flight and count them (so a long replay holds a batch, not all)."""
+    for outcome in await asyncio.gather(*deliveries, return_exceptions=True):
         if isinstance(outcome, BaseException):
             report.failed += 1
             log.error("a record was not delivered: %s", outcome)
         else:
             report.produced += 1
-    return report
+    deliveries.clear()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from replay.readers.base import ReaderOptions
 from services.core.config import EngineConfig
 from services.kafka.broker import KAFKA_VERSION_DEFAULT
 
@@ -40,8 +41,17 @@ class Settings(BaseSettings, EngineConfig):
     metrics_max_dyads: int = Field(
         default=200, ge=1, description="dyads labelled in /metrics (the most recently active)"
     )
+    gdelt_repeats: Literal["merge", "rows"] = Field(
+        default="merge", description="GDELT rows of one day, actors and event code: one event, or one each"
+    )
+    gdelt_full_weight_mentions: int = Field(
+        default=10, ge=1, description="mentions at which a GDELT event weighs as much as a hand-coded one"
+    )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
+
+    def reader_options(self) -> ReaderOptions:
+        return ReaderOptions(self.gdelt_repeats, self.gdelt_full_weight_mentions)
 
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""

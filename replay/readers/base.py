@@ -1,12 +1,18 @@
-"""What every reader yields: a record with where it came from, or a bad row with why."""
+"""What every reader yields: a record with where it came from, a bad row with why, or a row
+that belongs to no dyad (counted, not kept)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO, Literal
 
 from pydantic import ValidationError
 
 from schemas.events import CrisisEvent, Retraction
+
+MAX_LINE_BYTES = 1 << 20
+"""No real row comes near a megabyte; a longer line is reported and skipped, never held whole."""
 
 
 class InputError(Exception):
@@ -26,6 +32,9 @@ class SourceLine:
 class Located:
     where: SourceLine
     record: CrisisEvent | Retraction
+    mergeable: bool = False
+    """True when rows with this record's id report one real event and their weights add up
+    (GDELT in `merge` mode); otherwise a repeated id is a duplicate and counts once."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,25 @@ class BadRow:
     raw: str
 
 
-ReadItem = Located | BadRow
+@dataclass(frozen=True)
+class NoDyadRows:
+    """Readable rows whose actors lack a country code or share one: counted, not kept.
+
+    Readers yield one per block of rows, not one per row: most GDELT rows are of this kind.
+    """
+
+    count: int
+
+
+ReadItem = Located | BadRow | NoDyadRows
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """How rows become events where the source format leaves a choice (see the README)."""
+
+    gdelt_repeats: Literal["merge", "rows"] = "merge"
+    gdelt_full_weight_mentions: int = 10
 
 
 def describe(error: ValidationError | ValueError) -> str:
@@ -47,3 +74,48 @@ def describe(error: ValidationError | ValueError) -> str:
         location = ".".join(str(part) for part in detail["loc"] if part not in ("event", "retraction"))
         parts.append(f"{location}: {detail['msg']}" if location else detail["msg"])
     return "; ".join(parts)
+
+
+def text_of(raw: bytes) -> str:
+    """A row as text for reports: undecodable bytes shown as escapes, the newline dropped."""
+    return raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+
+
+def lines(handle: IO[bytes], name: str) -> Iterator[tuple[int, bytes] | BadRow]:
+    """Numbered lines, one at a time (see `blocks`)."""
+    for block in blocks(handle, name):
+        if isinstance(block, BadRow):
+            yield block
+            continue
+        first, chunk = block
+        yield from enumerate(chunk, start=first)
+
+
+def blocks(handle: IO[bytes], name: str, size: int = 1 << 20) -> Iterator[tuple[int, list[bytes]] | BadRow]:
+    """The stream's lines in blocks: (number of the first line, its lines without newlines).
+
+    Reading a megabyte at a time keeps memory bounded: a line longer than MAX_LINE_BYTES is
+    a BadRow, skipped to its end, never held whole.
+    """
+    number = 1
+    tail = b""
+    skipping = False
+    while chunk := handle.read(size):
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        if skipping and parts:
+            parts.pop(0)
+            number += 1
+            skipping = False
+        if parts:
+            yield number, parts
+            number += len(parts)
+        if len(tail) > MAX_LINE_BYTES and not skipping:
+            yield BadRow(
+                SourceLine(name, number), f"line longer than {MAX_LINE_BYTES} bytes", text_of(tail[:200])
+            )
+            skipping = True
+        if skipping:
+            tail = b""
+    if tail and not skipping:
+        yield number, [tail]

@@ -1,33 +1,107 @@
-"""Choosing a reader for a file: by the --format given, or by its content."""
+"""Opening an input (plain or zipped) and choosing its reader: by --format, or by content."""
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from replay.readers.base import InputError, ReadItem
+from replay.readers import gdelt, icews
+from replay.readers.base import BadRow, InputError, ReaderOptions, ReadItem, SourceLine
 from replay.readers.native import read_native
 
 FORMATS = ("auto", "native", "gdelt", "icews")
-_NOT_YET = ("gdelt", "icews")
+ZIP_MAGIC = b"PK\x03\x04"
 
 
-def detect_format(path: Path) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    if not head or head.startswith(b"{"):
+@dataclass
+class Input:
+    """One readable stream: a plain file, or one member of a zip archive."""
+
+    name: str
+    handle: IO[bytes]
+    size: int
+    disk_size: int
+
+    def consumed_on_disk(self) -> int:
+        """Bytes of the file read so far (for a zip member, scaled to its compressed size)."""
+        return int(self.handle.tell() * self.disk_size / self.size) if self.size else self.disk_size
+
+
+def detect_format(head: bytes, name: str) -> str:
+    """The format of a stream from its first line."""
+    first_line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if not first_line.strip() or first_line.lstrip().startswith(b"{"):
         return "native"
-    raise InputError(f"{path}: cannot recognise the format (expected JSON Lines); give --format")
+    if icews.is_header(first_line):
+        return "icews"
+    if gdelt.is_header(first_line) or gdelt.raw_columns(first_line) in gdelt.VERSION_BY_COLUMNS:
+        return "gdelt"
+    raise InputError(
+        f"{name}: cannot recognise the format (not JSON Lines, a GDELT export or an ICEWS file);"
+        " give --format"
+    )
 
 
-def read_events(path: Path, file_format: str = "auto") -> Iterator[ReadItem]:
-    """Every row of one file; raises InputError when the file cannot be read at all."""
+def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
+    """The file itself, or every member of a zip archive in name order."""
+    handle = stack.enter_context(path.open("rb"))
+    if handle.read(4) != ZIP_MAGIC:
+        handle.seek(0)
+        size = path.stat().st_size
+        yield Input(str(path), handle, size, size)
+        return
+    handle.seek(0)
     try:
-        chosen = detect_format(path) if file_format == "auto" else file_format
-        if chosen in _NOT_YET:
-            raise InputError(f"{path}: the {chosen} reader is not available yet; use native JSON Lines")
-        if chosen != "native":
-            raise InputError(f"unknown format {chosen!r}; choose one of {', '.join(FORMATS)}")
-        yield from read_native(path)
+        archive = stack.enter_context(zipfile.ZipFile(handle))
+        members = sorted((info for info in archive.infolist() if not info.is_dir()), key=lambda i: i.filename)
+        for info in members:
+            with archive.open(info) as member:
+                yield Input(f"{path}!{info.filename}", member, info.file_size, info.compress_size)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
+        raise InputError(f"{path}: unreadable zip archive: {error}") from None
+
+
+def _rows(source: Input, file_format: str, options: ReaderOptions) -> Iterator[ReadItem]:
+    """The reader its format names, over one stream."""
+    chosen = file_format
+    if chosen == "auto":
+        head = source.handle.read(4096)
+        source.handle.seek(0)
+        chosen = detect_format(head, source.name)
+    if chosen == "native":
+        return read_native(source.handle, source.name)
+    if chosen == "gdelt":
+        return gdelt.read_gdelt(source.handle, source.name, options)
+    if chosen == "icews":
+        return icews.read_icews(source.handle, source.name)
+    raise InputError(f"unknown format {chosen!r}; choose one of {', '.join(FORMATS)}")
+
+
+def read_events(
+    path: Path, file_format: str = "auto", options: ReaderOptions | None = None
+) -> Iterator[ReadItem]:
+    """Every row of one file; raises InputError when the file cannot be read at all."""
+    with ExitStack() as stack:
+        for source in inputs_of(path, stack):
+            yield from read_input(source, file_format, options or ReaderOptions())
+
+
+def read_input(source: Input, file_format: str, options: ReaderOptions) -> Iterator[ReadItem]:
+    """Every row of one stream; a stream that breaks off (a corrupt archive) ends in a BadRow."""
+    try:
+        yield from _rows(source, file_format, options)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        yield BadRow(SourceLine(source.name, 0), f"the rest of the input is unreadable: {error}", "")
+
+
+def inputs_of(path: Path, stack: ExitStack) -> Iterator[Input]:
+    """open_inputs, with the OS's reasons for not opening a file turned into InputError."""
+    try:
+        yield from open_inputs(path, stack)
     except OSError as error:
         raise InputError(f"{error.filename or path}: {error.strerror or error}") from None

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from typing import IO
 
 from pydantic import ValidationError
 
-from replay.readers.base import BadRow, Located, ReadItem, SourceLine, describe
+from replay.readers.base import BadRow, Located, ReadItem, SourceLine, describe, lines, text_of
 from schemas.events import parse_record
 
 
-def read_native(path: Path) -> Iterator[ReadItem]:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = SourceLine(str(path), number)
-            if not raw.strip():
-                continue
-            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\n")
-            try:
-                yield Located(where, parse_record(raw))
-            except (ValidationError, ValueError) as error:
-                yield BadRow(where, describe(error), text)
+def read_native(handle: IO[bytes], name: str) -> Iterator[ReadItem]:
+    for numbered in lines(handle, name):
+        if isinstance(numbered, BadRow):
+            yield numbered
+            continue
+        number, raw = numbered
+        if not raw.strip():
+            continue
+        try:
+            yield Located(SourceLine(name, number), parse_record(raw))
+        except (ValidationError, ValueError) as error:
+            yield BadRow(SourceLine(name, number), describe(error), text_of(raw))

@@ -65,21 +65,25 @@ class EngineConfig(BaseModel):
             raise ValueError("half_life must be positive")
         return self
 
-    @property
+    @cached_property
     def half_life_seconds(self) -> float:
         return self.half_life.total_seconds()
 
-    @property
+    @cached_property
     def retention_seconds(self) -> float:
         return self.retention_half_lives * self.half_life_seconds
 
     def threshold(self, level: Level) -> float:
+        return self._thresholds[level]
+
+    @cached_property
+    def _thresholds(self) -> dict[Level, float]:
         return {
             Level.NORMAL: 0.0,
             Level.WATCH: self.watch_threshold,
             Level.WARNING: self.warning_threshold,
             Level.CRITICAL: self.critical_threshold,
-        }[level]
+        }
 
     @cached_property
     def scale(self) -> GoldsteinScale:

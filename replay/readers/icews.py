@@ -1,0 +1,125 @@
+"""ICEWS event files: tab-separated, a 20-column header, country names rather than codes.
+
+ICEWS repeats `Event ID` across days, so an event's id is its date and its ICEWS id together.
+The row has no text of the story, so the verbatim quote kept is the row itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import IO
+
+from pydantic import ValidationError
+
+from replay.readers.base import BadRow, Located, NoDyadRows, ReadItem, SourceLine, describe, lines, text_of
+from schemas.cameo import cameo_codes
+from schemas.countries import country_code
+from schemas.events import CrisisEvent, TimePrecision
+
+COLUMNS = (
+    "Event ID",
+    "Event Date",
+    "Source Name",
+    "Source Sectors",
+    "Source Country",
+    "Event Text",
+    "CAMEO Code",
+    "Intensity",
+    "Target Name",
+    "Target Sectors",
+    "Target Country",
+    "Story ID",
+    "Sentence Number",
+    "Publisher",
+    "City",
+    "District",
+    "Province",
+    "Country",
+    "Latitude",
+    "Longitude",
+)
+_NULLS = ("", "NA")
+
+
+def is_header(first_line: bytes) -> bool:
+    return first_line.startswith(b"Event ID\t") and b"CAMEO Code" in first_line
+
+
+def read_icews(handle: IO[bytes], name: str) -> Iterator[ReadItem]:
+    position: dict[str, int] | None = None
+    for numbered in lines(handle, name):
+        if isinstance(numbered, BadRow):
+            yield numbered
+            continue
+        number, raw = numbered
+        where = SourceLine(name, number)
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if position is None:
+            header = {column: at for at, column in enumerate(fields)}
+            if missing := [column for column in COLUMNS if column not in header]:
+                yield BadRow(where, f"not an ICEWS header: no column {missing[0]!r}", text_of(raw)[:500])
+                return
+            position = header
+            continue
+        if len(fields) != len(position):
+            yield BadRow(where, f"{len(fields)} columns; the header has {len(position)}", text_of(raw))
+            continue
+        row = {column: fields[position[column]].strip() for column in COLUMNS}
+        try:
+            yield _item(row, where, text)
+        except (ValidationError, ValueError) as error:
+            yield BadRow(where, describe(error), text_of(raw))
+
+
+def _country(row: dict[str, str], column: str) -> str | None:
+    name = row[column]
+    if name in _NULLS:
+        return None
+    code = country_code(name)
+    if code is None:
+        raise ValueError(f"{column}: unknown country name {name[:60]!r}")
+    return code
+
+
+def _item(row: dict[str, str], where: SourceLine, text: str) -> ReadItem:
+    source, target = _country(row, "Source Country"), _country(row, "Target Country")
+    if source is None or target is None or source == target:
+        return NoDyadRows(1)
+    try:
+        day = datetime.strptime(row["Event Date"], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"Event Date: not a YYYY-MM-DD date: {row['Event Date'][:40]!r}") from None
+    code = row["CAMEO Code"]
+    if code not in cameo_codes():
+        raise ValueError(f"CAMEO Code: unknown CAMEO code {code[:40]!r}")
+    try:
+        intensity = float(row["Intensity"])
+    except ValueError:
+        raise ValueError(f"Intensity: not a number: {row['Intensity'][:40]!r}") from None
+    return Located(
+        where,
+        CrisisEvent.model_validate(
+            {
+                "event_id": f"icews-{day:%Y%m%d}-{row['Event ID']}",
+                "event_time": day,
+                "time_precision": TimePrecision.DAY,
+                "source": {"name": (row["Source Name"] or source)[:200], "country": source},
+                "target": {"name": (row["Target Name"] or target)[:200], "country": target},
+                "cameo_code": code,
+                "goldstein": intensity,
+                "summary": f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
+                "provenance": {
+                    "document": (
+                        f"{row['Publisher'] or 'ICEWS'}, story {row['Story ID']},"
+                        f" sentence {row['Sentence Number']}"
+                    )[:500],
+                    "quote": text[:2000],
+                    "coded_by": f"ICEWS (machine-coded), {where}"[:200],
+                },
+            }
+        ),
+    )
