@@ -52,35 +52,68 @@ def cli() -> None:
 @click.option(
     "--report", "report_dir", type=click.Path(path_type=Path), help="Write charts and an HTML page here."
 )
+@click.option(
+    "--labels",
+    "label_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A labels file, or a directory of *.labels.yaml: score the alerts against them (repeatable).",
+)
+@click.option(
+    "--sweep",
+    "sweep_specs",
+    multiple=True,
+    help="NAME=V1,V2,... over half_life, watch, warning, critical, clearing: score a grid (needs --labels).",
+)
 def backtest(
     paths: tuple[Path, ...],
     file_format: str,
     config_file: Path | None,
     as_json: bool,
     report_dir: Path | None,
+    label_paths: tuple[Path, ...],
+    sweep_specs: tuple[str, ...],
 ) -> None:
-    """Run event files through the engine offline (no Kafka) and show the alerts."""
+    """Run event files (native, GDELT, ICEWS; plain or zipped) through the engine offline."""
+    from services.backtest.labels import load_labels
     from services.backtest.run import run_backtest
+    from services.backtest.scoring import evaluate
+    from services.backtest.sweep import parse_sweep, run_sweep
+    from services.backtest.tables import render_scores, render_sweep
     from services.backtest.timeline import render_bad_rows, render_timeline
 
-    config = settings_from(config_file).engine_config()
+    settings = settings_from(config_file)
+    config, options = settings.engine_config(), settings.reader_options()
     try:
-        result = run_backtest(paths, config, file_format)
+        crises = load_labels(list(label_paths)) if label_paths else []
+        axes = parse_sweep(sweep_specs)
+    except ValueError as error:
+        fail(str(error))
+    if axes and not crises:
+        fail("--sweep scores each setting against labels: give --labels too")
+    watched = {labels.dyad for labels in crises}
+    try:
+        result = run_backtest(paths, config, file_format, options, sys.stderr.isatty(), watched)
+        sweep = run_sweep(list(paths), config, axes, crises, file_format, options) if axes else None
     except InputError as error:
         fail(str(error))
-    for line in render_bad_rows(result.bad_rows):
+    for line in render_bad_rows(result.read):
         click.echo(line, err=True)
     if as_json:
         emitted_at = datetime.now(UTC)
         for alert in result.alerts:
             click.echo(alert.model_copy(update={"emitted_at": emitted_at}).model_dump_json())
-    else:
+    elif not sweep:
         for line in render_timeline(result):
             click.echo(line)
+    evaluation = evaluate(result, crises) if crises else None
+    scores = [*(render_scores(evaluation) if evaluation else []), *(render_sweep(sweep) if sweep else [])]
+    for line in ["", *scores] if scores else []:
+        click.echo(line, err=as_json)
     if report_dir is not None:
         from services.backtest.report import write_report
 
-        page = write_report(result, report_dir)
+        page = write_report(result, report_dir, crises, evaluation, sweep)
         click.echo(f"report: {page}", err=True)
 
 
@@ -193,11 +226,12 @@ def replay(
                 file_format,
                 speed,
                 progress=sys.stderr.isatty(),
+                options=settings.reader_options(),
             )
         )
     except InputError as error:
         fail(str(error))
-    for line in render_bad_rows(report.bad_rows):
+    for line in render_bad_rows(report.read):
         click.echo(line, err=True)
     click.echo(
         f"replay {report.run_id}: {report.produced} records produced, {report.failed} failed", err=True

@@ -31,9 +31,9 @@ def offline(path: Path) -> tuple[dict[str, list[str]], dict[str, tuple[float, fl
     """The backtest's alert ids per dyad, and its final (E, D, level) per dyad."""
     result = run_backtest([path], EngineConfig())
     final = {
-        step.outcome.dyad: step.outcome.index_update
-        for step in result.steps
-        if step.outcome.dyad and step.outcome.index_update
+        dyad: updates[-1]
+        for dyad, trace in result.dyads.items()
+        if (updates := [s.outcome.index_update for s in trace.steps if s.outcome.index_update])
     }
     indices = {d: (u.escalation_index, u.de_escalation_index, u.level.value) for d, u in final.items() if u}
     return by_dyad(result.alerts), indices

@@ -91,19 +91,20 @@ def test_report_is_self_contained_and_escapes_event_text(result: BacktestResult,
 def test_embedded_charts_are_the_files_beside_the_page(result: BacktestResult, tmp_path: Path) -> None:
     page = write_report(result, tmp_path)
     embedded = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page.read_text())
-    files = {(tmp_path / f"{d}.png").read_bytes() for d in result.dyads()}
+    files = {(tmp_path / f"{d}.png").read_bytes() for d in result.dyads}
     assert {base64.b64decode(data) for data in embedded} == files
 
 
 def test_curves_jump_at_updates_and_decay_between(result: BacktestResult) -> None:
     half_life = result.config.half_life_seconds
-    steps = result.steps_of("IRN-PAK")
-    curves = index_curves(steps, half_life)
+    steps = result.dyads["IRN-PAK"].steps
+    curves = index_curves(result.dyads["IRN-PAK"].anchors, half_life)
     assert curves is not None
     updates = [s.outcome.index_update for s in steps if s.outcome.index_update]
+    last_per_time = {update.as_of: update for update in updates}  # updates at one time: one jump
     assert curves.times == sorted(curves.times)
     assert curves.escalation[0] == 0.0
-    for update in updates:
+    for update in last_per_time.values():
         at = update.as_of.timestamp()
         assert update.escalation_index in [
             e for t, e in zip(curves.times, curves.escalation, strict=True) if t == at
@@ -128,7 +129,7 @@ def test_dyad_without_index_update_is_listed_without_chart(tmp_path: Path) -> No
     }
     path.write_text(json.dumps(retraction) + "\n", encoding="utf-8")
     result = run_backtest([path], EngineConfig())
-    assert result.dyads() == ["IRN-PAK"]
+    assert list(result.dyads) == ["IRN-PAK"]
 
     text = write_report(result, tmp_path / "out").read_text()
 

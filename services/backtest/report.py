@@ -26,7 +26,11 @@ from matplotlib.lines import Line2D
 
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
-from services.backtest.run import BacktestResult, Step
+from services.backtest.labels import CrisisLabels, midnight
+from services.backtest.run import Anchor, BacktestResult, DyadTrace, Step
+from services.backtest.scoring import Evaluation
+from services.backtest.sweep import SweepPoint
+from services.backtest.tables import AGGREGATE_HEADERS, SCORE_HEADERS, aggregate_row, score_row
 from services.core.config import EngineConfig
 from services.core.decay import decayed
 from services.core.engine import Status
@@ -34,6 +38,7 @@ from services.core.timeutil import to_seconds
 
 ESCALATION_COLOR = "#c0392b"
 DE_ESCALATION_COLOR = "#1f6fb4"
+LABEL_COLOR = "#5f3dc4"
 BAND_COLORS = {
     Level.WATCH: "#fff3b0",
     Level.WARNING: "#ffd8a8",
@@ -54,51 +59,44 @@ MAX_SAMPLES_PER_GAP = 600
 
 
 @dataclass(frozen=True)
-class Anchor:
-    """An index update placed on the chart.
-
-    `shown_at` is where the jump is drawn: the record's own time, never before the
-    previous jump. `as_of` is the time the engine evaluated the indices at (the dyad's
-    latest event), which is what the decay is computed from, so a retraction issued
-    after the latest event shows the indices already decayed to the retraction's time.
-    """
-
-    shown_at: float
-    as_of: float
-    escalation: float
-    de_escalation: float
-
-
-@dataclass(frozen=True)
 class Curves:
     times: list[float]
     escalation: list[float]
     de_escalation: list[float]
 
 
-def write_report(result: BacktestResult, directory: Path) -> Path:
-    """Writes one PNG chart per dyad and an index.html embedding them; returns the HTML path."""
+def write_report(
+    result: BacktestResult,
+    directory: Path,
+    crises: list[CrisisLabels] | None = None,
+    evaluation: Evaluation | None = None,
+    sweep: list[SweepPoint] | None = None,
+) -> Path:
+    """Writes one PNG chart per dyad (and the sweep's) and an index.html embedding them."""
     directory.mkdir(parents=True, exist_ok=True)
+    labelled = {labels.dyad: labels for labels in crises or []}
     sections = []
-    for dyad in result.dyads():
-        steps = result.steps_of(dyad)
-        curves = index_curves(steps, result.config.half_life_seconds)
+    for dyad, trace in result.dyads.items():
+        curves = index_curves(trace.anchors, result.config.half_life_seconds)
         png: bytes | None = None
         if curves is not None:
-            png = render_chart(dyad, curves, _alerts_of(steps), result.config)
+            png = render_chart(dyad, curves, trace.alerts, result.config, labelled.get(dyad))
             (directory / f"{_file_stem(dyad)}.png").write_bytes(png)
-        sections.append(_dyad_section(dyad, steps, png))
+        sections.append(_dyad_section(dyad, trace, png, result.complete_listing))
+    sweep_png = None
+    if sweep:
+        sweep_png = render_sweep_chart(sweep, evaluation)
+        (directory / "sweep.png").write_bytes(sweep_png)
     page = directory / "index.html"
-    page.write_text(_page(result, sections), encoding="utf-8")
+    page.write_text(_page(result, sections, evaluation, sweep, sweep_png), encoding="utf-8")
     return page
 
 
-def index_curves(steps: list[Step], half_life: float) -> Curves | None:
+def index_curves(anchors: list[Anchor], half_life: float) -> Curves | None:
     """E and D over event time as the engine sees them: jumps at updates, decay between.
 
     None when the dyad never had an index update (nothing to draw).
     """
-    anchors = _anchors(steps)
     if not anchors:
         return None
     first = anchors[0].shown_at
@@ -117,20 +115,6 @@ def index_curves(steps: list[Step], half_life: float) -> Curves | None:
     return curves
 
 
-def _anchors(steps: list[Step]) -> list[Anchor]:
-    anchors: list[Anchor] = []
-    for step in steps:
-        update = step.outcome.index_update
-        if update is None:
-            continue
-        as_of = to_seconds(update.as_of)
-        shown_at = max(as_of, to_seconds(step.item.record.event_time))
-        if anchors:
-            shown_at = max(shown_at, anchors[-1].shown_at)
-        anchors.append(Anchor(shown_at, as_of, update.escalation_index, update.de_escalation_index))
-    return anchors
-
-
 def _sample_decay(curves: Curves, start: Anchor, until: float, half_life: float) -> None:
     """Append the decay of `start`'s indices from where it was drawn up to `until`."""
     gap = until - start.shown_at
@@ -147,7 +131,13 @@ def _sample_decay(curves: Curves, start: Anchor, until: float, half_life: float)
         curves.de_escalation.append(decayed(start.de_escalation, start.as_of, at, half_life))
 
 
-def render_chart(dyad: str, curves: Curves, alerts: list[Alert], config: EngineConfig) -> bytes:
+def render_chart(
+    dyad: str,
+    curves: Curves,
+    alerts: list[Alert],
+    config: EngineConfig,
+    labels: CrisisLabels | None = None,
+) -> bytes:
     """One dyad's chart as PNG bytes (Agg, no pyplot: no global state, thread-safe)."""
     figure = Figure(figsize=(11, 5.2), dpi=110, layout="constrained")
     canvas = FigureCanvasAgg(figure)
@@ -159,6 +149,8 @@ def render_chart(dyad: str, curves: Curves, alerts: list[Alert], config: EngineC
     axes.plot(times, curves.escalation, color=ESCALATION_COLOR, linewidth=1.8)
     axes.plot(times, curves.de_escalation, color=DE_ESCALATION_COLOR, linewidth=1.8)
     _draw_alerts(axes, alerts)
+    if labels is not None:
+        _draw_labels(axes, labels, top)
     axes.set_ylim(0, top)
     axes.set_xlim(times[0], times[-1])
     axes.margins(x=0.01)
@@ -238,6 +230,56 @@ def _draw_alerts(axes: Axes, alerts: list[Alert]) -> None:
         )
 
 
+def _draw_labels(axes: Axes, labels: CrisisLabels, top: float) -> None:
+    """The labelled onset, peak and resolution as vertical lines, calm periods hatched."""
+    for period in labels.calm:
+        start = _date_number(to_seconds(midnight(period.start)))
+        end = _date_number(to_seconds(midnight(period.end)) + 86_400)
+        axes.axvspan(start, end, facecolor="none", edgecolor="#999999", hatch="//", linewidth=0, alpha=0.35)
+    for name, day in (("onset", labels.onset), ("peak", labels.peak), ("resolution", labels.resolution)):
+        if day is None:
+            continue
+        at = _date_number(to_seconds(midnight(day)))
+        axes.axvline(at, color=LABEL_COLOR, linewidth=1.2, linestyle="-.")
+        axes.text(at, top * 0.97, f" {name} {day:%d %b}", color=LABEL_COLOR, fontsize=8, va="top")
+
+
+def render_sweep_chart(points: list[SweepPoint], evaluation: Evaluation | None) -> bytes:
+    """The trade-off: median onset delay against false alarms, one point per setting."""
+    figure = Figure(figsize=(9, 5.5), dpi=110, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for point in points:
+        engine = point.engine
+        if engine is None or engine.median_onset_delay_days is None:
+            continue
+        x, y = engine.false_alarms_per_30_calm_days, engine.median_onset_delay_days
+        axes.plot([x], [y], marker="o", color=ESCALATION_COLOR, linestyle="none")
+        caption = " ".join(f"{k}={v}" for k, v in point.settings.items())
+        axes.annotate(
+            f"{caption} ({engine.onsets[0]}/{engine.onsets[1]} onsets)",
+            (x, y),
+            xytext=(5, 4),
+            textcoords="offset points",
+            fontsize=7.5,
+        )
+    for total in evaluation.aggregates[1:] if evaluation else []:
+        if total.median_onset_delay_days is None:
+            continue
+        x, y = total.false_alarms_per_30_calm_days, total.median_onset_delay_days
+        axes.plot([x], [y], marker="s", color="#777777", linestyle="none")
+        axes.annotate(
+            f"baseline: {total.detector}", (x, y), xytext=(5, -10), textcoords="offset points", fontsize=7.5
+        )
+    axes.set_xlabel("false escalation alerts per 30 calm days")
+    axes.set_ylabel("median onset delay (days)")
+    axes.grid(color="#dddddd", linewidth=0.6)
+    figure.suptitle("Sweep: detection delay against false alarms (lower left is better)", x=0.01, ha="left")
+    buffer = BytesIO()
+    canvas.print_png(buffer, metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def _legend_handles(config: EngineConfig) -> list[Line2D]:
     return [
         Line2D([], [], color=ESCALATION_COLOR, linewidth=1.8, label="E escalation"),
@@ -288,10 +330,6 @@ def _date_number(seconds: float) -> float:
     return float(mdates.date2num(datetime.fromtimestamp(seconds, tz=UTC)))
 
 
-def _alerts_of(steps: list[Step]) -> list[Alert]:
-    return [alert for step in steps for alert in step.outcome.alerts]
-
-
 def _file_stem(dyad: str) -> str:
     """Dyad keys are validated ('IRN-PAK'); a file name still should not rely on it."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", dyad)
@@ -329,7 +367,13 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page(result: BacktestResult, sections: list[str]) -> str:
+def _page(
+    result: BacktestResult,
+    sections: list[str],
+    evaluation: Evaluation | None,
+    sweep: list[SweepPoint] | None,
+    sweep_png: bytes | None,
+) -> str:
     config = result.config
     stamp = config.computed_with
     config_rows = [
@@ -342,11 +386,10 @@ def _page(result: BacktestResult, sections: list[str]) -> str:
         ("critical threshold", f"{config.critical_threshold:g}"),
         ("clearing ratio", f"{config.clearing_ratio:g}"),
     ]
-    inputs = sorted({step.item.where.path for step in result.steps})
-    named = ", ".join(f"<code>{_e(path)}</code>" for path in inputs) or "none"
+    named = ", ".join(f"<code>{_e(path)}</code>" for path in result.read.inputs) or "none"
     summary = (
-        f'<p class="muted">{_count(len(result.steps), "record")}, '
-        f"{_count(len(result.dyads()), 'dyad')}, "
+        f'<p class="muted">{_count(result.records, "record")}, '
+        f"{_count(len(result.dyads), 'dyad')}, "
         f"{_count(len(result.alerts), 'alert')}. "
         f"Inputs: {named}.</p>"
     )
@@ -362,6 +405,8 @@ def _page(result: BacktestResult, sections: list[str]) -> str:
             "<body>",
             "<h1>CrisisMon backtest report</h1>",
             summary,
+            _scores(evaluation),
+            _sweep(sweep, sweep_png),
             "<h2>Configuration</h2>",
             _table(["setting", "value"], [[_e(k), _e(v)] for k, v in config_rows]),
             "<h2>Records</h2>",
@@ -377,6 +422,39 @@ def _page(result: BacktestResult, sections: list[str]) -> str:
     )
 
 
+def _scores(evaluation: Evaluation | None) -> str:
+    if evaluation is None:
+        return ""
+    return "\n".join(
+        [
+            "<h2>Scores against the labels</h2>",
+            _table(AGGREGATE_HEADERS, [[_e(c) for c in aggregate_row(t)] for t in evaluation.aggregates]),
+            "<h3>Per crisis</h3>",
+            _table(SCORE_HEADERS, [[_e(c) for c in score_row(s)] for s in evaluation.scores]),
+            '<p class="muted">Delays are in days from the labelled onset (or resolution); negative is'
+            " early. False alarms are escalation alerts inside the labelled calm periods.</p>",
+        ]
+    )
+
+
+def _sweep(sweep: list[SweepPoint] | None, png: bytes | None) -> str:
+    if not sweep:
+        return ""
+    names = list(sweep[0].settings)
+    rows = [
+        [_e(point.settings[n]) for n in names]
+        + ([_e(c) for c in aggregate_row(point.engine)[1:]] if point.engine else [_e(point.error)])
+        for point in sweep
+    ]
+    chart = _image(png, "sweep: onset delay against false alarms") if png else ""
+    return "\n".join(["<h2>Sweep</h2>", chart, _table([*names, *AGGREGATE_HEADERS[1:]], rows)])
+
+
+def _image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
 def _duration(seconds: float) -> str:
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds >= size:
@@ -389,42 +467,41 @@ def _counts(result: BacktestResult) -> str:
     known: tuple[str, ...] = get_args(Status)
     order = [s for s in known if counts[s]] + sorted(set(counts) - set(known))
     rows = [[_e(status), str(counts[status])] for status in order]
-    rows.append(["<b>bad rows</b>", str(len(result.bad_rows))])
+    if result.read.merged:
+        rows.append(["GDELT rows merged into the event they repeat", str(result.read.merged)])
+    rows.append(["<b>bad rows</b>", str(result.read.bad_count)])
     return _table(["status", "records"], rows, css_class="counts")
 
 
 def _bad_rows(result: BacktestResult) -> str:
-    if not result.bad_rows:
+    kept = result.read.bad_rows
+    if not kept:
         return ""
-    rows = [[f"<code>{_e(bad.where)}</code>", _e(bad.reason)] for bad in result.bad_rows]
+    rows = [[f"<code>{_e(bad.where)}</code>", _e(bad.reason)] for bad in kept]
+    shown = "" if len(kept) == result.read.bad_count else f" (the first {len(kept)} listed)"
     return (
-        f"<details><summary>{len(result.bad_rows)} bad rows</summary>"
+        f"<details><summary>{result.read.bad_count} bad rows{shown}</summary>"
         f"{_table(['where', 'reason'], rows)}</details>"
     )
 
 
 def _dyad_list(result: BacktestResult) -> str:
     items = []
-    for dyad in result.dyads():
-        steps = result.steps_of(dyad)
-        drawn = any(step.outcome.index_update for step in steps)
-        note = "" if drawn else ' <span class="muted">(no index update: no chart)</span>'
-        records = _count(len(steps), "record")
-        alerts = _count(len(_alerts_of(steps)), "alert")
+    for dyad, trace in result.dyads.items():
+        note = "" if trace.anchors else ' <span class="muted">(no index update: no chart)</span>'
+        records = _count(trace.records, "record")
+        alerts = _count(len(trace.alerts), "alert")
         link = f'<a href="#{_e(_file_stem(dyad))}">{_e(dyad)}</a>'
-        items.append(f"<li>{link}: {records}, {alerts}{note}</li>")
+        items.append(f"<li>{link}: {records}, peak {_e(trace.peak)}, {alerts}{note}</li>")
     return f"<ul>{''.join(items)}</ul>" if items else "<p>No dyad.</p>"
 
 
-def _dyad_section(dyad: str, steps: list[Step], png: bytes | None) -> str:
-    alerts = _alerts_of(steps)
+def _dyad_section(dyad: str, trace: DyadTrace, png: bytes | None, complete: bool) -> str:
+    alerts = trace.alerts
     if png is None:
         chart = '<p class="muted">No index update for this dyad: nothing to draw.</p>'
     else:
-        data = base64.b64encode(png).decode("ascii")
-        chart = (
-            f'<img src="data:image/png;base64,{data}" alt="{_e(dyad)} escalation and de-escalation indices">'
-        )
+        chart = _image(png, f"{dyad} escalation and de-escalation indices")
     alert_table = (
         _table(
             [
@@ -441,18 +518,22 @@ def _dyad_section(dyad: str, steps: list[Step], png: bytes | None) -> str:
         if alerts
         else '<p class="muted">No alert.</p>'
     )
+    records = (
+        [
+            f"<details><summary>Records ({trace.records})</summary>",
+            _table(["time", "record", "status", "what", "summary"], [_record_row(s) for s in trace.steps]),
+            "</details>",
+        ]
+        if complete
+        else [f'<p class="muted">{trace.records} records (a run this large lists alerts only).</p>']
+    )
     return "\n".join(
         [
             f'<h2 id="{_e(_file_stem(dyad))}">{_e(dyad)}</h2>',
             chart,
             f"<h3>Alerts ({len(alerts)})</h3>",
             alert_table,
-            f"<details><summary>Records ({len(steps)})</summary>",
-            _table(
-                ["time", "record", "status", "what", "summary"],
-                [_record_row(step) for step in steps],
-            ),
-            "</details>",
+            *records,
         ]
     )
 

@@ -1,16 +1,31 @@
-"""Run event files through the core in play order and keep what happened."""
+"""Run event files through the core in play order and keep what a person needs to see.
+
+What is kept is bounded whatever the input's size: per dyad, its counts, alerts and one
+chart anchor per distinct event time; the records themselves are listed only up to
+LISTED_RECORDS, since the alerts name the events that drove them anyway.
+"""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from replay.ordering import read_in_play_order
-from replay.readers import BadRow, Located
-from schemas.outputs import Alert
+from replay.ordering import ReadReport, read_in_play_order
+from replay.readers import Located
+from replay.readers.base import ReaderOptions
+from schemas.events import CrisisEvent
+from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig, Outcome
+from services.core.scoring import score
+from services.core.timeutil import to_seconds
+
+LISTED_RECORDS = 5_000
+STRONG_CONFLICT = -9.0
+"""The Goldstein baseline's threshold: an alert on every event this bad or worse."""
 
 
 @dataclass(frozen=True)
@@ -19,32 +34,110 @@ class Step:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """An index update placed on the chart.
+
+    `shown_at` is where the jump is drawn: the record's own time, never before the
+    previous jump. `as_of` is the time the engine evaluated the indices at (the dyad's
+    latest event), which is what the decay is computed from, so a retraction issued
+    after the latest event shows the indices already decayed to the retraction's time.
+    """
+
+    shown_at: float
+    as_of: float
+    escalation: float
+    de_escalation: float
+
+
+@dataclass
+class DyadTrace:
+    """One dyad's run: anchors are kept in arrays, the last update per distinct time."""
+
+    records: int = 0
+    peak: Level = Level.NORMAL
+    alerts: list[Alert] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    _anchors: tuple[array[float], ...] = field(default_factory=lambda: tuple(array("d") for _ in range(4)))
+
+    def add(self, step: Step, listed: bool) -> None:
+        self.records += 1
+        self.alerts.extend(step.outcome.alerts)
+        if listed:
+            self.steps.append(step)
+        update = step.outcome.index_update
+        if update is None:
+            return
+        if update.level.rank > self.peak.rank:
+            self.peak = update.level
+        shown, as_of, escalation, de_escalation = self._anchors
+        at = to_seconds(update.as_of)
+        shown_at = max(at, to_seconds(step.item.record.event_time), shown[-1] if shown else at)
+        if shown and shown[-1] == shown_at:
+            for column in self._anchors:
+                column.pop()
+        shown.append(shown_at)
+        as_of.append(at)
+        escalation.append(update.escalation_index)
+        de_escalation.append(update.de_escalation_index)
+
+    @property
+    def anchors(self) -> list[Anchor]:
+        return [Anchor(*values) for values in zip(*self._anchors, strict=True)]
+
+
 @dataclass
 class BacktestResult:
     config: EngineConfig
-    steps: list[Step] = field(default_factory=list)
-    bad_rows: list[BadRow] = field(default_factory=list)
+    read: ReadReport = field(default_factory=ReadReport)
+    dyads: dict[str, DyadTrace] = field(default_factory=dict)
+    """In order of each dyad's first record."""
+    counts: Counter[str] = field(default_factory=Counter)
+    alerts: list[Alert] = field(default_factory=list)
+    listed: int = 0
+    watched: frozenset[str] = frozenset()
+    """Labelled dyads: their events of Goldstein -9 or lower are kept for the baseline."""
+    strong_conflict: dict[str, list[datetime]] = field(default_factory=dict)
+
+    def add(self, step: Step) -> None:
+        self.counts[step.outcome.status] += 1
+        self.alerts.extend(step.outcome.alerts)
+        dyad = step.outcome.dyad
+        if dyad is None:
+            return
+        record = step.item.record
+        if (
+            dyad in self.watched
+            and step.outcome.status == "accepted"
+            and isinstance(record, CrisisEvent)
+            and score(record, self.config.scale).goldstein <= STRONG_CONFLICT
+        ):
+            self.strong_conflict.setdefault(dyad, []).append(record.event_time)
+        listed = self.listed < LISTED_RECORDS
+        self.listed += listed
+        self.dyads.setdefault(dyad, DyadTrace()).add(step, listed)
 
     @property
-    def alerts(self) -> list[Alert]:
-        return [alert for step in self.steps for alert in step.outcome.alerts]
+    def records(self) -> int:
+        return sum(self.counts.values())
 
     @property
-    def counts(self) -> Counter[str]:
-        return Counter(step.outcome.status for step in self.steps)
-
-    def dyads(self) -> list[str]:
-        """Dyads in order of their first event."""
-        seen = dict.fromkeys(s.outcome.dyad for s in self.steps if s.outcome.dyad is not None)
-        return list(seen)
-
-    def steps_of(self, dyad: str) -> list[Step]:
-        return [step for step in self.steps if step.outcome.dyad == dyad]
+    def complete_listing(self) -> bool:
+        return self.listed == self.records - self.counts["no-dyad"]
 
 
-def run_backtest(paths: Iterable[Path], config: EngineConfig, file_format: str = "auto") -> BacktestResult:
-    """Read every file (InputError if one can't be read), then play its records in order."""
-    located, bad_rows = read_in_play_order(paths, file_format)
+def run_backtest(
+    paths: Iterable[Path],
+    config: EngineConfig,
+    file_format: str = "auto",
+    options: ReaderOptions | None = None,
+    progress: bool = False,
+    watched: Iterable[str] = (),
+) -> BacktestResult:
+    """Read and play every file (InputError if one can't be read at all)."""
+    result = BacktestResult(config, watched=frozenset(watched))
     engine = Engine(config)
-    steps = [Step(item, engine.process(item.record)) for item in located]
-    return BacktestResult(config, steps, bad_rows)
+    for item in read_in_play_order(paths, file_format, options, result.read, progress):
+        result.add(Step(item, engine.process(item.record)))
+    result.counts["no-dyad"] += result.read.no_dyad
+    return result

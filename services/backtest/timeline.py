@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from replay.readers import BadRow
+from replay.ordering import ReadReport
 from schemas.events import CrisisEvent
-from schemas.outputs import Alert, Level
-from services.backtest.run import BacktestResult, Step
+from schemas.outputs import Alert
+from services.backtest.run import LISTED_RECORDS, BacktestResult, Step
 from services.core.config import format_duration
 from services.core.scoring import score
 
@@ -46,15 +46,14 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
         f" clearing ×{config.clearing_ratio:g}, scale {stamp.scale} {stamp.scale_version},"
         f" config {stamp.config_hash}"
     )
-    for dyad in result.dyads():
-        steps = result.steps_of(dyad)
-        levels = [s.outcome.index_update.level for s in steps if s.outcome.index_update]
-        peak = max(levels, key=lambda level: level.rank, default=Level.NORMAL)
-        alerts = [alert for s in steps for alert in s.outcome.alerts]
+    for dyad, trace in result.dyads.items():
         yield ""
-        yield f"{dyad}: {len(steps)} records, peak level {peak}, {len(alerts)} alerts"
+        yield f"{dyad}: {trace.records} records, peak level {trace.peak}, {len(trace.alerts)} alerts"
+        if not result.complete_listing:
+            yield from (f"  {alert_time(alert)} {alert_line(alert)}" for alert in trace.alerts)
+            continue
         yield f"  {'event time (UTC)':<16}  {'record':<12} {'what':<80} {'E':>6} {'D':>6}  level"
-        for step in steps:
+        for step in trace.steps:
             update = step.outcome.index_update
             indices = (
                 f"{update.escalation_index:6.2f} {update.de_escalation_index:6.2f}  {update.level}"
@@ -69,14 +68,23 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
                 yield f"  {'':<16}  {'':<12} {alert_line(alert)}"
     counts = result.counts
     yield ""
+    if not result.complete_listing:
+        yield f"(over {LISTED_RECORDS} records: each dyad's alerts are listed, not its records)"
     yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+    if result.read.merged:
+        yield f"GDELT rows merged into the event they repeat: {result.read.merged}"
 
 
-def render_bad_rows(bad_rows: list[BadRow]) -> Iterator[str]:
-    for bad in bad_rows[:MAX_BAD_ROWS_SHOWN]:
+def alert_time(alert: Alert) -> str:
+    return _when(alert.event_time)
+
+
+def render_bad_rows(read: ReadReport) -> Iterator[str]:
+    """Each bad row kept (file:line: reason), then how many there were in all."""
+    for bad in read.bad_rows[:MAX_BAD_ROWS_SHOWN]:
         yield f"{bad.where}: skipped: {bad.reason}"
-    hidden = len(bad_rows) - MAX_BAD_ROWS_SHOWN
+    hidden = read.bad_count - min(len(read.bad_rows), MAX_BAD_ROWS_SHOWN)
     if hidden > 0:
         yield f"... and {hidden} more"
-    if bad_rows:
-        yield f"{len(bad_rows)} bad rows skipped"
+    if read.bad_count:
+        yield f"{read.bad_count} bad rows skipped, of {read.rows} rows read"
