@@ -41,17 +41,18 @@ class Settings(BaseSettings, EngineConfig):
     metrics_max_dyads: int = Field(
         default=200, ge=1, description="dyads labelled in /metrics (the most recently active)"
     )
-    gdelt_repeats: Literal["merge", "rows"] = Field(
-        default="merge", description="GDELT rows of one day, actors and event code: one event, or one each"
+    repeats: Literal["merge", "rows"] = Field(
+        default="merge",
+        description="GDELT/ICEWS rows of one day, actors and event code: one event, or each its own",
     )
-    gdelt_full_weight_mentions: int = Field(
-        default=10, ge=1, description="mentions at which a GDELT event weighs as much as a hand-coded one"
+    full_weight_sources: int = Field(
+        default=5, ge=1, description="sources at which a GDELT/ICEWS event weighs as much as a hand-coded one"
     )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 
     def reader_options(self) -> ReaderOptions:
-        return ReaderOptions(self.gdelt_repeats, self.gdelt_full_weight_mentions)
+        return ReaderOptions(self.repeats, self.full_weight_sources)
 
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""

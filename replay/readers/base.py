@@ -59,10 +59,10 @@ ReadItem = Located | BadRow | NoDyadRows
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """How rows become events where the source format leaves a choice (see the README)."""
+    """How machine-coded rows (GDELT, ICEWS) become events: see the README and gdelt.py."""
 
-    gdelt_repeats: Literal["merge", "rows"] = "merge"
-    gdelt_full_weight_mentions: int = 10
+    repeats: Literal["merge", "rows"] = "merge"
+    full_weight_sources: int = 5
 
 
 def describe(error: ValidationError | ValueError) -> str:
@@ -108,7 +108,7 @@ def blocks(handle: IO[bytes], name: str, size: int = 1 << 20) -> Iterator[tuple[
             number += 1
             skipping = False
         if parts:
-            yield number, parts
+            yield from _long_lines_apart(number, parts, name)
             number += len(parts)
         if len(tail) > MAX_LINE_BYTES and not skipping:
             yield BadRow(
@@ -119,3 +119,23 @@ def blocks(handle: IO[bytes], name: str, size: int = 1 << 20) -> Iterator[tuple[
             tail = b""
     if tail and not skipping:
         yield number, [tail]
+
+
+def _long_lines_apart(
+    first: int, lines: list[bytes], name: str
+) -> Iterator[tuple[int, list[bytes]] | BadRow]:
+    """The block as it is, or split around the lines over MAX_LINE_BYTES, each one a BadRow."""
+    if max(map(len, lines)) <= MAX_LINE_BYTES:
+        yield first, lines
+        return
+    start = 0
+    for at, line in enumerate(lines):
+        if len(line) > MAX_LINE_BYTES:
+            if start < at:
+                yield first + start, lines[start:at]
+            yield BadRow(
+                SourceLine(name, first + at), f"line longer than {MAX_LINE_BYTES} bytes", text_of(line[:200])
+            )
+            start = at + 1
+    if start < len(lines):
+        yield first + start, lines[start:]

@@ -78,7 +78,7 @@ def _rows(source: Input, file_format: str, options: ReaderOptions) -> Iterator[R
     if chosen == "gdelt":
         return gdelt.read_gdelt(source.handle, source.name, options)
     if chosen == "icews":
-        return icews.read_icews(source.handle, source.name)
+        return icews.read_icews(source.handle, source.name, options)
     raise InputError(f"unknown format {chosen!r}; choose one of {', '.join(FORMATS)}")
 
 

@@ -5,7 +5,7 @@ multi-gigabyte backtest near the speed of a columnar parser. The CSV form (a hea
 GDELT's column names, quoted values, `NA` for nulls) goes through the csv module.
 
 GDELT writes one row per article that reports an event, so one real event comes in many
-rows. With `gdelt_repeats: merge` (the default) rows with the same day, actors and event code
+rows. With `repeats: merge` (the default) rows with the same day, actors and event code
 share one event id and the play order merges them into one event whose weight adds up their
 mentions (see `weight_of`); with `rows`, every row is its own event.
 """
@@ -49,7 +49,7 @@ FIELDS = (
     "Actor2CountryCode",
     "EventCode",
     "GoldsteinScale",
-    "NumMentions",
+    "NumSources",
     "SOURCEURL",
 )
 _FIRST_COLUMNS = {  # the same positions in 1.0 and 2.0 exports
@@ -63,7 +63,7 @@ _FIRST_COLUMNS = {  # the same positions in 1.0 and 2.0 exports
     "Actor2CountryCode": 17,
     "EventCode": 26,
     "GoldsteinScale": 30,
-    "NumMentions": 31,
+    "NumSources": 32,
 }
 VERSION_BY_COLUMNS = {61: "GDELT 2.0", 58: "GDELT 1.0", 57: "GDELT 1.0"}
 _URL_COLUMN = {61: 60, 58: 57}
@@ -205,7 +205,7 @@ def row_to_item(
         return Located(
             where,
             _event(row, where, text, options),
-            mergeable=options.gdelt_repeats == "merge",
+            mergeable=options.repeats == "merge",
         )
     except (ValidationError, ValueError) as error:
         return BadRow(where, describe(error), text)
@@ -229,7 +229,7 @@ def _event(row: _Row, where: SourceLine, text: str, options: ReaderOptions) -> C
         raise ValueError(f"GLOBALEVENTID: not a number: {row_id[:40]!r}")
     event_id = (
         f"gdelt-{day:%Y%m%d}-{actors[0]['code']}-{actors[1]['code']}-{code}"
-        if options.gdelt_repeats == "merge"
+        if options.repeats == "merge"
         else f"gdelt-{row_id}"
     )
     description = cameo_codes()[code].description
@@ -242,7 +242,7 @@ def _event(row: _Row, where: SourceLine, text: str, options: ReaderOptions) -> C
             "target": actors[1],
             "cameo_code": code,
             "goldstein": _number(row["GoldsteinScale"], "GoldsteinScale") if row["GoldsteinScale"] else None,
-            "weight": weight_of(_mentions(row["NumMentions"]), options),
+            "weight": weight_of(_count(row["NumSources"], "NumSources"), options),
             "summary": f"{actors[0]['name']} → {actors[1]['name']}: {description}"[:1000],
             "provenance": {
                 "document": (row["SOURCEURL"] or where.path)[:500],
@@ -253,13 +253,14 @@ def _event(row: _Row, where: SourceLine, text: str, options: ReaderOptions) -> C
     )
 
 
-def weight_of(mentions: int, options: ReaderOptions) -> float:
-    """A row's share of one confirmed event: mentions / gdelt_full_weight_mentions.
+def weight_of(sources: int, options: ReaderOptions) -> float:
+    """A row's share of one confirmed event: its sources / full_weight_sources.
 
-    A merged event adds its rows' shares up to 1, so an event reported once weighs little
-    and one reported widely weighs as much as a hand-coded event.
+    A merged event adds its rows' shares up to 1, so an event one outlet reported weighs
+    little (machine coding errs, often), one many outlets reported as much as a hand-coded
+    event. Sources, not mentions: one article repeated many times is still one witness.
     """
-    return min(1.0, max(mentions, 1) / options.gdelt_full_weight_mentions)
+    return min(1.0, max(sources, 1) / options.full_weight_sources)
 
 
 @lru_cache(maxsize=4096)
@@ -278,9 +279,9 @@ def _number(value: str, field: str) -> float:
         raise ValueError(f"{field}: not a number: {value[:40]!r}") from None
 
 
-def _mentions(value: str) -> int:
+def _count(value: str, field: str) -> int:
     if not value:
         return 1
     if not value.isdigit():
-        raise ValueError(f"NumMentions: not a count: {value[:40]!r}")
+        raise ValueError(f"{field}: not a count: {value[:40]!r}")
     return int(value)

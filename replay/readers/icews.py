@@ -1,7 +1,10 @@
 """ICEWS event files: tab-separated, a 20-column header, country names rather than codes.
 
-ICEWS repeats `Event ID` across days, so an event's id is its date and its ICEWS id together.
-The row has no text of the story, so the verbatim quote kept is the row itself.
+Like GDELT, ICEWS codes one real event once per story that reports it. Each row is one
+witness (`weight_of(1)`), and with `repeats: merge` the rows of one day, country pair and
+CAMEO code are one event (see gdelt.py). With `rows`, an event's id is its date and ICEWS
+`Event ID` together (ICEWS repeats ids across days). The row has no text of the story, so
+the verbatim quote kept is the row itself.
 """
 
 from __future__ import annotations
@@ -12,7 +15,18 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from replay.readers.base import BadRow, Located, NoDyadRows, ReadItem, SourceLine, describe, lines, text_of
+from replay.readers.base import (
+    BadRow,
+    Located,
+    NoDyadRows,
+    ReaderOptions,
+    ReadItem,
+    SourceLine,
+    describe,
+    lines,
+    text_of,
+)
+from replay.readers.gdelt import weight_of
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
 from schemas.events import CrisisEvent, TimePrecision
@@ -46,7 +60,7 @@ def is_header(first_line: bytes) -> bool:
     return first_line.startswith(b"Event ID\t") and b"CAMEO Code" in first_line
 
 
-def read_icews(handle: IO[bytes], name: str) -> Iterator[ReadItem]:
+def read_icews(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
     position: dict[str, int] | None = None
     for numbered in lines(handle, name):
         if isinstance(numbered, BadRow):
@@ -70,7 +84,7 @@ def read_icews(handle: IO[bytes], name: str) -> Iterator[ReadItem]:
             continue
         row = {column: fields[position[column]].strip() for column in COLUMNS}
         try:
-            yield _item(row, where, text)
+            yield _item(row, where, text, options)
         except (ValidationError, ValueError) as error:
             yield BadRow(where, describe(error), text_of(raw))
 
@@ -85,7 +99,7 @@ def _country(row: dict[str, str], column: str) -> str | None:
     return code
 
 
-def _item(row: dict[str, str], where: SourceLine, text: str) -> ReadItem:
+def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> ReadItem:
     source, target = _country(row, "Source Country"), _country(row, "Target Country")
     if source is None or target is None or source == target:
         return NoDyadRows(1)
@@ -100,17 +114,23 @@ def _item(row: dict[str, str], where: SourceLine, text: str) -> ReadItem:
         intensity = float(row["Intensity"])
     except ValueError:
         raise ValueError(f"Intensity: not a number: {row['Intensity'][:40]!r}") from None
+    merge = options.repeats == "merge"
     return Located(
         where,
         CrisisEvent.model_validate(
             {
-                "event_id": f"icews-{day:%Y%m%d}-{row['Event ID']}",
+                "event_id": (
+                    f"icews-{day:%Y%m%d}-{source}-{target}-{code}"
+                    if merge
+                    else f"icews-{day:%Y%m%d}-{row['Event ID']}"
+                ),
                 "event_time": day,
                 "time_precision": TimePrecision.DAY,
                 "source": {"name": (row["Source Name"] or source)[:200], "country": source},
                 "target": {"name": (row["Target Name"] or target)[:200], "country": target},
                 "cameo_code": code,
                 "goldstein": intensity,
+                "weight": weight_of(1, options),
                 "summary": f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
                 "provenance": {
                     "document": (
@@ -118,8 +138,9 @@ def _item(row: dict[str, str], where: SourceLine, text: str) -> ReadItem:
                         f" sentence {row['Sentence Number']}"
                     )[:500],
                     "quote": text[:2000],
-                    "coded_by": f"ICEWS (machine-coded), {where}"[:200],
+                    "coded_by": f"ICEWS (machine-coded), event {row['Event ID']}, {where}"[:200],
                 },
             }
         ),
+        mergeable=merge,
     )

@@ -1,0 +1,268 @@
+"""The readers on the real samples (tests/data, copied from ../shared/data with SOURCES.md),
+on broken rows and on arbitrary bytes, and the play order they feed."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from replay.ordering import ReadReport, external_sort, play_key, read_in_play_order
+from replay.readers import InputError, read_events
+from replay.readers.base import MAX_LINE_BYTES, BadRow, Located, NoDyadRows, ReaderOptions, SourceLine, blocks
+from replay.readers.dispatch import Input, read_input
+from schemas.events import CrisisEvent
+from tests.builders import event
+from tests.gdelt_samples import GEORGIA_CSV, ICEWS_SAMPLE, gdelt2_lines, georgia_rows
+
+GEORGIA_ROWS = 4324
+GEORGIA_DYAD_ROWS = 264  # both actors with a country code, and different ones
+
+
+def tally(path: Path, file_format: str = "auto", options: ReaderOptions | None = None) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for item in read_events(path, file_format, options):
+        counts[type(item).__name__] += item.count if isinstance(item, NoDyadRows) else 1
+    return counts
+
+
+def located(path: Path, file_format: str = "auto") -> list[Located]:
+    return [item for item in read_events(path, file_format) if isinstance(item, Located)]
+
+
+@pytest.fixture(scope="module")
+def gdelt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gdelt") / "20120101.export.CSV"
+    path.write_text("\n".join(gdelt2_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def gdelt1_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real rows as a raw GDELT 1.0 daily export: 58 tab-separated columns, no header."""
+    header, rows = georgia_rows()
+    path = tmp_path_factory.mktemp("gdelt") / "20120101.export.tab"
+    lines = ["\t".join("" if value == "NA" else value for value in row) for row in rows]
+    assert len(header) == 58
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_gdelt_csv_with_header_real_sample() -> None:
+    assert tally(GEORGIA_CSV) == {
+        "Located": GEORGIA_DYAD_ROWS,
+        "NoDyadRows": GEORGIA_ROWS - GEORGIA_DYAD_ROWS,
+    }
+    first = located(GEORGIA_CSV, "gdelt")[0]
+    record = first.record
+    assert isinstance(record, CrisisEvent)
+    assert (record.source.country, record.target.country, record.cameo_code) == ("USA", "RUS", "070")
+    assert record.goldstein == 7.0
+    assert record.event_time == datetime(2012, 1, 3, tzinfo=UTC)
+    assert record.weight == pytest.approx(0.2)  # NumSources 1 of the 5 for full weight
+    assert first.where.line == 149
+    assert "83784238" in record.provenance.quote and "83784238" in record.provenance.coded_by
+
+
+def test_gdelt2_and_gdelt1_raw_exports_give_the_same_events(gdelt2: Path, gdelt1_raw: Path) -> None:
+    from_csv = [(i.record.model_dump(exclude={"provenance"}), i.where.line) for i in located(GEORGIA_CSV)]
+    from_2 = [(i.record.model_dump(exclude={"provenance"}), i.where.line + 1) for i in located(gdelt2)]
+    from_1 = [(i.record.model_dump(exclude={"provenance"}), i.where.line + 1) for i in located(gdelt1_raw)]
+    assert from_csv == from_2 == from_1
+    record = located(gdelt2)[0].record
+    assert isinstance(record, CrisisEvent)
+    assert record.provenance.document.startswith("https://news.example/")
+    assert record.provenance.coded_by.startswith("GDELT 2.0")
+
+
+def test_zipped_exports_read_like_plain_ones(gdelt2: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "20120101.export.CSV.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(gdelt2, gdelt2.name)
+    plain = [i.record for i in located(gdelt2)]
+    assert [i.record.model_dump(exclude={"provenance"}) for i in located(archive)] == [
+        r.model_dump(exclude={"provenance"}) for r in plain
+    ]
+    assert located(archive)[0].where.path == f"{archive}!{gdelt2.name}"
+
+
+def test_icews_real_sample_country_names_become_codes() -> None:
+    counts = tally(ICEWS_SAMPLE)
+    assert counts == {"Located": 1741, "NoDyadRows": 1964}
+    events = [i.record for i in located(ICEWS_SAMPLE)]
+    first = events[0]
+    assert isinstance(first, CrisisEvent)
+    assert (first.event_id, first.source.country, first.target.country) == (
+        "icews-20180601-BGD-VNM-040",
+        "BGD",
+        "VNM",
+    )
+    assert first.goldstein == 1.0 and first.cameo_code == "040"
+    countries = {a.country for e in events if isinstance(e, CrisisEvent) for a in (e.source, e.target)}
+    assert {"RUS", "TUR", "PSE", "COD", "KOR", "PRK", "MDA"} <= countries  # names ISO spells otherwise
+    one_each = [
+        i.record
+        for i in read_events(ICEWS_SAMPLE, options=ReaderOptions(repeats="rows"))
+        if isinstance(i, Located)
+    ]
+    ids = [r.event_id for r in one_each if isinstance(r, CrisisEvent)]
+    assert ids[0] == "icews-20180601-32889836" and len(set(ids)) == len(ids) == 1741
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'{"event_id": "x"}\n', "native"),
+        (b"Event ID\tEvent Date\tSource Name\tCAMEO Code\n", "icews"),
+        (b'"GLOBALEVENTID","SQLDATE"\n', "gdelt"),
+        (b"\t".join([b"1"] * 61) + b"\n", "gdelt"),
+        (b"\t".join([b"1"] * 57) + b"\n", "gdelt"),
+    ],
+)
+def test_auto_recognises_each_format_by_content(head: bytes, expected: str) -> None:
+    from replay.readers.dispatch import detect_format
+
+    assert detect_format(head, "x") == expected
+
+
+def test_auto_refuses_what_it_cannot_recognise(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, world\n")
+    with pytest.raises(InputError, match="cannot recognise"):
+        list(read_events(path))
+
+
+BROKEN_LINES = {
+    2: ("too\tfew\tcolumns", "3 tab-separated columns"),
+    3: ("SQLDATE", "SQLDATE: not a YYYYMMDD date"),
+    4: ("EventCode", "EventCode: unknown CAMEO code"),
+    5: ("GoldsteinScale", "GoldsteinScale: not a number"),
+    6: ("NumSources", "NumSources: not a count"),
+    7: ("long", f"line longer than {MAX_LINE_BYTES} bytes"),
+}
+
+
+def broken_gdelt2(path: Path) -> Path:
+    """Real rows of one dyad (USA-RUS) with rows 2..7 broken in one way each."""
+    good = [line for line in gdelt2_lines() if line.split("\t")[7] == "USA" and line.split("\t")[17] == "RUS"]
+    base = good[0].split("\t")
+
+    def broken(column: int, value: str) -> str:
+        return "\t".join(value if at == column else field for at, field in enumerate(base))
+
+    lines = [
+        good[0],
+        "too\tfew\tcolumns",
+        broken(1, "2012-01-03"),
+        broken(26, "999"),
+        broken(30, "very bad"),
+        broken(32, "many"),
+        "x" * (MAX_LINE_BYTES + 10),
+        *good[1:],
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_broken_rows_are_reported_with_line_and_reason_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = broken_gdelt2(tmp_path / "broken.export.CSV")
+    items = list(read_events(path, "gdelt"))
+    bad = {item.where.line: item.reason for item in items if isinstance(item, BadRow)}
+    assert sorted(bad) == sorted(BROKEN_LINES)
+    for line, (_, reason) in BROKEN_LINES.items():
+        assert bad[line].startswith(reason), bad[line]
+    good = [item for item in items if isinstance(item, Located)]
+    assert [item.where.line for item in good][:2] == [1, 8]
+
+
+def test_blocks_number_lines_across_reads_and_skip_long_lines() -> None:
+    data = b"a\nbb\n" + b"x" * (MAX_LINE_BYTES * 2 + 5) + b"\nccc\nlast"
+    got = []
+    for block in blocks(io.BytesIO(data), "f", size=1000):
+        if isinstance(block, BadRow):
+            got.append((block.where.line, "BAD"))
+        else:
+            first, lines = block
+            got.extend(enumerate([line.decode() for line in lines], start=first))
+    assert got == [(1, "a"), (2, "bb"), (3, "BAD"), (4, "ccc"), (5, "last")]
+
+
+def test_repeats_merge_into_one_event_whose_weight_adds_up(gdelt2: Path) -> None:
+    report = ReadReport()
+    merged = list(read_in_play_order([gdelt2], "gdelt", report=report))
+    rows = list(read_in_play_order([gdelt2], "gdelt", ReaderOptions(repeats="rows")))
+    assert len(rows) == GEORGIA_DYAD_ROWS
+    assert len(merged) + report.merged == GEORGIA_DYAD_ROWS
+    assert report.merged > 0
+    ids = [play_key(item) for item in merged]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    by_id: dict[str, float] = {}
+    for item in read_events(gdelt2, "gdelt"):
+        if isinstance(item, Located) and isinstance(item.record, CrisisEvent):
+            by_id[item.record.event_id] = by_id.get(item.record.event_id, 0.0) + item.record.weight
+    for item in merged:
+        assert isinstance(item.record, CrisisEvent)
+        assert item.record.weight == pytest.approx(min(1.0, by_id[item.record.event_id]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=60), st.integers(1, 7))
+def test_external_sort_spilled_equals_sorted_in_memory(hours: list[int], run_size: int) -> None:
+    items = [Located(SourceLine("f", i), event(f"e{i:03d}", hours=h)) for i, h in enumerate(hours)]
+    spilled = list(external_sort(items, run_size=run_size))
+    assert [play_key(i) for i in spilled] == sorted(play_key(i) for i in items)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000), file_format=st.sampled_from(["native", "gdelt", "icews"]))
+def test_readers_never_raise_on_arbitrary_bytes(data: bytes, file_format: str) -> None:
+    stream = Input("fuzz", io.BytesIO(data), len(data), len(data))
+    for item in read_input(stream, file_format, ReaderOptions()):
+        assert isinstance(item, Located | BadRow | NoDyadRows)
+        if isinstance(item, Located):  # what a reader makes, the log accepts as is
+            assert type(item.record).model_validate_json(item.record.model_dump_json()) == item.record
+
+
+ROW_PIECES = st.sampled_from(
+    [
+        "",
+        "NA",
+        "USA",
+        "RUS",
+        "IRN",
+        "PAK",
+        "EUR",
+        "190",
+        "0211",
+        "-10",
+        "7.5",
+        "nan",
+        "20151124",
+        "abc",
+        "é",
+        "\x00",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(ROW_PIECES, min_size=55, max_size=62), max_size=5))
+def test_gdelt_reader_never_raises_on_rows_of_plausible_fields(rows: list[list[str]]) -> None:
+    data = "\n".join("\t".join(row) for row in rows).encode()
+    stream = Input("fuzz", io.BytesIO(data), len(data), len(data))
+    for item in read_input(stream, "gdelt", ReaderOptions()):
+        if isinstance(item, Located):
+            assert type(item.record).model_validate_json(item.record.model_dump_json()) == item.record
+
+
+def test_auto_raises_only_input_error_on_arbitrary_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "noise.bin"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(InputError):
+        list(read_events(path))
