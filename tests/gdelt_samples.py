@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from replay.readers.base import MAX_LINE_BYTES
+
 GEORGIA_CSV = Path(__file__).parent / "data" / "gdelt1_georgia_jan2012.csv"
 ICEWS_SAMPLE = Path(__file__).parent / "data" / "icews_events.2018.sample.tab"
 _ADM1 = "ADM1Code"
@@ -106,3 +108,25 @@ def unseen_crisis_lines() -> Iterator[str]:
         for actors, code, goldstein, sources in rows:
             row_id += 1
             yield gdelt2_row(row_id, day, actors, code, goldstein, sources)
+
+
+def broken_gdelt2(path: Path) -> Path:
+    """Real rows of one dyad (USA-RUS) with rows 2..7 broken in one way each."""
+    good = [line for line in gdelt2_lines() if line.split("\t")[7] == "USA" and line.split("\t")[17] == "RUS"]
+    base = good[0].split("\t")
+
+    def broken(column: int, value: str) -> str:
+        return "\t".join(value if at == column else field for at, field in enumerate(base))
+
+    lines = [
+        good[0],
+        "too\tfew\tcolumns",
+        broken(1, "2012-01-03"),
+        broken(26, "999"),
+        broken(30, "very bad"),
+        broken(32, "many"),
+        "x" * (MAX_LINE_BYTES + 10),
+        *good[1:],
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -4,15 +4,19 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from schemas.outputs import Alert, Level
+from tests.gdelt_samples import broken_gdelt2, unseen_crisis_lines
 
 ROOT = Path(__file__).parent.parent
 ARTICLE_LOG = ROOT / "replay" / "data" / "pakistan-iran-2024.jsonl"
+ARTICLE_LABELS = ROOT / "replay" / "data" / "crises" / "pakistan-iran-2024.labels.yaml"
 CRISISMON = Path(sys.executable).parent / "crisismon"
 
 
@@ -167,3 +171,119 @@ def test_report_writes_a_page_and_a_chart_per_dyad(tmp_path: Path) -> None:
 def test_schemas_export_check_passes_on_the_committed_files() -> None:
     run = crisismon("schemas", "export", "--check")
     assert run.returncode == 0, run.stderr
+
+
+UNSEEN_LABELS = """
+- name: "Armenia–Azerbaijan, autumn 2020 (synthetic GDELT rows)"
+  dyad: ARM-AZE
+  covers: {from: 2020-08-01, to: 2020-12-28}
+  onset: 2020-09-27
+  peak: 2020-10-01
+  resolution: 2020-11-10
+  expect: {escalation: true, warning: true, de_escalation: true}
+  calm: [{from: 2020-08-01, to: 2020-09-20}]
+- name: "Norway–Sweden, calm (synthetic GDELT rows with coding noise)"
+  dyad: NOR-SWE
+  covers: {from: 2020-08-01, to: 2020-12-28}
+  expect: {escalation: false, warning: false, de_escalation: false}
+  calm: [{from: 2020-08-01, to: 2020-12-28}]
+"""
+
+
+@pytest.fixture(scope="module")
+def unseen_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gdelt") / "20201231.export.CSV"
+    path.write_text("\n".join(unseen_crisis_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def split_labels(tmp_path: Path) -> Path:
+    """The two crises as two labels files in one directory (--labels takes either)."""
+    for number, crisis in enumerate(yaml.safe_load(UNSEEN_LABELS)):
+        (tmp_path / f"{number}.labels.yaml").write_text(yaml.safe_dump(crisis))
+    return tmp_path
+
+
+def test_a_gdelt2_export_of_an_unseen_crisis(unseen_export: Path, tmp_path: Path) -> None:
+    run = crisismon("backtest", "--format", "gdelt", str(unseen_export), "--json")
+    assert run.returncode == 0, run.stderr
+    alerts = [Alert.model_validate_json(line) for line in run.stdout.splitlines()]
+    assert {a.dyad for a in alerts} == {"ARM-AZE"}  # nothing on the calm, noisy NOR-SWE
+    rises = [a for a in alerts if a.kind == "escalation"]
+    falls = [a for a in alerts if a.kind == "de-escalation"]
+    assert rises[0].event_time.date() == date(2020, 9, 27)
+    assert max(a.level.rank for a in rises) >= Level.WARNING.rank
+    assert all(a.event_time.date() >= date(2020, 11, 10) for a in falls)
+    assert date(2020, 11, 10) <= falls[0].event_time.date() <= date(2020, 11, 17)
+
+    archive = tmp_path / "20201231.export.CSV.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(unseen_export, unseen_export.name)
+    zipped_run = crisismon("backtest", str(archive), "--json")  # auto: a zip of a GDELT export
+    assert [json.loads(line)["alert_id"] for line in zipped_run.stdout.splitlines()] == [
+        a.alert_id for a in alerts
+    ]
+
+
+def test_broken_gdelt_rows_are_reported_and_counted_and_the_run_exits_0(tmp_path: Path) -> None:
+    path = broken_gdelt2(tmp_path / "broken.export.CSV")
+    run = crisismon("backtest", str(path), "--json")
+    assert run.returncode == 0, run.stderr
+    assert f"{path}:2: skipped: 3 tab-separated columns" in run.stderr
+    assert f"{path}:3: skipped: SQLDATE: not a YYYYMMDD date" in run.stderr
+    assert "6 bad rows skipped, of" in run.stderr
+    assert all(json.loads(line)["dyad"] == "RUS-USA" for line in run.stdout.splitlines())
+
+
+def test_labels_score_the_engine_beside_the_baselines(unseen_export: Path, tmp_path: Path) -> None:
+    labels = split_labels(tmp_path)
+    run = crisismon("backtest", str(unseen_export), "--labels", str(labels), "--report", str(tmp_path / "r"))
+    assert run.returncode == 0, run.stderr
+    assert "Over the library:" in run.stdout and "yesterday's level" in run.stdout
+    totals = {
+        t["detector"]: t for t in json.loads((tmp_path / "r" / "scores.json").read_text())["aggregates"]
+    }
+    engine, goldstein, yesterday = totals["engine"], totals["Goldstein ≤ -9"], totals["yesterday's level"]
+    assert engine["onsets"] == [1, 1] and engine["median_onset_delay_days"] == 0.0  # on its day
+    assert engine["de_escalations"] == [1, 1] and engine["false_alarms"] == 0
+    assert engine["expectations_met"] == [2, 2]
+    assert goldstein["false_alarms"] > 0  # the naive baseline fires on NOR-SWE's noise
+    assert yesterday["median_onset_delay_days"] == 1.0  # a day late, by construction
+
+
+def test_sweep_shows_a_table_and_the_report_a_chart(unseen_export: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    run = crisismon(
+        "backtest",
+        str(unseen_export),
+        "--labels",
+        str(split_labels(tmp_path)),
+        "--sweep",
+        "half_life=1d,3d",
+        "--sweep",
+        "watch=4,6,20",
+        "--report",
+        str(report),
+    )
+    assert run.returncode == 0, run.stderr
+    table = run.stdout.split("Sweep")[1].splitlines()[3:]
+    assert len(table) == 6
+    assert sum("thresholds must rise" in line for line in table) == 2  # watch 20 > warning 15
+    assert (report / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    page = (report / "index.html").read_text()
+    assert "Scores against the labels" in page and "Sweep" in page and "onset 27 Sep" not in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--sweep", "half_life=1d"), "give --labels too"),
+        (("--labels", "missing.labels.yaml"), "missing.labels.yaml"),
+        (("--labels", str(ARTICLE_LABELS), "--sweep", "speed=1"), "choose among"),
+        (("--labels", str(ARTICLE_LOG)), "pakistan-iran-2024.jsonl"),
+    ],
+)
+def test_label_and_sweep_mistakes_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    run = crisismon("backtest", str(ARTICLE_LOG), *args)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert message in run.stderr

@@ -19,7 +19,7 @@ from replay.readers.base import MAX_LINE_BYTES, BadRow, Located, NoDyadRows, Rea
 from replay.readers.dispatch import Input, read_input
 from schemas.events import CrisisEvent
 from tests.builders import event
-from tests.gdelt_samples import GEORGIA_CSV, ICEWS_SAMPLE, gdelt2_lines, georgia_rows
+from tests.gdelt_samples import GEORGIA_CSV, ICEWS_SAMPLE, broken_gdelt2, gdelt2_lines, georgia_rows
 
 GEORGIA_ROWS = 4324
 GEORGIA_DYAD_ROWS = 264  # both actors with a country code, and different ones
@@ -146,28 +146,6 @@ BROKEN_LINES = {
     6: ("NumSources", "NumSources: not a count"),
     7: ("long", f"line longer than {MAX_LINE_BYTES} bytes"),
 }
-
-
-def broken_gdelt2(path: Path) -> Path:
-    """Real rows of one dyad (USA-RUS) with rows 2..7 broken in one way each."""
-    good = [line for line in gdelt2_lines() if line.split("\t")[7] == "USA" and line.split("\t")[17] == "RUS"]
-    base = good[0].split("\t")
-
-    def broken(column: int, value: str) -> str:
-        return "\t".join(value if at == column else field for at, field in enumerate(base))
-
-    lines = [
-        good[0],
-        "too\tfew\tcolumns",
-        broken(1, "2012-01-03"),
-        broken(26, "999"),
-        broken(30, "very bad"),
-        broken(32, "many"),
-        "x" * (MAX_LINE_BYTES + 10),
-        *good[1:],
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def test_broken_rows_are_reported_with_line_and_reason_and_the_rest_is_read(tmp_path: Path) -> None:

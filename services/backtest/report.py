@@ -1,5 +1,7 @@
 """A backtest as a report a person can read: one chart per dyad and one HTML page.
 
+With labels, the scores are on the page and in scores.json beside it, for scripts.
+
 The page is self-contained (charts inlined as base64 PNG, CSS inline, no scripts, no
 network references) so it can be mailed or archived as one file; the PNGs are also kept
 beside it for slides and diffs. Everything that comes from an event or an alert is
@@ -9,7 +11,9 @@ HTML-escaped, because event text is untrusted input.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -87,9 +91,28 @@ def write_report(
     if sweep:
         sweep_png = render_sweep_chart(sweep, evaluation)
         (directory / "sweep.png").write_bytes(sweep_png)
+    if evaluation is not None:
+        (directory / "scores.json").write_text(scores_json(evaluation, sweep), encoding="utf-8")
     page = directory / "index.html"
     page.write_text(_page(result, sections, evaluation, sweep, sweep_png), encoding="utf-8")
     return page
+
+
+def scores_json(evaluation: Evaluation, sweep: list[SweepPoint] | None) -> str:
+    """The score tables for scripts: per crisis, per detector, and the sweep's rows."""
+    document = {
+        "scores": [dataclasses.asdict(score) for score in evaluation.scores],
+        "aggregates": [dataclasses.asdict(total) for total in evaluation.aggregates],
+        "sweep": [
+            {
+                "settings": point.settings,
+                "engine": dataclasses.asdict(point.engine) if point.engine else None,
+                "error": point.error,
+            }
+            for point in sweep or []
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def index_curves(anchors: list[Anchor], half_life: float) -> Curves | None:
