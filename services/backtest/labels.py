@@ -54,7 +54,8 @@ class Tolerance(BaseModel):
 
     onset: Duration = Field(default=timedelta(days=7), description="how late an onset alert still counts")
     resolution: Duration = Field(
-        default=timedelta(days=14), description="how late after the resolution a de-escalation counts"
+        default=timedelta(days=14),
+        description="how far from the resolution (before, after the peak, or after) a de-escalation counts",
     )
 
 

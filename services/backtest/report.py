@@ -259,41 +259,61 @@ def _draw_labels(axes: Axes, labels: CrisisLabels, top: float) -> None:
         start = _date_number(to_seconds(midnight(period.start)))
         end = _date_number(to_seconds(midnight(period.end)) + 86_400)
         axes.axvspan(start, end, facecolor="none", edgecolor="#999999", hatch="//", linewidth=0, alpha=0.35)
-    for name, day in (("onset", labels.onset), ("peak", labels.peak), ("resolution", labels.resolution)):
+    marks = (("onset", labels.onset), ("peak", labels.peak), ("resolution", labels.resolution))
+    for row, (name, day) in enumerate(marks):
         if day is None:
             continue
         at = _date_number(to_seconds(midnight(day)))
         axes.axvline(at, color=LABEL_COLOR, linewidth=1.2, linestyle="-.")
-        axes.text(at, top * 0.97, f" {name} {day:%d %b}", color=LABEL_COLOR, fontsize=8, va="top")
+        height = top * (0.97 - 0.06 * row)  # staggered: onset and peak are often days apart
+        axes.text(at, height, f" {name} {day:%d %b %Y}", color=LABEL_COLOR, fontsize=8, va="top")
 
 
 def render_sweep_chart(points: list[SweepPoint], evaluation: Evaluation | None) -> bytes:
-    """The trade-off: median onset delay against false alarms, one point per setting."""
-    figure = Figure(figsize=(9, 5.5), dpi=110, layout="constrained")
+    """The trade-off: median onset delay against false alarms, one point per distinct outcome.
+
+    Settings that score alike share a point, captioned with all of them (the usual case on a
+    small library); the baselines are grey squares for reference.
+    """
+    figure = Figure(figsize=(10, 6), dpi=110, layout="constrained")
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    outcomes: dict[tuple[float, float], list[str]] = {}
     for point in points:
         engine = point.engine
         if engine is None or engine.median_onset_delay_days is None:
             continue
-        x, y = engine.false_alarms_per_30_calm_days, engine.median_onset_delay_days
-        axes.plot([x], [y], marker="o", color=ESCALATION_COLOR, linestyle="none")
         caption = " ".join(f"{k}={v}" for k, v in point.settings.items())
+        where = (engine.false_alarms_per_30_calm_days, engine.median_onset_delay_days)
+        outcomes.setdefault(where, []).append(f"{caption} ({engine.onsets[0]}/{engine.onsets[1]} onsets)")
+    baselines = [
+        total
+        for total in (evaluation.aggregates[1:] if evaluation else [])
+        if total.median_onset_delay_days is not None
+    ]
+    for (x, y), captions in outcomes.items():
+        axes.plot([x], [y], marker="o", markersize=8, color=ESCALATION_COLOR, linestyle="none", zorder=4)
+        shown = captions[:4] + ([f"… and {len(captions) - 4} more"] if len(captions) > 4 else [])
         axes.annotate(
-            f"{caption} ({engine.onsets[0]}/{engine.onsets[1]} onsets)",
-            (x, y),
-            xytext=(5, 4),
-            textcoords="offset points",
-            fontsize=7.5,
+            "\n".join(shown), (x, y), xytext=(8, 0), textcoords="offset points", fontsize=7.5, va="center"
         )
-    for total in evaluation.aggregates[1:] if evaluation else []:
-        if total.median_onset_delay_days is None:
-            continue
-        x, y = total.false_alarms_per_30_calm_days, total.median_onset_delay_days
-        axes.plot([x], [y], marker="s", color="#777777", linestyle="none")
-        axes.annotate(
-            f"baseline: {total.detector}", (x, y), xytext=(5, -10), textcoords="offset points", fontsize=7.5
+    for total, marker in zip(baselines, "sD", strict=False):
+        x, y = total.false_alarms_per_30_calm_days, total.median_onset_delay_days or 0.0
+        axes.plot(
+            [x],
+            [y],
+            marker=marker,
+            markersize=7,
+            color="#777777",
+            linestyle="none",
+            label=f"baseline: {total.detector}",
         )
+    xs = [x for x, _ in outcomes] + [t.false_alarms_per_30_calm_days for t in baselines]
+    right = max([*xs, 0.5])
+    axes.set_xlim(-0.05 * right, right * 1.6)
+    axes.margins(y=0.15)
+    if baselines:
+        axes.legend(loc="upper right", fontsize=8)
     axes.set_xlabel("false escalation alerts per 30 calm days")
     axes.set_ylabel("median onset delay (days)")
     axes.grid(color="#dddddd", linewidth=0.6)

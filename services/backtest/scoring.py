@@ -94,10 +94,15 @@ def score_crisis(labels: CrisisLabels, detector: str, signals: list[Signal]) -> 
             )
     if labels.resolution is not None and detector != GOLDSTEIN_BASELINE:
         resolution = midnight(labels.resolution)
-        since = midnight(labels.peak or labels.onset or labels.resolution)
+        since = max(midnight(labels.peak or labels.resolution), resolution - labels.tolerance.resolution)
         caught = [s for s in falls if since <= s.time < resolution + labels.tolerance.resolution]
         de_escalated = bool(caught)
         de_escalation_delay = _days(caught[0].time - resolution) if caught else None
+    if labels.onset is None and detector != GOLDSTEIN_BASELINE:  # a calm control: warning is wrong
+        warning = any(
+            s.level is not None and s.level.rank >= Level.WARNING.rank and labels.covers.holds(s.time)
+            for s in rises
+        )
     false_alarms = sum(1 for s in rises if any(period.holds(s.time) for period in labels.calm))
     met = [
         (onset_detected or False) == labels.expect.escalation,
@@ -174,7 +179,7 @@ def aggregate(detector: str, scores: list[CrisisScore]) -> Aggregate:
         detector=detector,
         onsets=tally([s.onset_detected for s in scores]) or (0, 0),
         median_onset_delay_days=median([s.onset_delay_days for s in scores]),
-        warnings=tally([s.warning_reached for s in scores]),
+        warnings=tally([s.warning_reached for s in scores if s.onset_detected is not None]),
         de_escalations=tally([s.de_escalation_detected for s in scores]),
         median_de_escalation_delay_days=median([s.de_escalation_delay_days for s in scores]),
         false_alarms=false_alarms,
