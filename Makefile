@@ -36,6 +36,7 @@ test: lint broker-jars
 bench: broker-jars
 	$(BIN)/python -m tests.bench.worker_throughput
 	$(BIN)/python -m tests.bench.stream_latency
+	$(BIN)/python -m tests.bench.backtest_gdelt
 
 format: setup
 	$(BIN)/ruff format .
