@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from replay.ordering import ReadReport, external_sort, play_key, read_in_play_order
 from replay.readers import InputError, read_events
-from replay.readers.base import MAX_LINE_BYTES, BadRow, Located, NoDyadRows, ReaderOptions, SourceLine, blocks
+from replay.readers.base import (
+    MAX_LINE_BYTES,
+    BadRow,
+    Located,
+    NoDyadRows,
+    Pending,
+    ReaderOptions,
+    SourceLine,
+    blocks,
+)
 from replay.readers.dispatch import Input, read_input
 from schemas.events import CrisisEvent
 from tests.builders import event
@@ -28,12 +37,20 @@ GEORGIA_DYAD_ROWS = 264  # both actors with a country code, and different ones
 def tally(path: Path, file_format: str = "auto", options: ReaderOptions | None = None) -> Counter[str]:
     counts: Counter[str] = Counter()
     for item in read_events(path, file_format, options):
-        counts[type(item).__name__] += item.count if isinstance(item, NoDyadRows) else 1
+        kind = "Located" if isinstance(item, Pending) else type(item).__name__
+        counts[kind] += item.count if isinstance(item, NoDyadRows) else 1
     return counts
 
 
-def located(path: Path, file_format: str = "auto") -> list[Located]:
-    return [item for item in read_events(path, file_format) if isinstance(item, Located)]
+def built(item: object) -> Located | None:
+    """A reader's event as the play order builds it (a Pending row alone, at its own weight)."""
+    if isinstance(item, Pending):
+        return item.located()
+    return item if isinstance(item, Located) else None
+
+
+def located(path: Path, file_format: str = "auto", options: ReaderOptions | None = None) -> list[Located]:
+    return [event for item in read_events(path, file_format, options) if (event := built(item))]
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +123,7 @@ def test_icews_real_sample_country_names_become_codes() -> None:
     assert first.goldstein == 1.0 and first.cameo_code == "040"
     countries = {a.country for e in events if isinstance(e, CrisisEvent) for a in (e.source, e.target)}
     assert {"RUS", "TUR", "PSE", "COD", "KOR", "PRK", "MDA"} <= countries  # names ISO spells otherwise
-    one_each = [
-        i.record
-        for i in read_events(ICEWS_SAMPLE, options=ReaderOptions(repeats="rows"))
-        if isinstance(i, Located)
-    ]
+    one_each = [i.record for i in located(ICEWS_SAMPLE, options=ReaderOptions(repeats="rows"))]
     ids = [r.event_id for r in one_each if isinstance(r, CrisisEvent)]
     assert ids[0] == "icews-20180601-32889836" and len(set(ids)) == len(ids) == 1741
 
@@ -155,7 +168,7 @@ def test_broken_rows_are_reported_with_line_and_reason_and_the_rest_is_read(tmp_
     assert sorted(bad) == sorted(BROKEN_LINES)
     for line, (_, reason) in BROKEN_LINES.items():
         assert bad[line].startswith(reason), bad[line]
-    good = [item for item in items if isinstance(item, Located)]
+    good = [item for item in items if isinstance(item, Pending)]
     assert [item.where.line for item in good][:2] == [1, 8]
 
 
@@ -182,8 +195,8 @@ def test_repeats_merge_into_one_event_whose_weight_adds_up(gdelt2: Path) -> None
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     by_id: dict[str, float] = {}
     for item in read_events(gdelt2, "gdelt"):
-        if isinstance(item, Located) and isinstance(item.record, CrisisEvent):
-            by_id[item.record.event_id] = by_id.get(item.record.event_id, 0.0) + item.record.weight
+        if isinstance(item, Pending):
+            by_id[item.event_id] = by_id.get(item.event_id, 0.0) + item.weight
     for item in merged:
         assert isinstance(item.record, CrisisEvent)
         assert item.record.weight == pytest.approx(min(1.0, by_id[item.record.event_id]))
@@ -202,9 +215,9 @@ def test_external_sort_spilled_equals_sorted_in_memory(hours: list[int], run_siz
 def test_readers_never_raise_on_arbitrary_bytes(data: bytes, file_format: str) -> None:
     stream = Input("fuzz", io.BytesIO(data), len(data), len(data))
     for item in read_input(stream, file_format, ReaderOptions()):
-        assert isinstance(item, Located | BadRow | NoDyadRows)
-        if isinstance(item, Located):  # what a reader makes, the log accepts as is
-            assert type(item.record).model_validate_json(item.record.model_dump_json()) == item.record
+        assert isinstance(item, Located | Pending | BadRow | NoDyadRows)
+        if event := built(item):  # what a reader makes, the log accepts as is
+            assert type(event.record).model_validate_json(event.record.model_dump_json()) == event.record
 
 
 ROW_PIECES = st.sampled_from(
@@ -235,8 +248,8 @@ def test_gdelt_reader_never_raises_on_rows_of_plausible_fields(rows: list[list[s
     data = "\n".join("\t".join(row) for row in rows).encode()
     stream = Input("fuzz", io.BytesIO(data), len(data), len(data))
     for item in read_input(stream, "gdelt", ReaderOptions()):
-        if isinstance(item, Located):
-            assert type(item.record).model_validate_json(item.record.model_dump_json()) == item.record
+        if event := built(item):
+            assert type(event.record).model_validate_json(event.record.model_dump_json()) == event.record
 
 
 def test_auto_raises_only_input_error_on_arbitrary_bytes(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""What every reader yields: a record with where it came from, a bad row with why, or a row
-that belongs to no dyad (counted, not kept)."""
+"""What every reader yields: a record with where it came from, a machine-coded row checked
+but not yet built (Pending), a bad row with why, or rows of no dyad (counted, not kept)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Literal
 
 from pydantic import ValidationError
@@ -32,9 +33,29 @@ class SourceLine:
 class Located:
     where: SourceLine
     record: CrisisEvent | Retraction
-    mergeable: bool = False
-    """True when rows with this record's id report one real event and their weights add up
-    (GDELT in `merge` mode); otherwise a repeated id is a duplicate and counts once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A machine-coded row (GDELT, ICEWS) whose fields are checked, kept compact until played.
+
+    Rows with one id report one real event: the play order sorts these small values, adds up
+    the weights of a run of equal ids (to 1 at most) and builds one CrisisEvent per run, so a
+    multi-gigabyte file is sorted without holding (or spilling) a model per row.
+    """
+
+    event_time: datetime
+    event_id: str
+    row_id: str
+    """The source's own id of the row (GDELT's GLOBALEVENTID): a row read twice counts once."""
+    where: SourceLine
+    weight: float
+    values: tuple[str, ...]
+    build: Callable[[Pending, float], CrisisEvent]
+    """A module-level function (so a Pending pickles): the event, at the weight given."""
+
+    def located(self, weight: float | None = None) -> Located:
+        return Located(self.where, self.build(self, self.weight if weight is None else weight))
 
 
 @dataclass(frozen=True)
@@ -54,7 +75,7 @@ class NoDyadRows:
     count: int
 
 
-ReadItem = Located | BadRow | NoDyadRows
+ReadItem = Located | Pending | BadRow | NoDyadRows
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +22,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from replay.readers.base import (
     BadRow,
-    Located,
     NoDyadRows,
+    Pending,
     ReaderOptions,
     ReadItem,
     SourceLine,
@@ -85,6 +84,17 @@ class Layout:
         index = _FIRST_COLUMNS | ({"SOURCEURL": url} if url is not None else {})
         return cls(VERSION_BY_COLUMNS[columns], columns, index)
 
+    def values(self, fields: list[str]) -> dict[str, str]:
+        """The fields the reader uses, by name; nulls (empty or `NA`) read as '', `layout` is
+        the layout's name."""
+        values = {name: fields[at].strip() for name, at in self.index.items()}
+        for name, value in values.items():
+            if value in _NULLS:
+                values[name] = ""
+        values.setdefault("SOURCEURL", "")  # GDELT 1.0 exports of 57 columns have none
+        values["layout"] = self.name
+        return values
+
     @classmethod
     def from_header(cls, header: list[str]) -> Layout | None:
         positions = {name.strip(): at for at, name in enumerate(header)}
@@ -126,13 +136,14 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
         first_number, chunk = block
         no_dyad = 0
         for number, raw in enumerate(chunk, start=first_number):
-            fields = raw.split(b"\t")
-            layout = layouts.get(len(fields))
+            columns = raw.count(b"\t") + 1
+            layout = layouts.get(columns)
             if layout is None:
                 if raw.strip():
-                    yield _wrong_columns(len(fields), SourceLine(name, number), raw)
+                    yield _wrong_columns(columns, SourceLine(name, number), raw)
                 continue
-            first, second = fields[first_country], fields[second_country]
+            leading = raw.split(b"\t", second_country + 1)  # the actors' countries, not the rest
+            first, second = leading[first_country], leading[second_country]
             if first == second or first not in countries or second not in countries:
                 no_dyad += 1
                 continue
@@ -178,77 +189,77 @@ def _csv_rows(rows: Any, name: str, options: ReaderOptions) -> Iterator[ReadItem
         yield row_to_item(fields, layout, where, ",".join(fields), options)
 
 
-class _Row:
-    """A row's fields by GDELT column name; nulls (empty or `NA`) read as ''."""
-
-    __slots__ = ("fields", "layout")
-
-    def __init__(self, fields: list[str], layout: Layout) -> None:
-        self.fields, self.layout = fields, layout
-
-    def __getitem__(self, field: str) -> str:
-        at = self.layout.index.get(field)
-        value = self.fields[at].strip() if at is not None else ""
-        return "" if value in _NULLS else value
-
-
 def row_to_item(
     fields: list[str], layout: Layout, where: SourceLine, text: str, options: ReaderOptions
 ) -> ReadItem:
-    """One row as an event, NoDyadRows(1), or a BadRow naming the first field that is wrong."""
-    row = _Row(fields, layout)
+    """One row as a Pending event, NoDyadRows(1), or a BadRow naming the first wrong field."""
+    row = layout.values(fields)
     countries = country_codes()
     first, second = row["Actor1CountryCode"], row["Actor2CountryCode"]
     if first == second or first not in countries or second not in countries:
         return NoDyadRows(1)
     try:
-        return Located(
-            where,
-            _event(row, where, text, options),
-            mergeable=options.repeats == "merge",
-        )
-    except (ValidationError, ValueError) as error:
+        return _pending(row, where, text, options)
+    except ValueError as error:
         return BadRow(where, describe(error), text)
 
 
-def _event(row: _Row, where: SourceLine, text: str, options: ReaderOptions) -> CrisisEvent:
+def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> Pending:
+    """Every check a row can fail, so that building its event later cannot."""
     day = _day(row["SQLDATE"])
     code = row["EventCode"]
     if code not in cameo_codes():
-        raise ValueError(f"EventCode: unknown CAMEO code {code!r}")
-    actors = []
+        raise ValueError(f"EventCode: unknown CAMEO code {code[:40]!r}")
+    actors: list[str] = []
     for side in ("Actor1", "Actor2"):
         country = row[f"{side}CountryCode"]
         actor_code = row[f"{side}Code"] or country
         if not _ACTOR_CODE.match(actor_code):
             raise ValueError(f"{side}Code: not a CAMEO actor code: {actor_code[:40]!r}")
-        actor_name = row[f"{side}Name"] or actor_code
-        actors.append({"code": actor_code, "name": actor_name[:200], "country": country})
+        actors += [actor_code, (row[f"{side}Name"] or actor_code)[:200], country]
     row_id = row["GLOBALEVENTID"]
-    if not row_id.isdigit():
+    if not row_id.isdigit() or len(row_id) > 40:
         raise ValueError(f"GLOBALEVENTID: not a number: {row_id[:40]!r}")
-    event_id = (
-        f"gdelt-{day:%Y%m%d}-{actors[0]['code']}-{actors[1]['code']}-{code}"
-        if options.repeats == "merge"
-        else f"gdelt-{row_id}"
+    goldstein = row["GoldsteinScale"]
+    if goldstein and not -10 <= _number(goldstein, "GoldsteinScale") <= 10:
+        raise ValueError(f"GoldsteinScale: not between -10 and 10: {goldstein[:40]!r}")
+    merge = options.repeats == "merge"
+    return Pending(
+        event_time=day,
+        event_id=f"gdelt-{day:%Y%m%d}-{actors[0]}-{actors[3]}-{code}" if merge else f"gdelt-{row_id}",
+        row_id=row_id,
+        where=where,
+        weight=weight_of(_count(row["NumSources"], "NumSources"), options),
+        values=(
+            *actors,
+            code,
+            goldstein,
+            (row["SOURCEURL"] or where.path)[:500],
+            text[:2000],
+            f"{row['layout']} (machine-coded), GLOBALEVENTID {row_id}, {where}"[:200],
+        ),
+        build=build_event,
+    )
+
+
+def build_event(pending: Pending, weight: float) -> CrisisEvent:
+    """The event of a checked row (see `_pending`) at the weight its repeats add up to."""
+    (code1, name1, country1, code2, name2, country2, code, goldstein, document, quote, coded_by) = (
+        pending.values
     )
     description = cameo_codes()[code].description
     return CrisisEvent.model_validate(
         {
-            "event_id": event_id,
-            "event_time": day,
+            "event_id": pending.event_id,
+            "event_time": pending.event_time,
             "time_precision": TimePrecision.DAY,
-            "source": actors[0],
-            "target": actors[1],
+            "source": {"code": code1, "name": name1, "country": country1},
+            "target": {"code": code2, "name": name2, "country": country2},
             "cameo_code": code,
-            "goldstein": _number(row["GoldsteinScale"], "GoldsteinScale") if row["GoldsteinScale"] else None,
-            "weight": weight_of(_count(row["NumSources"], "NumSources"), options),
-            "summary": f"{actors[0]['name']} → {actors[1]['name']}: {description}"[:1000],
-            "provenance": {
-                "document": (row["SOURCEURL"] or where.path)[:500],
-                "quote": text[:2000],
-                "coded_by": f"{row.layout.name} (machine-coded), GLOBALEVENTID {row_id}, {where}"[:200],
-            },
+            "goldstein": float(goldstein) if goldstein else None,
+            "weight": weight,
+            "summary": f"{name1} → {name2}: {description}"[:1000],
+            "provenance": {"document": document, "quote": quote, "coded_by": coded_by},
         }
     )
 
@@ -274,9 +285,12 @@ def _day(value: str) -> datetime:
 
 def _number(value: str, field: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"{field}: not a number: {value[:40]!r}") from None
+    if math.isnan(number):
+        raise ValueError(f"{field}: not a number: {value[:40]!r}")
+    return number
 
 
 def _count(value: str, field: str) -> int:

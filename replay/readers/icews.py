@@ -9,16 +9,15 @@ the verbatim quote kept is the row itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO
 
-from pydantic import ValidationError
-
 from replay.readers.base import (
     BadRow,
-    Located,
     NoDyadRows,
+    Pending,
     ReaderOptions,
     ReadItem,
     SourceLine,
@@ -54,6 +53,7 @@ COLUMNS = (
     "Longitude",
 )
 _NULLS = ("", "NA")
+_EVENT_ID = re.compile(r"^[0-9A-Za-z_-]{1,40}$")
 
 
 def is_header(first_line: bytes) -> bool:
@@ -85,7 +85,7 @@ def read_icews(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator
         row = {column: fields[position[column]].strip() for column in COLUMNS}
         try:
             yield _item(row, where, text, options)
-        except (ValidationError, ValueError) as error:
+        except ValueError as error:
             yield BadRow(where, describe(error), text_of(raw))
 
 
@@ -100,6 +100,7 @@ def _country(row: dict[str, str], column: str) -> str | None:
 
 
 def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> ReadItem:
+    """Every check a row can fail, so that building its event later cannot."""
     source, target = _country(row, "Source Country"), _country(row, "Target Country")
     if source is None or target is None or source == target:
         return NoDyadRows(1)
@@ -114,33 +115,53 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
         intensity = float(row["Intensity"])
     except ValueError:
         raise ValueError(f"Intensity: not a number: {row['Intensity'][:40]!r}") from None
+    if not -10 <= intensity <= 10:
+        raise ValueError(f"Intensity: not between -10 and 10: {row['Intensity'][:40]!r}")
+    if not _EVENT_ID.match(row["Event ID"]):
+        raise ValueError(f"Event ID: not an ICEWS id: {row['Event ID'][:40]!r}")
     merge = options.repeats == "merge"
-    return Located(
-        where,
-        CrisisEvent.model_validate(
-            {
-                "event_id": (
-                    f"icews-{day:%Y%m%d}-{source}-{target}-{code}"
-                    if merge
-                    else f"icews-{day:%Y%m%d}-{row['Event ID']}"
-                ),
-                "event_time": day,
-                "time_precision": TimePrecision.DAY,
-                "source": {"name": (row["Source Name"] or source)[:200], "country": source},
-                "target": {"name": (row["Target Name"] or target)[:200], "country": target},
-                "cameo_code": code,
-                "goldstein": intensity,
-                "weight": weight_of(1, options),
-                "summary": f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
-                "provenance": {
-                    "document": (
-                        f"{row['Publisher'] or 'ICEWS'}, story {row['Story ID']},"
-                        f" sentence {row['Sentence Number']}"
-                    )[:500],
-                    "quote": text[:2000],
-                    "coded_by": f"ICEWS (machine-coded), event {row['Event ID']}, {where}"[:200],
-                },
-            }
+    return Pending(
+        event_time=day,
+        event_id=f"icews-{day:%Y%m%d}-{source}-{target}-{code}"
+        if merge
+        else f"icews-{day:%Y%m%d}-{row['Event ID']}",
+        row_id=f"{day:%Y%m%d}-{row['Event ID']}",
+        where=where,
+        weight=weight_of(1, options),
+        values=(
+            (row["Source Name"] or source)[:200],
+            source,
+            (row["Target Name"] or target)[:200],
+            target,
+            code,
+            row["Intensity"],
+            f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
+            f"{row['Publisher'] or 'ICEWS'}, story {row['Story ID']}, sentence {row['Sentence Number']}"[
+                :500
+            ],
+            text[:2000],
+            f"ICEWS (machine-coded), event {row['Event ID']}, {where}"[:200],
         ),
-        mergeable=merge,
+        build=build_event,
+    )
+
+
+def build_event(pending: Pending, weight: float) -> CrisisEvent:
+    """The event of a checked row (see `_item`) at the weight its repeats add up to."""
+    source_name, source, target_name, target, code, intensity, summary, document, quote, coded_by = (
+        pending.values
+    )
+    return CrisisEvent.model_validate(
+        {
+            "event_id": pending.event_id,
+            "event_time": pending.event_time,
+            "time_precision": TimePrecision.DAY,
+            "source": {"name": source_name, "country": source},
+            "target": {"name": target_name, "country": target},
+            "cameo_code": code,
+            "goldstein": float(intensity),
+            "weight": weight,
+            "summary": summary,
+            "provenance": {"document": document, "quote": quote, "coded_by": coded_by},
+        }
     )
