@@ -20,16 +20,18 @@ from services.core import EngineConfig
 from services.kafka.broker import Broker
 from services.kafka.lag import group_lag
 from services.kafka.topics import Topics
+from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
 from tests.synthetic import write_events
 
 SESSION_TIMEOUT_SECONDS = 10  # the worker's broker_session_timeout
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
+RUSSIA_TURKEY = ARTICLE.parent / "crises" / "russia-turkey-2015.jsonl"
 
 
-def offline(path: Path) -> tuple[dict[str, list[str]], dict[str, tuple[float, float, str]]]:
+def offline(*paths: Path) -> tuple[dict[str, list[str]], dict[str, tuple[float, float, str]]]:
     """The backtest's alert ids per dyad, and its final (E, D, level) per dyad."""
-    result = run_backtest([path], EngineConfig())
+    result = run_backtest(list(paths), EngineConfig())
     final = {
         dyad: updates[-1]
         for dyad, trace in result.dyads.items()
@@ -59,6 +61,24 @@ def test_the_article_live_gives_the_backtests_alerts(
     assert len(live) == sum(len(ids) for ids in expected_alerts.values())  # no repeats without a crash
     assert live_indices(bootstrap, kafka_namespace) == expected_index
     assert all(alert.emitted_at is not None for alert in live)
+
+
+def test_a_library_crisis_and_a_gdelt_export_live_give_the_backtests_alerts(
+    kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
+) -> None:
+    """The same readers feed `crisismon replay`: GDELT rows merged into events on the way to
+    Kafka must give the worker exactly the events (and so the alerts) the backtest plays."""
+    bootstrap = kafka_broker.bootstrap
+    gdelt = tmp_path / "20201231.export.CSV"
+    gdelt.write_text("\n".join(unseen_crisis_lines()) + "\n", encoding="utf-8")
+    running = worker()
+    replay(RUSSIA_TURKEY, bootstrap, kafka_namespace)
+    replay(gdelt, bootstrap, kafka_namespace, "--format", "gdelt")
+    wait_processed(bootstrap, kafka_namespace)
+    expected_alerts, expected_index = offline(RUSSIA_TURKEY, gdelt)
+    assert {"RUS-TUR", "ARM-AZE"} <= set(expected_alerts)
+    assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected_alerts, running.log_text()
+    assert live_indices(bootstrap, kafka_namespace) == expected_index
 
 
 def test_a_non_python_subscriber_reads_the_alerts(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
