@@ -31,8 +31,9 @@ lint: setup
 test: lint broker-jars
 	$(BIN)/python -m pytest
 
-# Events per second through one worker next to a plain consumer, peak memory, and the time
-# from the producer to the dashboard's live stream. Benchmarks, not tests.
+# Events per second through one worker next to a plain consumer, peak memory, the time from
+# the producer to the dashboard's live stream, and a GDELT backtest beside pyarrow's parse-only
+# time. Benchmarks, not tests.
 bench: broker-jars
 	$(BIN)/python -m tests.bench.worker_throughput
 	$(BIN)/python -m tests.bench.stream_latency

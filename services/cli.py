@@ -233,8 +233,12 @@ def replay(
         fail(str(error))
     for line in render_bad_rows(report.read):
         click.echo(line, err=True)
+    read = report.read
     click.echo(
-        f"replay {report.run_id}: {report.produced} records produced, {report.failed} failed", err=True
+        f"replay {report.run_id}: {report.produced} records produced, {report.failed} failed"
+        f" ({read.rows} rows read: {read.no_dyad} of no dyad, {read.merged} merged into the event"
+        f" they repeat, {read.bad_count} bad)",
+        err=True,
     )
     if report.failed:
         sys.exit(1)
