@@ -28,7 +28,8 @@ from replay.readers.base import NoDyadRows, Pending, ReaderOptions, describe
 from replay.readers.dispatch import Input, inputs_of, read_input
 from schemas.events import parse_record, record_id
 
-RUN_SIZE = 200_000
+RUN_SIZE = 150_000
+"""About 1.5 kB a row held (GDELT, with its quote): a run is some 220 MB at most."""
 PROGRESS_EVERY = 50_000
 MAX_BAD_ROWS_KEPT = 1_000
 _PICKLED_BATCH = 2_000

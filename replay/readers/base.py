@@ -20,7 +20,7 @@ class InputError(Exception):
     """An input that cannot be read at all (missing file, unknown format): the run stops."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceLine:
     path: str
     line: int
