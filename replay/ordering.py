@@ -54,17 +54,16 @@ class ReadReport:
     merged: int = 0
     bad_count: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+    """The first MAX_BAD_ROWS_KEPT; `bad_reasons` counts them all."""
+    bad_reasons: Counter[str] = field(default_factory=Counter)
+    """Bad rows by what their reason names first (a field, or the check that failed)."""
     inputs: list[str] = field(default_factory=list)
 
     def add_bad(self, bad: BadRow) -> None:
         self.bad_count += 1
+        self.bad_reasons[bad.reason.split(":", 1)[0][:60]] += 1
         if len(self.bad_rows) < MAX_BAD_ROWS_KEPT:
             self.bad_rows.append(bad)
-
-    @property
-    def bad_reasons(self) -> Counter[str]:
-        """Kept bad rows by the field (or check) their reason names first."""
-        return Counter(bad.reason.split(":", 1)[0] for bad in self.bad_rows)
 
 
 def read_in_play_order(

@@ -115,7 +115,10 @@ class BacktestResult:
             self.strong_conflict.setdefault(dyad, []).append(record.event_time)
         listed = self.listed < LISTED_RECORDS
         self.listed += listed
-        self.dyads.setdefault(dyad, DyadTrace()).add(step, listed)
+        trace = self.dyads.get(dyad)
+        if trace is None:
+            trace = self.dyads[dyad] = DyadTrace()
+        trace.add(step, listed)
 
     @property
     def records(self) -> int:

@@ -12,7 +12,6 @@ from services.backtest.run import LISTED_RECORDS, BacktestResult, Step
 from services.core.config import format_duration
 from services.core.scoring import score
 
-MAX_BAD_ROWS_SHOWN = 50
 ARROWS = {"escalation": "▲", "de-escalation": "▼"}
 
 
@@ -80,11 +79,12 @@ def alert_time(alert: Alert) -> str:
 
 
 def render_bad_rows(read: ReadReport) -> Iterator[str]:
-    """Each bad row kept (file:line: reason), then how many there were in all."""
-    for bad in read.bad_rows[:MAX_BAD_ROWS_SHOWN]:
+    """Each bad row kept (file:line: reason), then how many there were, by reason."""
+    for bad in read.bad_rows:
         yield f"{bad.where}: skipped: {bad.reason}"
-    hidden = read.bad_count - min(len(read.bad_rows), MAX_BAD_ROWS_SHOWN)
+    hidden = read.bad_count - len(read.bad_rows)
     if hidden > 0:
         yield f"... and {hidden} more"
     if read.bad_count:
-        yield f"{read.bad_count} bad rows skipped, of {read.rows} rows read"
+        reasons = ", ".join(f"{reason} {count}" for reason, count in read.bad_reasons.most_common(10))
+        yield f"{read.bad_count} bad rows skipped, of {read.rows} rows read ({reasons})"
