@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tqdm import tqdm
+
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers import Located
 from replay.readers.base import ReaderOptions
@@ -140,7 +142,8 @@ def run_backtest(
     """Read and play every file (InputError if one can't be read at all)."""
     result = BacktestResult(config, watched=frozenset(watched))
     engine = Engine(config)
-    for item in read_in_play_order(paths, file_format, options, result.read, progress):
+    records = read_in_play_order(paths, file_format, options, result.read, progress)
+    for item in tqdm(records, desc="play", unit=" records", disable=not progress):
         result.add(Step(item, engine.process(item.record)))
     result.counts["no-dyad"] += result.read.no_dyad
     return result
