@@ -257,3 +257,32 @@ def test_auto_raises_only_input_error_on_arbitrary_bytes(tmp_path: Path) -> None
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(InputError):
         list(read_events(path))
+
+
+ICEWS_PIECES = st.sampled_from(
+    [
+        "",
+        "NA",
+        "Russian Federation",
+        "Turkey",
+        "Atlantis",
+        "190",
+        "0211",
+        "999",
+        "-10",
+        "12",
+        "x",
+        "2018-06-01",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(ICEWS_PIECES, min_size=19, max_size=21), max_size=5))
+def test_icews_reader_never_raises_on_rows_of_plausible_fields(rows: list[list[str]]) -> None:
+    header = ICEWS_SAMPLE.read_text(encoding="utf-8").splitlines()[0]
+    data = "\n".join([header, *("\t".join(row) for row in rows)]).encode()
+    stream = Input("fuzz", io.BytesIO(data), len(data), len(data))
+    for item in read_input(stream, "icews", ReaderOptions()):
+        if event := built(item):
+            assert type(event.record).model_validate_json(event.record.model_dump_json()) == event.record
