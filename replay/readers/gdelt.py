@@ -226,7 +226,7 @@ def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderO
     merge = options.repeats == "merge"
     return Pending(
         event_time=day,
-        event_id=f"gdelt-{day:%Y%m%d}-{actors[0]}-{actors[3]}-{code}" if merge else f"gdelt-{row_id}",
+        event_id=f"gdelt-{row['SQLDATE']}-{actors[0]}-{actors[3]}-{code}" if merge else f"gdelt-{row_id}",
         row_id=row_id,
         where=where,
         weight=weight_of(_count(row["NumSources"], "NumSources"), options),
@@ -276,8 +276,10 @@ def weight_of(sources: int, options: ReaderOptions) -> float:
 
 @lru_cache(maxsize=4096)
 def _day(value: str) -> datetime:
-    """Cached: a file's rows fall on few days."""
+    """Cached: a file's rows fall on few days. Exactly YYYYMMDD (strptime alone takes '2012013')."""
     try:
+        if len(value) != 8 or not value.isdigit():
+            raise ValueError
         return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(f"SQLDATE: not a YYYYMMDD date: {value[:40]!r}") from None
