@@ -511,7 +511,7 @@ def _counts(result: BacktestResult) -> str:
     order = [s for s in known if counts[s]] + sorted(set(counts) - set(known))
     rows = [[_e(status), str(counts[status])] for status in order]
     if result.read.merged:
-        rows.append(["GDELT rows merged into the event they repeat", str(result.read.merged)])
+        rows.append(["rows merged into the event they repeat (GDELT, ICEWS)", str(result.read.merged)])
     rows.append(["<b>bad rows</b>", str(result.read.bad_count)])
     return _table(["status", "records"], rows, css_class="counts")
 

@@ -71,7 +71,7 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
         yield f"(over {LISTED_RECORDS} records: each dyad's alerts are listed, not its records)"
     yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
     if result.read.merged:
-        yield f"GDELT rows merged into the event they repeat: {result.read.merged}"
+        yield f"rows merged into the event they repeat (GDELT, ICEWS): {result.read.merged}"
 
 
 def alert_time(alert: Alert) -> str:
