@@ -90,6 +90,11 @@ class EngineConfig(BaseModel):
         return goldstein_scale(self.goldstein_scale)
 
     @cached_property
+    def stamp_fields(self) -> dict[str, Any]:
+        """`computed_with` as the keyword arguments every IndexUpdate and Alert takes."""
+        return self.computed_with.model_dump()
+
+    @cached_property
     def computed_with(self) -> ComputedWith:
         """The stamp put on every result: scale, its version, and a digest of all of this."""
         canonical = json.dumps(

@@ -191,7 +191,7 @@ class DyadState:
             de_escalation_index=de_escalation,
             triggered_by=triggered_by,
             contributors=self.contributors(position, config),
-            **stamp.model_dump(),
+            **config.stamp_fields,
         )
 
     def contributors(self, position: int, config: EngineConfig) -> list[Contributor]:

@@ -154,7 +154,7 @@ def index_now(state: DyadState, record_id: str, record_time: float, config: Engi
         level=state.level,
         triggered_by=record_id,
         events_in_window=len(state.entries),
-        **config.computed_with.model_dump(),
+        **config.stamp_fields,
     )
 
 
