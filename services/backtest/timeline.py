@@ -49,7 +49,7 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
         yield ""
         yield f"{dyad}: {trace.records} records, peak level {trace.peak}, {len(trace.alerts)} alerts"
         if not result.complete_listing:
-            yield from (f"  {alert_time(alert)} {alert_line(alert)}" for alert in trace.alerts)
+            yield from (f"  {_when(alert.event_time)} {alert_line(alert)}" for alert in trace.alerts)
             continue
         yield f"  {'event time (UTC)':<16}  {'record':<12} {'what':<80} {'E':>6} {'D':>6}  level"
         for step in trace.steps:
@@ -72,10 +72,6 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
     yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
     if result.read.merged:
         yield f"rows merged into the event they repeat (GDELT, ICEWS): {result.read.merged}"
-
-
-def alert_time(alert: Alert) -> str:
-    return _when(alert.event_time)
 
 
 def render_bad_rows(read: ReadReport) -> Iterator[str]:
