@@ -27,6 +27,7 @@ from replay.readers import BadRow, Located
 from replay.readers.base import NoDyadRows, Pending, ReaderOptions, describe
 from replay.readers.dispatch import Input, inputs_of, read_input
 from schemas.events import parse_record, record_id
+from services.core.timeutil import too_far_ahead
 
 RUN_SIZE = 150_000
 """About 1.5 kB a row held (GDELT, with its quote): a run is some 220 MB at most."""
@@ -106,6 +107,9 @@ def _read_one(
         elif isinstance(item, BadRow):
             report.rows += 1
             report.add_bad(item)
+        elif refusal := _too_far_ahead(item, options):
+            report.rows += 1
+            report.add_bad(refusal)
         else:
             report.rows += 1
             yield item
@@ -114,6 +118,14 @@ def _read_one(
             bar.update(source.consumed_on_disk() - shown)
             shown = source.consumed_on_disk()
     bar.update(source.disk_size - shown)
+
+
+def _too_far_ahead(item: Playable, options: ReaderOptions) -> BadRow | None:
+    if options.clock is None:
+        return None
+    event_time, event_id = play_key(item)
+    reason = too_far_ahead(event_time, options.clock, options.max_future_skew)
+    return None if reason is None else BadRow(item.where, reason, event_id)
 
 
 def external_sort(items: Iterable[Playable], run_size: int = RUN_SIZE) -> Iterator[Playable]:

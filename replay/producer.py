@@ -71,7 +71,8 @@ async def replay(
                     topics.events,
                     value=record.model_dump_json().encode(),
                     key=dyad.encode() if dyad else None,
-                    timestamp_ms=int(record.event_time.timestamp() * 1000),
+                    # Kafka takes no timestamp before 1970; 0 reads as none (the clock) downstream
+                    timestamp_ms=max(0, int(record.event_time.timestamp() * 1000)),
                     headers=[
                         ("crisismon-replay-run", report.run_id.encode()),
                         ("crisismon-source", str(item.where).encode()),

@@ -26,6 +26,20 @@ CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="3-letter 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@/+-]+$")]
 DyadKey = Annotated[str, Field(pattern=r"^[A-Z]{3}-[A-Z]{3}$", description="e.g. IRN-PAK")]
 
+EARLIEST_EVENT_TIME = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+"""Outside these a date is a typo or an attack, and times near datetime's own limits (year 1,
+year 9999) overflow when converted to UTC. Times too far ahead of the clock are refused at the
+edges (the `max_future_skew` setting), not here: a schema cannot read a clock."""
+EventTime = Annotated[
+    AwareDatetime,
+    Field(
+        ge=EARLIEST_EVENT_TIME,
+        lt=LATEST_EVENT_TIME,
+        description="ISO 8601 with a zone, from 1800 to 2199; stored as UTC",
+    ),
+]
+
 
 class TimePrecision(StrEnum):
     """How far `event_time` can be trusted: sources say "earlier that week", "last month"."""
@@ -85,7 +99,7 @@ class CrisisEvent(StrictModel):
     )
 
     event_id: Identifier
-    event_time: AwareDatetime = Field(description="ISO 8601 with a zone; stored as UTC")
+    event_time: EventTime
     time_precision: TimePrecision = TimePrecision.EXACT
     source: Actor
     target: Actor
@@ -139,7 +153,9 @@ class Retraction(StrictModel):
     retraction_id: Identifier
     retracts: Identifier = Field(description="the event_id withdrawn")
     dyad: DyadKey | None = Field(default=None, description="the withdrawn event's dyad (routing)")
-    event_time: AwareDatetime = Field(description="when the retraction was issued")
+    event_time: EventTime = Field(
+        description="when the retraction was issued (ISO 8601 with a zone, 1800 to 2199)"
+    )
     reason: str = Field(min_length=1, max_length=1000)
     retracted_by: str = Field(min_length=1, max_length=200)
 

@@ -83,7 +83,7 @@ def backtest(
     from services.backtest.timeline import render_bad_rows, render_timeline
 
     settings = settings_from(config_file)
-    config, options = settings.engine_config(), settings.reader_options()
+    config, options = settings.engine_config(), settings.reader_options(datetime.now(UTC))
     try:
         crises = load_labels(list(label_paths)) if label_paths else []
         axes = parse_sweep(sweep_specs)
@@ -226,7 +226,7 @@ def replay(
                 file_format,
                 speed,
                 progress=sys.stderr.isatty(),
-                options=settings.reader_options(),
+                options=settings.reader_options(datetime.now(UTC)),
             )
         )
     except InputError as error:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from replay.readers.base import ReaderOptions
-from services.core.config import EngineConfig
+from services.core.config import Duration, EngineConfig
 from services.kafka.broker import KAFKA_VERSION_DEFAULT
 
 
@@ -48,11 +49,24 @@ class Settings(BaseSettings, EngineConfig):
     full_weight_sources: int = Field(
         default=5, ge=1, description="sources at which a GDELT/ICEWS event weighs as much as a hand-coded one"
     )
+    max_future_skew: Duration = Field(
+        default=timedelta(days=1),
+        description="event times further ahead of the clock are refused: dead-lettered or bad rows",
+    )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 
-    def reader_options(self) -> ReaderOptions:
-        return ReaderOptions(self.repeats, self.full_weight_sources)
+    @model_validator(mode="after")
+    def _skew_within_retention(self) -> Self:
+        """A future event that was let in must not push the events that follow it out of
+        retention (which is measured back from a dyad's latest event)."""
+        if not timedelta(0) <= self.max_future_skew < self.half_life * self.retention_half_lives / 2:
+            raise ValueError("max_future_skew must be at least 0 and under half of the retention")
+        return self
+
+    def reader_options(self, now: datetime) -> ReaderOptions:
+        """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""
+        return ReaderOptions(self.repeats, self.full_weight_sources, now, self.max_future_skew)
 
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""

@@ -10,16 +10,19 @@ import asyncio
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.outputs import DeadLetter
+from schemas.outputs import DeadLetter, IndexUpdate
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
 from services.kafka.broker import Broker
 from services.kafka.lag import group_lag
 from services.kafka.topics import Topics
+from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
 from tests.synthetic import write_events
@@ -169,6 +172,22 @@ def test_the_same_file_twice_changes_nothing(kafka_broker: Broker, kafka_namespa
     wait_processed(bootstrap, kafka_namespace)
     assert {a.alert_id for a in read_alerts(bootstrap, kafka_namespace)} == first_alerts
     assert live_indices(bootstrap, kafka_namespace) == first_index
+    # The API's history (index updates by the record that triggered them) is the backtest's:
+    # the repeats republish nothing that would overwrite an update with a later state.
+    projection = Projection(1000, 1000)
+    for value in read_topic(bootstrap, Topics(kafka_namespace).index):
+        projection.add_index(IndexUpdate.model_validate_json(value))
+    history = projection.history("IRN-PAK", None, None)
+    expected = [
+        s.outcome.index_update for s in run_backtest([ARTICLE], EngineConfig()).dyads["IRN-PAK"].steps
+    ]
+    assert history is not None and history[0] == [update for update in expected if update]
+
+
+def between(record: dict[str, Any], first: str, second: str, **fields: str) -> bytes:
+    source, target = record["source"], record["target"]
+    moved = {**record, "source": {**source, "country": first}, "target": {**target, "country": second}}
+    return json.dumps({**moved, **fields}).encode()
 
 
 def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
@@ -176,9 +195,15 @@ def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
 ) -> None:
     bootstrap = kafka_broker.bootstrap
     topics = Topics(kafka_namespace)
-    worker()
+    running = worker()
     strike = json.loads(ARTICLE.read_text().splitlines()[4])
+    today = datetime.now(UTC)
+    in_a_week = (today + timedelta(days=7)).isoformat()
     garbage = [
+        # Dates that overflowed into a crash loop, and one that silenced its dyad for good.
+        (b"FRA-GBR", between(strike, "FRA", "GBR", event_id="end", event_time="9999-12-31T23:00:00-05:00")),
+        (b"FRA-GBR", between(strike, "FRA", "GBR", event_id="start", event_time="0001-01-01T00:00:00+05:00")),
+        (b"KEN-ZAF", between(strike, "KEN", "ZAF", event_id="next-week", event_time=in_a_week)),
         (b"IRN-PAK", b"\xff\xfe not json at all"),
         (b"IRN-PAK", json.dumps({**strike, "event_id": "bad-type", "weight": "heavy"}).encode()),
         (b"IRN-PAK", json.dumps({**strike, "event_id": "bad-code", "cameo_code": "999"}).encode()),
@@ -186,6 +211,7 @@ def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
         (b"CHN-USA", json.dumps({**strike, "event_id": "wrong-key"}).encode()),
     ]
     later = {**strike, "event_id": "after-garbage", "event_time": "2024-01-16T18:00:00Z"}
+    on_time = between(strike, "KEN", "ZAF", event_id="on-time", event_time=today.isoformat())
 
     async def produce() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1 << 20)
@@ -195,6 +221,7 @@ def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
             for key, value in garbage:
                 await producer.send_and_wait(topics.events, value, key=key)
             await producer.send_and_wait(topics.events, json.dumps(later).encode(), key=b"IRN-PAK")
+            await producer.send_and_wait(topics.events, on_time, key=b"KEN-ZAF")
         finally:
             await producer.stop()
 
@@ -202,8 +229,11 @@ def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
     wait_processed(bootstrap, kafka_namespace)
     letters = [DeadLetter.model_validate_json(v) for v in read_topic(bootstrap, topics.dead_letters)]
     reasons = sorted(letter.reason for letter in letters)  # one DLQ partition, sources from several
-    assert len(letters) == 5, reasons
+    assert len(letters) == 8, reasons
     expected = [
+        "event_time: Input should be less than 2200",
+        "event_time: Input should be greater than or equal to 1800",
+        "is more than 1d ahead of",
         "Invalid JSON",
         "not its dyad",
         "over the 65536-byte limit",
@@ -215,3 +245,5 @@ def test_garbage_goes_to_the_dead_letter_topic_and_valid_events_keep_flowing(
     assert any(letter.raw.startswith("\\xff\\xfe") for letter in letters)
     updates = latest_index(bootstrap, kafka_namespace)
     assert updates["IRN-PAK"].triggered_by == "after-garbage"
+    assert updates["KEN-ZAF"].triggered_by == "on-time" and "FRA-GBR" not in updates
+    assert running.process is not None and running.process.poll() is None, running.log_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Literal
 
 from pydantic import ValidationError
@@ -80,16 +80,20 @@ ReadItem = Located | Pending | BadRow | NoDyadRows
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """How machine-coded rows (GDELT, ICEWS) become events: see the README and gdelt.py."""
+    """How machine-coded rows (GDELT, ICEWS) become events (see the README and gdelt.py), and
+    which event times are too far ahead of the clock to accept (see `too_far_ahead`)."""
 
     repeats: Literal["merge", "rows"] = "merge"
     full_weight_sources: int = 5
+    clock: datetime | None = None
+    """When the run started; None (tests, fixed inputs) accepts any time the schema does."""
+    max_future_skew: timedelta = timedelta(days=1)
 
 
 def describe(error: ValidationError | ValueError) -> str:
     """A validation error as one line: 'field.path: message; other: message'."""
     if not isinstance(error, ValidationError):
-        return str(error).splitlines()[0]
+        return (str(error).splitlines() or [type(error).__name__])[0]
     parts = []
     for detail in error.errors(include_url=False):
         location = ".".join(str(part) for part in detail["loc"] if part not in ("event", "retraction"))

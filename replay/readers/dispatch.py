@@ -16,6 +16,7 @@ from replay.readers.native import read_native
 
 FORMATS = ("auto", "native", "gdelt", "icews")
 ZIP_MAGIC = b"PK\x03\x04"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Input:
 
 def detect_format(head: bytes, name: str) -> str:
     """The format of a stream from its first line."""
-    first_line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    first_line = head.split(b"\n", 1)[0]
     if not first_line.strip() or first_line.lstrip().startswith(b"{"):
         return "native"
     if icews.is_header(first_line):
@@ -68,11 +69,10 @@ def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
 
 def _rows(source: Input, file_format: str, options: ReaderOptions) -> Iterator[ReadItem]:
     """The reader its format names, over one stream."""
-    chosen = file_format
-    if chosen == "auto":
-        head = source.handle.read(4096)
-        source.handle.seek(0)
-        chosen = detect_format(head, source.name)
+    head = source.handle.read(4096)
+    start = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0  # Windows editors write one first
+    source.handle.seek(start)  # every reader starts after it
+    chosen = detect_format(head[start:], source.name) if file_format == "auto" else file_format
     if chosen == "native":
         return read_native(source.handle, source.name)
     if chosen == "gdelt":

@@ -115,8 +115,9 @@ def raw_columns(first_line: bytes) -> int:
 
 def read_gdelt(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
     """Every row of a GDELT export; the layout is recognised from the first line."""
+    start = handle.tell()
     first = handle.readline(4096)
-    handle.seek(0)
+    handle.seek(start)
     if is_header(first):
         yield from _read_csv(handle, name, options)
     else:

@@ -75,6 +75,8 @@ class DyadState:
     """The level of the last alert published: what subscribers believe."""
     event_ids: set[str] = field(default_factory=set)
     """The ids of `entries`, for de-duplication in O(1)."""
+    last_change: str | None = None
+    """The record (event or retraction) that changed the entries last."""
 
     @property
     def latest_time(self) -> float | None:
@@ -249,6 +251,7 @@ class DyadState:
             "retracted": self.retracted,
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
+            "last_change": self.last_change,
         }
 
     @classmethod
@@ -261,4 +264,5 @@ class DyadState:
             emitted={alert_id: Published(*row) for alert_id, row in snapshot["emitted"].items()},
             reported_level=Level(snapshot["reported_level"]),
             event_ids={entry.event_id for entry in entries},
+            last_change=snapshot.get("last_change"),  # absent from snapshots of older versions
         )

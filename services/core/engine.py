@@ -41,6 +41,10 @@ class Outcome:
     repeats: tuple[Alert, ...] = ()
     """For a duplicate: the alerts this record raised before. A stream worker publishes them
     again, because a crash may have lost them after the state that records them was saved."""
+    repeated_index: IndexUpdate | None = None
+    """For a duplicate of the record that last changed the dyad: the index update it published,
+    the same again (for the same reason). Of any earlier record it would be a wrong one: the
+    dyad has moved on since."""
 
 
 def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
@@ -51,16 +55,17 @@ def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConf
 
 
 def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
+    time = to_seconds(event.event_time)
     if state.holds(event.event_id):
-        return _duplicate(state, event.event_id)
+        return _duplicate(state, event.event_id, time, config)
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
-    time = to_seconds(event.event_time)
     latest = state.latest_time
     if latest is not None and time < latest - config.retention_seconds:
         return Outcome("expired", event.event_id, state.dyad)
     scored = score(event, config.scale)
     position = state.insert(Entry(time, event.event_id, scored.conflict, scored.cooperation))
+    state.last_change = event.event_id
     alerts = _publish(state, state.recompute_from(position, config), event.event_id, time, config)
     _forget_old(state, config)
     return Outcome(
@@ -76,12 +81,13 @@ def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> 
     target = retraction.retracts
     time = to_seconds(retraction.event_time)
     if target in state.retracted:
-        return _duplicate(state, retraction.retraction_id)
+        return _duplicate(state, retraction.retraction_id, time, config)
     state.retracted[target] = time
     if not state.holds(target):
         return Outcome("retraction-pending", retraction.retraction_id, state.dyad)
     position = state.remove(target)
     rid = retraction.retraction_id
+    state.last_change = rid
     alerts = _publish(state, state.recompute_from(position, config), rid, time, config)
     return Outcome(
         "retraction-applied",
@@ -92,9 +98,15 @@ def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> 
     )
 
 
-def _duplicate(state: DyadState, record_id: str) -> Outcome:
+def _duplicate(state: DyadState, record_id: str, time: float, config: EngineConfig) -> Outcome:
     """A record seen before changes nothing; what it raised can be announced again."""
-    return Outcome("duplicate", record_id, state.dyad, repeats=state.alerts_triggered_by(record_id))
+    return Outcome(
+        "duplicate",
+        record_id,
+        state.dyad,
+        repeats=state.alerts_triggered_by(record_id),
+        repeated_index=index_now(state, record_id, time, config) if state.last_change == record_id else None,
+    )
 
 
 def _publish(

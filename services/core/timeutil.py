@@ -1,6 +1,8 @@
 """Event times as float seconds since the epoch (UTC), the unit the core computes in."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from services.core.config import format_duration
 
 
 def to_seconds(moment: datetime) -> float:
@@ -9,3 +11,18 @@ def to_seconds(moment: datetime) -> float:
 
 def from_seconds(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def too_far_ahead(event_time: datetime, reference: datetime, max_skew: timedelta) -> str | None:
+    """Why an event time is refused as lying in the future, or None.
+
+    A dyad's retention counts back from its latest event, so one event dated years ahead
+    would expire every real event that follows. The caller picks the reference (a clock, or
+    a Kafka record's timestamp): the core reads no clock.
+    """
+    if event_time <= reference + max_skew:
+        return None
+    return (
+        f"event_time: {event_time:%Y-%m-%dT%H:%M:%SZ} is more than {format_duration(max_skew)}"
+        f" ahead of {reference:%Y-%m-%dT%H:%M:%SZ} (max_future_skew)"
+    )

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from replay.readers.base import describe
 from schemas.events import parse_record
 from schemas.outputs import Alert, IndexUpdate
-from services.kafka.topics import Topics, reader
+from services.core.timeutil import too_far_ahead
+from services.kafka.topics import Topics, reader, reference_time
 from services.web.projection import Projection
 from services.web.stream import Broadcaster
 
@@ -31,6 +34,7 @@ class Feed:
     topics: Topics
     projection: Projection
     broadcaster: Broadcaster
+    max_future_skew: timedelta = timedelta(days=1)
     records_read: int = 0
     caught_up: bool = False
 
@@ -50,7 +54,7 @@ class Feed:
                 batch = await consumer.getmany(timeout_ms=500)
                 for tp, messages in batch.items():
                     for message in messages:
-                        self.ingest(tp.topic, message.value or b"")
+                        self.ingest(tp.topic, message.value or b"", message.timestamp / 1000)
                 if not self.caught_up:
                     positions = {tp: await consumer.position(tp) for tp in ends}
                     self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
@@ -65,7 +69,9 @@ class Feed:
             await asyncio.sleep(0.05)  # a group-less consumer gets its partitions with the metadata
         return dict(await consumer.end_offsets(list(partitions)))
 
-    def ingest(self, topic: str, value: bytes) -> None:
+    def ingest(self, topic: str, value: bytes, produced_at: float | None = None) -> None:
+        """Into the view, or skipped with a log line: what the worker refused (it sent it to
+        the dead-letter topic, by the same rules) and anything else unreadable."""
         self.records_read += 1
         try:
             if topic == self.topics.index:
@@ -77,8 +83,14 @@ class Feed:
                 if self.projection.add_alert(alert):
                     self.broadcaster.publish("alert", alert.model_dump_json())
             else:
-                detail = self.projection.add_record(parse_record(value))
+                record = parse_record(value)
+                reference = reference_time(produced_at)
+                if refusal := too_far_ahead(record.event_time, reference, self.max_future_skew):
+                    raise ValueError(refusal)
+                detail = self.projection.add_record(record)
                 if detail is not None:
                     self.broadcaster.publish("event", detail.model_dump_json())
-        except (ValidationError, ValueError):
-            pass  # the worker sends invalid events to the dead-letter topic; the view skips them
+        except (ValidationError, ValueError) as error:
+            log.info("API view skips a record of %s: %s", topic, describe(error))
+        except Exception:  # a bug of ours must cost one record, not the view
+            log.exception("API view skips a record of %s it failed on", topic)

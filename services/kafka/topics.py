@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from services.core.timeutil import from_seconds
 
 log = logging.getLogger(__name__)
 
 PARTITIONS = 8
 FOREVER = "-1"
 THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
+
+
+def reference_time(produced_at: float | None) -> datetime:
+    """What a record's event time is checked against for lying in the future (`too_far_ahead`):
+    its Kafka timestamp (seconds), so that reading the log again later decides the same, but
+    never past the clock, so that a timestamp that lies too cannot let it in. None: the clock."""
+    now = time.time()
+    return from_seconds(min(produced_at, now) if produced_at and produced_at > 0 else now)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 import zlib
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -33,10 +33,10 @@ from schemas.events import MAX_RECORD_BYTES, parse_record
 from schemas.outputs import DeadLetter
 from services.core import EngineConfig
 from services.core.dyad import DyadState
-from services.core.engine import Outcome, Status, apply, index_now
-from services.core.timeutil import to_seconds
+from services.core.engine import Outcome, Status, apply
+from services.core.timeutil import too_far_ahead
 from services.kafka.feed import Feed
-from services.kafka.topics import PARTITIONS, Topics, ensure_topics
+from services.kafka.topics import PARTITIONS, Topics, ensure_topics, reference_time
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 from services.settings import Settings
 from services.web.app import WebApp
@@ -68,6 +68,7 @@ class Processor:
     watchdog: CommitWatchdog
     guard: OffsetGuard
     metrics: WorkerMetrics
+    max_future_skew: timedelta
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
 
@@ -83,40 +84,53 @@ class Processor:
         started = time.perf_counter()
         message = event.message
         for skipped in await self.guard.skipped_before(message):
-            await self.process_timed(skipped.value or b"", skipped, time.perf_counter())
+            produced_at = skipped.timestamp / 1000  # aiokafka's records carry milliseconds, Faust's seconds
+            await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
         self.watchdog.record(message.tp, message.offset)
-        await self.process_timed(event.value or b"", message, started)
+        await self.process_timed(event.value or b"", message, message.timestamp, started)
 
-    async def process_timed(self, raw: bytes, message: Any, started: float) -> None:
-        outcome, event_time = await self.process(raw, message)
+    async def process_timed(
+        self, raw: bytes, message: Any, produced_at: float | None, started: float
+    ) -> None:
+        outcome, event_time = await self.process(raw, message, produced_at)
         self.metrics.observe_record(outcome, time.perf_counter() - started, event_time, datetime.now(UTC))
 
-    async def process(self, raw: bytes, message: Any) -> tuple[str, datetime | None]:
-        """Returns the record's `crisismon_events_total` outcome and its event time."""
+    async def process(
+        self, raw: bytes, message: Any, produced_at: float | None
+    ) -> tuple[str, datetime | None]:
+        """Returns the record's `crisismon_events_total` outcome and its event time.
+
+        Whatever a record holds, it costs at most itself: refused records go to the
+        dead-letter topic with the reason, and an error of the engine's own is logged and
+        dead-lettered too. Only Kafka failing to take the outputs stops the worker.
+        """
         try:
             record = parse_record(raw)
         except (ValidationError, ValueError) as error:
-            await self.dead_letter(raw, describe(error), message)
-            return "rejected", None
+            return await self.reject(raw, describe(error), message)
+        if refusal := too_far_ahead(record.event_time, reference_time(produced_at), self.max_future_skew):
+            return await self.reject(raw, refusal, message)
         dyad = record.dyad
         key = message.key.decode("utf-8", "replace") if message.key else None
         if dyad is None:
             return "ignored", record.event_time  # it stays in the log; there is no dyad index to update
         if key != dyad:
-            await self.dead_letter(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
-            return "rejected", None
-        state = self.state_of(dyad)
-        outcome = apply(state, record, self.config)
-        await self.publish(state, outcome, to_seconds(record.event_time), message.partition)
+            return await self.reject(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
+        try:
+            state = self.state_of(dyad)
+            outcome = apply(state, record, self.config)
+        except Exception as error:  # a bug of ours must cost one record, not the worker
+            log.exception("the engine failed on %s[%s]@%s", message.topic, message.partition, message.offset)
+            self.states.pop(dyad, None)  # it may be half-changed: the saved one is restored
+            return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
+        await self.publish(state, outcome, message.partition)
         if outcome.index_update is not None:
             self.table[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
         return OUTCOME_LABELS[outcome.status], record.event_time
 
-    async def publish(self, state: DyadState, outcome: Outcome, record_time: float, partition: int) -> None:
+    async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
         key = state.dyad.encode()
-        index = outcome.index_update
-        if outcome.status == "duplicate":
-            index = index_now(state, outcome.record_id, record_time, self.config) if state.entries else None
+        index = outcome.index_update or outcome.repeated_index
         if index is not None:
             await self.topics["index"].send(key=key, value=index.model_dump_json().encode())
             self.metrics.observe_index(index, partition)
@@ -134,6 +148,10 @@ class Processor:
                 alert.level,
                 alert.reason_code,
             )
+
+    async def reject(self, raw: bytes, reason: str, message: Any) -> tuple[str, None]:
+        await self.dead_letter(raw, reason, message)
+        return "rejected", None
 
     async def dead_letter(self, raw: bytes, reason: str, message: Any) -> None:
         text = raw.decode("utf-8", errors="backslashreplace")
@@ -190,6 +208,7 @@ def create_app(settings: Settings) -> faust.App:
         guard=OffsetGuard(settings.kafka_bootstrap, watchdog.committed),
         metrics=metrics,
         config=engine_config,
+        max_future_skew=settings.max_future_skew,
         table=table,
         topics={
             "index": app.topic(topics.index, partitions=PARTITIONS),
@@ -238,6 +257,7 @@ def create_app(settings: Settings) -> faust.App:
         topics,
         Projection(settings.api_max_events, settings.api_history_per_dyad, engine_config.scale),
         Broadcaster(),
+        settings.max_future_skew,
     )
     web = WebApp(feed, metrics, engine_config, settings.web_host, settings.web_port, token)
 
