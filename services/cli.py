@@ -35,8 +35,10 @@ def settings_from(config_file: Path | None, **flags: Any) -> Settings:
         return load_settings(config_file, **flags)
     except ValidationError as error:
         fail(f"invalid settings: {describe(error)}")
-    except (OSError, ValueError) as error:
+    except OSError as error:
         fail(f"cannot read the configuration: {error}")
+    except ValueError as error:  # bad YAML, TOML, JSON or UTF-8, too big, not a mapping
+        fail(f"cannot read the configuration: {describe(error)}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,6 +93,8 @@ def backtest(
         fail(str(error))
     if axes and not crises:
         fail("--sweep scores each setting against labels: give --labels too")
+    if report_dir is not None:
+        prepare_report_dir(report_dir)  # before the run: a bad path should not cost a long one
     watched = {labels.dyad for labels in crises}
     try:
         result = run_backtest(paths, config, file_format, options, sys.stderr.isatty(), watched)
@@ -113,8 +117,20 @@ def backtest(
     if report_dir is not None:
         from services.backtest.report import write_report
 
-        page = write_report(result, report_dir, crises, evaluation, sweep)
+        try:
+            page = write_report(result, report_dir, crises, evaluation, sweep)
+        except OSError as error:
+            fail(f"--report {report_dir}: cannot write the report: {error.strerror or error}")
         click.echo(f"report: {page}", err=True)
+
+
+def prepare_report_dir(report_dir: Path) -> None:
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        fail(f"--report {report_dir}: exists and is not a directory")
+    except OSError as error:
+        fail(f"--report {report_dir}: cannot create it: {error.strerror or error}")
 
 
 def kafka_options(function: Any) -> Any:

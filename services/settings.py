@@ -73,18 +73,35 @@ class Settings(BaseSettings, EngineConfig):
         return EngineConfig.model_validate(self.model_dump(include=set(EngineConfig.model_fields)))
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A settings file is a few lines; more (say /dev/zero) is refused unread, never held whole."""
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """A YAML, TOML or JSON mapping of setting names to values."""
-    text = path.read_text(encoding="utf-8")
+    """A YAML, TOML or JSON mapping of setting names to values; ValueError (one line) if not."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: over {MAX_CONFIG_BYTES} bytes, not a settings file")
+    text = data.decode("utf-8")
     if path.suffix == ".toml":
         values: Any = tomllib.loads(text)
     elif path.suffix == ".json":
         values = json.loads(text)
     else:
-        values = yaml.safe_load(text)
+        try:
+            values = yaml.safe_load(text)  # safe: tags such as !!python/object are refused
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of settings")
     return values
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        return f"{error.problem} (line {error.problem_mark.line + 1})"
+    return str(error).splitlines()[0]
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

@@ -120,6 +120,53 @@ def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("crisismon: error:")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('half_life: !!python/object/apply:os.system ["touch pwned"]\n', "could not determine a constructor"),
+        ("watch_threshold: [1,\n", "not valid YAML"),
+        ("\udcff", "utf-8"),
+        (None, "over 1048576 bytes"),
+    ],
+)
+def test_a_bad_settings_file_is_one_line_and_exit_2(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    config = tmp_path / "settings.yaml"
+    if content is None:
+        config = Path("/dev/zero")  # endless: read with a limit, never whole
+    else:
+        config.write_bytes(content.encode("utf-8", "surrogateescape"))
+    run = crisismon("backtest", str(ARTICLE_LOG), "--config", str(config))
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert message in run.stderr and not (tmp_path / "pwned").exists()
+
+
+def test_dates_out_of_range_or_ahead_of_the_clock_are_bad_rows(tmp_path: Path) -> None:
+    strike = json.loads(ARTICLE_LOG.read_text().splitlines()[4])
+    rows = [
+        {**strike, "event_id": f"probe-{number}", "event_time": moment}
+        for number, moment in enumerate(
+            ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "2199-01-01T00:00:00Z"], start=1
+        )
+    ]
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text("".join(json.dumps(row) + "\n" for row in rows) + ARTICLE_LOG.read_text())
+    run = crisismon("backtest", str(probes), "--json")
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert "3 bad rows skipped" in run.stderr
+    assert f"{probes}:3: skipped: event_time: 2199-01-01T00:00:00Z is more than 1d ahead of" in run.stderr
+    first = Alert.model_validate_json(run.stdout.splitlines()[0])
+    assert first.triggered_by == "pkir24-005"
+
+
+def test_a_byte_order_mark_costs_no_line(tmp_path: Path) -> None:
+    marked = tmp_path / "marked.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + ARTICLE_LOG.read_bytes())
+    run = crisismon("backtest", str(marked), "--json")
+    assert run.returncode == 0 and run.stderr == ""
+
+
 def test_bad_settings_are_one_line_and_exit_2() -> None:
     run = crisismon("backtest", str(ARTICLE_LOG), env={"CRISISMON_WATCH_THRESHOLD": "high"})
     assert run.returncode == 2 and run.stderr.count("\n") == 1
@@ -282,6 +329,9 @@ def test_sweep_shows_a_table_and_the_report_a_chart(unseen_export: Path, tmp_pat
         (("--labels", "missing.labels.yaml"), "missing.labels.yaml"),
         (("--labels", str(ARTICLE_LABELS), "--sweep", "speed=1"), "choose among"),
         (("--labels", str(ARTICLE_LOG)), "pakistan-iran-2024.jsonl"),
+        (("--labels", str(ARTICLE_LABELS), "--sweep", "watch=,,,"), "a value is empty"),
+        (("--report", "/proc/x"), "--report /proc/x: cannot create it"),
+        (("--report", str(ARTICLE_LOG)), "exists and is not a directory"),
     ],
 )
 def test_label_and_sweep_mistakes_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:

@@ -45,7 +45,10 @@ def parse_sweep(specs: Iterable[str]) -> list[Axis]:
             raise ValueError(f"--sweep {name!r}: choose among {', '.join(SWEEP_NAMES)}")
         if any(axis.name == name for axis in axes):
             raise ValueError(f"--sweep {name!r} is given twice")
-        axes.append(Axis(name, tuple(value.strip() for value in values.split(",") if value.strip())))
+        listed = tuple(value.strip() for value in values.split(","))
+        if not all(listed):
+            raise ValueError(f"--sweep {part!r}: a value is empty; expected NAME=V1,V2,...")
+        axes.append(Axis(name, listed))
     return axes
 
 
