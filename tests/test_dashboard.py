@@ -191,12 +191,14 @@ HOSTILE_QUOTE = "<script>window.__pwned=6</script>“quoted” & <i>kept</i>"
 HOSTILE_DOCUMENT = "javascript:window.__pwned=5"
 HOSTILE_REASON = '<img src=y onerror="window.__pwned=8">withdrawn'
 HOSTILE_RETRACTOR = "<script>window.__pwned=9</script>"
+HOSTILE_ID = ".."
 
 
 def hostile_records() -> list[dict[str, object]]:
-    """A valid event (IRN→PAK, CAMEO 190) and its retraction, every free-text field markup."""
+    """A valid event (IRN→PAK, CAMEO 190) and its retraction, every free-text field markup, and
+    an id, `..`, that a URL path cannot carry (the browser resolves it away)."""
     event: dict[str, object] = {
-        "event_id": "xss-1",
+        "event_id": HOSTILE_ID,
         "event_time": "2024-03-01T12:00:00Z",
         "time_precision": "day",
         "source": {"code": "IRNMIL", "name": HOSTILE_NAME, "country": "IRN"},
@@ -211,7 +213,7 @@ def hostile_records() -> list[dict[str, object]]:
     }
     retraction: dict[str, object] = {
         "retraction_id": "xss-r1",
-        "retracts": "xss-1",
+        "retracts": HOSTILE_ID,
         "dyad": "IRN-PAK",
         "event_time": "2024-03-01T13:00:00Z",
         "reason": HOSTILE_REASON,
@@ -246,7 +248,7 @@ def test_event_text_is_shown_as_text_never_as_markup(
     replay(hostile, kafka_broker.bootstrap, kafka_namespace)
 
     def check(where: str) -> None:
-        shown = page.locator('#events article[data-event-id="xss-1"]')
+        shown = page.locator(f'#events article[data-event-id="{HOSTILE_ID}"]')
         expect(shown.locator(".summary")).to_have_text(INJECTION, timeout=ARRIVAL_MS)
         expect(shown.locator(".quote")).to_have_text(HOSTILE_QUOTE)
         expect(shown.locator(".actors")).to_contain_text(HOSTILE_NAME)
@@ -257,7 +259,7 @@ def test_event_text_is_shown_as_text_never_as_markup(
         # The alert the event raised opens to it, shown as text there too.
         raised = page.locator('#alerts details.alert[data-reason="level-rise"]')
         raised.locator("summary").click()
-        contributor = raised.locator('li.contributor[data-contributor="xss-1"]')
+        contributor = raised.locator(f'li.contributor[data-contributor="{HOSTILE_ID}"]')
         expect(contributor.locator(".summary")).to_have_text(INJECTION)
         found = page.evaluate(NOTHING_FROM_THE_DATA)
         assert found == {

@@ -9,6 +9,7 @@ needs it: as a bearer token, or as the cookie the dashboard gets when it is open
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_PARAMETER = "access_token"
-TOKEN_COOKIE = "crisismon_token"
+SESSION_COOKIE = "crisismon_session"
 KEEPALIVE_SECONDS = 15.0
 SHUTDOWN_SECONDS = 2.0
 
@@ -99,6 +101,36 @@ async def revalidate_static(request: web.Request, response: web.StreamResponse) 
         response.headers["Cache-Control"] = "no-cache"
 
 
+class ProtocolErrorsInOneLine(logging.Filter):
+    """aiohttp answers a request it cannot parse (a URL or headers too long, bad chunking)
+    before any handler runs, and logs it as an ERROR with a traceback: it is the client's
+    mistake, and anyone can make it, so it becomes one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = (error.message or "").strip().splitlines() or [type(error).__name__]
+            record.msg, record.args = f"{record.getMessage()}: {error.code} {reason[-1].strip()[:200]}", ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+http_log = logging.getLogger(f"{__name__}.http")
+http_log.addFilter(ProtocolErrorsInOneLine())
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time; headers may hold any byte (aiohttp keeps the undecodable as surrogates)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The credentials of an `Authorization: Bearer ...` header (the scheme in any case, RFC 9110)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
 def dyad_of(request: web.Request) -> str:
     dyad = request.match_info["dyad"].upper()
     if not re.fullmatch(r"[A-Z]{3}-[A-Z]{3}", dyad):
@@ -124,6 +156,13 @@ class WebApp:
         self.host = host
         self.port = port
         self.token = token
+        self.session = (
+            hmac.new(token.encode(), b"crisismon dashboard session", hashlib.sha256).hexdigest()
+            if token
+            else ""
+        )
+        """What the dashboard's cookie carries: derived from the token, so a stolen cookie
+        does not give the token away (it works for the dashboard only until the token changes)."""
         self.routes = [
             Route("/api/dyads", self.dyads, "Every dyad: indices, level, last change", DyadList),
             Route(
@@ -170,7 +209,7 @@ class WebApp:
 
     async def serve(self) -> None:
         """Serve, and keep the view current, until cancelled."""
-        runner = web.AppRunner(self.application, shutdown_timeout=SHUTDOWN_SECONDS, access_log=None)
+        runner = self.runner()
         await runner.setup()
         await web.TCPSite(runner, self.host, self.port).start()
         log.info("dashboard and API on http://%s:%d/", self.host, self.port)
@@ -179,6 +218,11 @@ class WebApp:
         finally:
             await runner.cleanup()
 
+    def runner(self) -> web.AppRunner:
+        return web.AppRunner(
+            self.application, shutdown_timeout=SHUTDOWN_SECONDS, access_log=None, logger=http_log
+        )
+
     # Middlewares
 
     @web.middleware
@@ -186,11 +230,12 @@ class WebApp:
         if self.token is None or request.path == "/metrics":
             return await handler(request)
         from_query = request.query.get(TOKEN_PARAMETER)
-        header = request.headers.get("Authorization", "")
-        given = from_query or (
-            header[7:] if header.startswith("Bearer ") else request.cookies.get(TOKEN_COOKIE)
-        )
-        if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+        given = from_query or bearer_token(request)
+        if given is not None:
+            allowed = same_secret(given, self.token)
+        else:
+            allowed = same_secret(request.cookies.get(SESSION_COOKIE, ""), self.session)
+        if not allowed:
             if request.path == "/":
                 raise web.HTTPUnauthorized(text=LOCKED_PAGE, content_type="text/html")
             raise web.HTTPUnauthorized(
@@ -202,7 +247,14 @@ class WebApp:
             )
         response = await handler(request)
         if from_query and request.path == "/":
-            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
+            response.set_cookie(
+                SESSION_COOKIE,
+                self.session,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                secure=request.secure,
+            )
         return response
 
     @web.middleware
@@ -236,6 +288,9 @@ class WebApp:
 
     async def events(self, request: web.Request) -> web.Response:
         query = parse_query(EventQuery, request)
+        if query.id is not None:
+            found = self.projection.events.get(query.id)
+            return json_response(EventList(events=[found] if found else []))
         return json_response(EventList(events=self.projection.find_events(query.dyad, query.limit)))
 
     async def event(self, request: web.Request) -> web.Response:

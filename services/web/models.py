@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.events import CrisisEvent, DyadKey, Retraction
+from schemas.events import CrisisEvent, DyadKey, Identifier, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
 
 
@@ -110,5 +110,8 @@ class AlertQuery(Answer):
 class EventQuery(Answer):
     model_config = ConfigDict(extra="forbid")
 
+    id: Identifier | None = Field(
+        default=None, description="only this event: for ids that cannot stand in a path, such as `..`"
+    )
     dyad: DyadKey | None = None
     limit: int = Field(default=100, ge=1, le=10_000)

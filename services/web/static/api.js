@@ -48,5 +48,10 @@ export const api = {
   alerts: (dyad, limit = 200) =>
     getJson(`/api/alerts?limit=${limit}${dyad ? `&dyad=${part(dyad)}` : ''}`),
   events: (limit = 100) => getJson(`/api/events?limit=${limit}`),
-  event: (id) => getJson(`/api/events/${part(id)}`),
+  // By query, not path: an id may be `..` or hold a `/`, which no URL path keeps as it is.
+  event: async (id) => {
+    const { events } = await getJson(`/api/events?id=${part(id)}`);
+    if (!events.length) throw new NotFound(`no event ${id}`);
+    return events[0];
+  },
 };
