@@ -161,8 +161,8 @@ class WebApp:
             if token
             else ""
         )
-        """What the dashboard's cookie carries: derived from the token, so a stolen cookie
-        does not give the token away (it works for the dashboard only until the token changes)."""
+        """What the dashboard's cookie carries: derived from the token, so a stolen cookie does
+        not give the token itself away (scripts may hold it too), and dies when it changes."""
         self.routes = [
             Route("/api/dyads", self.dyads, "Every dyad: indices, level, last change", DyadList),
             Route(
