@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from schemas.outputs import Alert, IndexUpdate
 from services.kafka.broker import free_port
 from services.kafka.lag import wait_until_caught_up
@@ -91,6 +93,21 @@ class WorkerProcess:
             urllib.request.Request(self.url + path, headers=headers), timeout=10
         ) as answer:
             return json.load(answer)
+
+    def records_processed(self) -> float:
+        """What its /metrics counts in `crisismon_events_total`, all outcomes (0 if it is down)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=2) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return 0.0
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "crisismon_events"
+            for sample in family.samples
+            if sample.name == "crisismon_events_total"
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, no flush."""

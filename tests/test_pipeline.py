@@ -20,14 +20,26 @@ from schemas.outputs import DeadLetter, IndexUpdate
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
 from services.kafka.broker import Broker
-from services.kafka.lag import group_lag
 from services.kafka.topics import Topics
 from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
-from tests.live import by_dyad, latest_index, read_alerts, read_topic, replay, wait_processed
+from tests.live import (
+    CRISISMON,
+    by_dyad,
+    clean_env,
+    eventually,
+    latest_index,
+    read_alerts,
+    read_topic,
+    replay,
+    wait_processed,
+)
 from tests.synthetic import write_events
 
 SESSION_TIMEOUT_SECONDS = 10  # the worker's broker_session_timeout
+KILL_AFTER_RECORDS = 300
+KILL_TEST_PACE = 300_000
+"""Event seconds per second: the synthetic events' 120 days take about 35 s to replay."""
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
 RUSSIA_TURKEY = ARTICLE.parent / "crises" / "russia-turkey-2015.jsonl"
 
@@ -138,22 +150,34 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
 def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(
     kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
 ) -> None:
+    """Killed while the replay is still producing, so mid-stream however fast the worker is:
+    the test decides when, not the machine's speed (a fast worker used to finish first)."""
     bootstrap = kafka_broker.bootstrap
     events = write_events(tmp_path / "many.jsonl", 3000, seed=11)
-    topics = Topics(kafka_namespace)
-    victim = worker("victim")
-    replay(events, bootstrap, kafka_namespace)
-    deadline = time.monotonic() + 120
-    while (lag := asyncio.run(group_lag(bootstrap, topics.app_id, topics.events))) in (None, 3000):
-        assert time.monotonic() < deadline, victim.log_text()
-        time.sleep(0.2)
-    victim.kill()  # somewhere in the middle: lag was {lag}
-    assert lag and lag > 0, "the worker finished before it could be killed; give it more events"
-    # Restarted while the broker still counts the dead member in the group, the worker's group
-    # join hung for good in one run of about twelve (aiokafka 0.14): start it once the dead
-    # member's session (10 s) has expired, as an orchestrator's restart back-off would.
-    time.sleep(SESSION_TIMEOUT_SECONDS + 1)
-    victim.start()
+    victim = worker("victim").wait_for_web()
+    target = ["--bootstrap", bootstrap, "--namespace", kafka_namespace, "--speed", str(KILL_TEST_PACE)]
+    replay_log = tmp_path / "replay.log"
+    with replay_log.open("wb") as out:
+        producing = subprocess.Popen(
+            [CRISISMON, "replay", str(events), *target], stdout=out, stderr=subprocess.STDOUT, env=clean_env()
+        )
+    try:
+        eventually(
+            lambda: victim.records_processed() >= KILL_AFTER_RECORDS or producing.poll() is not None,
+            120,
+            f"the worker to process {KILL_AFTER_RECORDS} records",
+        )
+        assert producing.poll() is None, "the replay ended before the kill: slow KILL_TEST_PACE down"
+        victim.kill()
+        # Restarted while the broker still counts the dead member in the group, the worker's
+        # group join hung for good in one run of about twelve (aiokafka 0.14): start it once
+        # the dead member's session (10 s) has expired, as an orchestrator's back-off would.
+        time.sleep(SESSION_TIMEOUT_SECONDS + 1)
+        victim.start()
+        assert producing.wait(timeout=180) == 0, replay_log.read_text()
+    finally:
+        producing.kill()
+        producing.wait()
     wait_processed(bootstrap, kafka_namespace, timeout=180)
     expected_alerts, expected_index = offline(events)
     live = read_alerts(bootstrap, kafka_namespace)
