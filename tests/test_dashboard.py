@@ -312,4 +312,6 @@ def test_with_a_token_the_page_says_how_to_get_in(
     expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=20_000)
     expect(banner).to_be_hidden()
     expect(irn_pak).to_be_visible()
-    assert browser.problems("Failed to load resource") == []  # the 401s, the dead worker
+    # Expected: the 401s, and the requests the stopped worker never answered (a card's history
+    # may be loading the moment it goes).
+    assert browser.problems("Failed to load resource", "TypeError: Failed to fetch") == []
