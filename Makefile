@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # The local broker's jars, from Maven Central into ~/.cache/crisismon (once per machine and version).
 broker-jars: setup
-	$(BIN)/python -c 'from services.kafka.broker import resolve_jars; print(resolve_jars())'
+	$(BIN)/python -c 'from devtools.broker import resolve_jars; print(resolve_jars())'
 
 # The whole local stack replaying the article's crisis; serves until Ctrl-C.
 run: broker-jars

@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from replay.readers import BadRow, Located
-from replay.readers.base import NoDyadRows, Pending, ReaderOptions, describe
+from replay.readers.base import NoDyadRows, Pending, ReaderOptions
 from replay.readers.dispatch import Input, inputs_of, read_input
 from schemas.events import parse_record, record_id
+from schemas.validation import describe
 from services.core.timeutil import too_far_ahead
 
 RUN_SIZE = 150_000

@@ -16,8 +16,8 @@ import click
 from pydantic import ValidationError
 
 from replay.readers import FORMATS, InputError
-from replay.readers.base import describe
 from schemas.outputs import Alert, Level
+from schemas.validation import describe
 from services.settings import Settings, load_settings
 
 USAGE_EXIT = 2
@@ -327,7 +327,7 @@ def broker_options(function: Any) -> Any:
 
 
 def local_broker(port: int, kafka_version: str | None) -> Any:
-    from services.kafka.broker import Broker
+    from devtools.broker import Broker
 
     return Broker.local(port, version=kafka_version or settings_from(None).kafka_version)
 
@@ -339,7 +339,7 @@ def local_broker(port: int, kafka_version: str | None) -> Any:
 )
 def broker_start(port: int, kafka_version: str | None, timeout: float) -> None:
     """Start the broker in the background (jars are fetched once into ~/.cache/crisismon)."""
-    from services.kafka.broker import BrokerError, start
+    from devtools.broker import BrokerError, start
 
     target = local_broker(port, kafka_version)
     try:
@@ -354,7 +354,7 @@ def broker_start(port: int, kafka_version: str | None, timeout: float) -> None:
 @broker_options
 def broker_stop(port: int, kafka_version: str | None) -> None:
     """Stop the broker started on this port."""
-    from services.kafka.broker import stop
+    from devtools.broker import stop
 
     click.echo("stopped" if stop(local_broker(port, kafka_version)) else "not running")
 
@@ -363,7 +363,7 @@ def broker_stop(port: int, kafka_version: str | None) -> None:
 @broker_options
 def broker_status(port: int, kafka_version: str | None) -> None:
     """Say whether the broker runs and answers (exit 0 only when it answers)."""
-    from services.kafka.broker import status
+    from devtools.broker import status
 
     state = status(local_broker(port, kafka_version))
     answering = "answering" if state.answering else "not answering"
@@ -394,8 +394,8 @@ def demo(
     web_port: int | None,
 ) -> None:
     """The whole local stack replaying the article's crisis: broker, worker, replay, alerts."""
+    from devtools.broker import BrokerError
     from services.demo import run_demo
-    from services.kafka.broker import BrokerError
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import broker as local_broker
 from replay.producer import replay
 from schemas.outputs import Alert, Level
-from services.kafka import broker as local_broker
 from services.kafka.lag import wait_until_caught_up
 from services.kafka.tail import tail_alerts
 from services.kafka.topics import Topics, ensure_topics

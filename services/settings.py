@@ -12,9 +12,9 @@ import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devtools.broker import KAFKA_VERSION_DEFAULT
 from replay.readers.base import ReaderOptions
 from services.core.config import Duration, EngineConfig
-from services.kafka.broker import KAFKA_VERSION_DEFAULT
 
 
 class Settings(BaseSettings, EngineConfig):

@@ -5,7 +5,7 @@ Load with `pytest_plugins = ["tests.kafka_fixtures"]` in conftest.py (or `-p tes
 - `kafka_broker` (session): one broker on free loopback ports, its data in a tmp dir, its jars in the shared
   cache (`~/.cache/crisismon`, so a machine downloads them once); stopped at the end of the session, also
   when tests fail. Use `kafka_broker.bootstrap` ("127.0.0.1:<port>"). `CRISISMON_KAFKA_VERSION` picks the
-  Kafka version (default: services.kafka.broker.KAFKA_VERSION_DEFAULT).
+  Kafka version (default: devtools.broker.KAFKA_VERSION_DEFAULT).
 - `kafka_namespace` (function): a fresh topic prefix, so tests sharing the broker do not see each other's
   topics (`f"{kafka_namespace}.crisis.events"`); the broker has auto.create.topics.enable=false.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.kafka.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, free_ports, start, stop
+from devtools.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, start, stop
 from tests.live import WorkerProcess
+from tests.ports import free_ports
 
 log = logging.getLogger(__name__)
 

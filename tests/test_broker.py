@@ -1,4 +1,4 @@
-"""The local Kafka broker (services/kafka/broker.py) against a real JVM broker."""
+"""The local Kafka broker (devtools/broker.py) against a real JVM broker."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
 
-from services.kafka import broker as kafka
-from services.kafka.broker import Broker, BrokerError
+from devtools import broker as kafka
+from devtools.broker import Broker, BrokerError
 from tests.kafka_fixtures import kafka_version, start_test_broker
+from tests.ports import free_port
 
 
 async def roundtrip(bootstrap: str, topic: str, value: bytes) -> tuple[bytes | None, bytes]:
@@ -83,7 +84,7 @@ def test_start_on_a_taken_port_fails_fast_with_a_clear_message(tmp_path: Path) -
         blocker.listen()
         port = blocker.getsockname()[1]
         broker = Broker(
-            port=port, controller_port=kafka.free_port(), data_dir=tmp_path / "b", version=kafka_version()
+            port=port, controller_port=free_port(), data_dir=tmp_path / "b", version=kafka_version()
         )
 
         started = time.monotonic()
@@ -101,7 +102,7 @@ def test_a_broker_that_dies_is_reported_with_its_log(tmp_path: Path, monkeypatch
         blocker.listen()
         port = blocker.getsockname()[1]
         broker = Broker(
-            port=port, controller_port=kafka.free_port(), data_dir=tmp_path / "b", version=kafka_version()
+            port=port, controller_port=free_port(), data_dir=tmp_path / "b", version=kafka_version()
         )
 
         started = time.monotonic()

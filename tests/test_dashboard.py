@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, expect, sync_playwright
 
-from services.kafka.broker import Broker
+from devtools.broker import Broker
 from tests.live import CRISISMON, WorkerProcess, clean_env, replay
 
 REPO = Path(__file__).parent.parent

@@ -27,11 +27,11 @@ import jsonschema
 import pytest
 import yaml
 
+from devtools.broker import KAFKA_VERSION_DEFAULT
 from schemas.outputs import Level
 from services.cli import cli
 from services.core.config import EngineConfig
 from services.core.levels import next_level
-from services.kafka.broker import KAFKA_VERSION_DEFAULT
 from services.settings import Settings
 from services.web.metrics import WorkerMetrics
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from services.kafka.broker import Broker, free_port
+from devtools.broker import Broker
 from tests.live import CRISISMON, answers, clean_env, eventually, replay, wait_processed
+from tests.ports import free_port
 
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
 

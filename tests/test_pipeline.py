@@ -16,10 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from devtools.broker import Broker
 from schemas.outputs import DeadLetter, IndexUpdate
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
-from services.kafka.broker import Broker
 from services.kafka.topics import Topics
 from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines

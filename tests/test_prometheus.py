@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from services.kafka.broker import Broker, free_port
+from devtools.broker import Broker
 from tests.live import WorkerProcess, answers, eventually, latest_index, replay, wait_processed
+from tests.ports import free_port
 from tests.test_pipeline import ARTICLE
 
 RULES = Path(__file__).parent.parent / "deploy" / "prometheus" / "crisismon.rules.yml"

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
-from services.kafka.broker import Broker
+from devtools.broker import Broker
 from services.kafka.topics import Topics, ensure_topics
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 

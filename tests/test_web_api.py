@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from devtools.broker import Broker
 from schemas.outputs import Alert
-from services.kafka.broker import Broker
 from tests.live import WorkerProcess, by_dyad, eventually, latest_index, replay, wait_processed
 from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE, offline

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Literal
 
-from pydantic import ValidationError
-
 from schemas.events import CrisisEvent, Retraction
 
 MAX_LINE_BYTES = 1 << 20
@@ -88,17 +86,6 @@ class ReaderOptions:
     clock: datetime | None = None
     """When the run started; None (tests, fixed inputs) accepts any time the schema does."""
     max_future_skew: timedelta = timedelta(days=1)
-
-
-def describe(error: ValidationError | ValueError) -> str:
-    """A validation error as one line: 'field.path: message; other: message'."""
-    if not isinstance(error, ValidationError):
-        return (str(error).splitlines() or [type(error).__name__])[0]
-    parts = []
-    for detail in error.errors(include_url=False):
-        location = ".".join(str(part) for part in detail["loc"] if part not in ("event", "retraction"))
-        parts.append(f"{location}: {detail['msg']}" if location else detail["msg"])
-    return "; ".join(parts)
 
 
 def text_of(raw: bytes) -> str:

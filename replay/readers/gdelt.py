@@ -30,12 +30,12 @@ from replay.readers.base import (
     ReadItem,
     SourceLine,
     blocks,
-    describe,
     text_of,
 )
 from schemas.cameo import cameo_codes
 from schemas.countries import country_codes
 from schemas.events import CrisisEvent, TimePrecision
+from schemas.validation import describe
 
 FIELDS = (
     "GLOBALEVENTID",

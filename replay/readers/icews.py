@@ -21,7 +21,6 @@ from replay.readers.base import (
     ReaderOptions,
     ReadItem,
     SourceLine,
-    describe,
     lines,
     text_of,
 )
@@ -29,6 +28,7 @@ from replay.readers.gdelt import weight_of
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
 from schemas.events import CrisisEvent, TimePrecision
+from schemas.validation import describe
 
 COLUMNS = (
     "Event ID",

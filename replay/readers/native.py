@@ -7,8 +7,9 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from replay.readers.base import BadRow, Located, ReadItem, SourceLine, describe, lines, text_of
+from replay.readers.base import BadRow, Located, ReadItem, SourceLine, lines, text_of
 from schemas.events import parse_record
+from schemas.validation import describe
 
 
 def read_native(handle: IO[bytes], name: str) -> Iterator[ReadItem]:

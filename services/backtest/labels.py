@@ -14,8 +14,8 @@ from typing import Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from replay.readers.base import describe
 from schemas.events import DyadKey
+from schemas.validation import describe
 from services.core.config import Duration
 
 LABELS_SUFFIX = ".labels.yaml"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from replay.readers.base import ReaderOptions, describe
+from replay.readers.base import ReaderOptions
+from schemas.validation import describe
 from services.backtest.labels import CrisisLabels
 from services.backtest.run import run_backtest
 from services.backtest.scoring import ENGINE, Aggregate, Evaluation, evaluate

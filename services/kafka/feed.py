@@ -14,9 +14,9 @@ from datetime import timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from replay.readers.base import describe
 from schemas.events import parse_record
 from schemas.outputs import Alert, IndexUpdate
+from schemas.validation import describe
 from services.core.timeutil import too_far_ahead
 from services.kafka.topics import Topics, reader, reference_time
 from services.web.projection import Projection

@@ -28,9 +28,9 @@ import faust
 import orjson
 from pydantic import ValidationError
 
-from replay.readers.base import describe
 from schemas.events import MAX_RECORD_BYTES, parse_record
 from schemas.outputs import DeadLetter
+from schemas.validation import describe
 from services.core import EngineConfig
 from services.core.dyad import DyadState
 from services.core.engine import Outcome, Status, apply

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from replay.readers.base import describe
+from schemas.validation import describe
 from services.core import EngineConfig
 from services.kafka.feed import Feed
 from services.web.metrics import WorkerMetrics

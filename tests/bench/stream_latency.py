@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from services.kafka.broker import stop
+from devtools.broker import stop
 from services.kafka.topics import Topics
 from tests.kafka_fixtures import start_test_broker
 from tests.live import WorkerProcess

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.kafka.broker import stop
+from devtools.broker import stop
 from services.kafka.topics import Topics, reader
 from tests.kafka_fixtures import start_test_broker
 from tests.live import WorkerProcess, replay, wait_processed

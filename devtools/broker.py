@@ -40,7 +40,7 @@ HOST = "127.0.0.1"
 NODE_ID = 1
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "broker"
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "broker"
 MAVEN_TIMEOUT = 900.0
 TOOL_TIMEOUT = 120.0
 BROKER_HEAP = "512m"
@@ -274,22 +274,6 @@ def status(broker: Broker, probe_timeout: float = 5.0) -> BrokerStatus:
     return BrokerStatus(running=pid is not None, pid=pid, bootstrap=broker.bootstrap, answering=answering)
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that are free on 127.0.0.1 right now (all held open until all are chosen)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(int(sock.getsockname()[1]))
-    return ports
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now."""
-    return free_ports(1)[0]
-
-
 def server_properties(broker: Broker) -> dict[str, str]:
     """One node, broker and controller in one process, on loopback, sized for development."""
     listeners = f"PLAINTEXT://{HOST}:{broker.port},CONTROLLER://{HOST}:{broker.controller_port}"
@@ -324,7 +308,7 @@ def server_properties(broker: Broker) -> dict[str, str]:
 
 
 def write_server_properties(broker: Broker) -> Path:
-    lines = ["# Written by services/kafka/broker.py; rewritten at every start.\n"]
+    lines = ["# Written by devtools/broker.py; rewritten at every start.\n"]
     lines += [f"{key}={value}\n" for key, value in server_properties(broker).items()]
     broker.server_properties.write_text("".join(lines), encoding="utf-8")
     return broker.server_properties
