@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from services.backtest.report import index_curves, write_report
+from services.backtest.report import write_report
 from services.backtest.run import BacktestResult, run_backtest
 from services.core.config import EngineConfig
+from services.core.curve import sample
 from services.core.decay import decayed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -98,7 +99,7 @@ def test_embedded_charts_are_the_files_beside_the_page(result: BacktestResult, t
 def test_curves_jump_at_updates_and_decay_between(result: BacktestResult) -> None:
     half_life = result.config.half_life_seconds
     steps = result.dyads["IRN-PAK"].steps
-    curves = index_curves(result.dyads["IRN-PAK"].anchors, half_life)
+    curves = sample(result.dyads["IRN-PAK"].trail.anchors, half_life)
     assert curves is not None
     updates = [s.outcome.index_update for s in steps if s.outcome.index_update]
     last_per_time = {update.as_of: update for update in updates}  # updates at one time: one jump

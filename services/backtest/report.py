@@ -14,9 +14,7 @@ import base64
 import dataclasses
 import html
 import json
-import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
@@ -31,12 +29,12 @@ from matplotlib.lines import Line2D
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.labels import CrisisLabels, midnight
-from services.backtest.run import Anchor, BacktestResult, DyadTrace, Step
+from services.backtest.run import BacktestResult, DyadTrace, Step
 from services.backtest.scoring import Evaluation
 from services.backtest.sweep import SweepPoint
 from services.backtest.tables import AGGREGATE_HEADERS, SCORE_HEADERS, aggregate_row, score_row
 from services.core.config import EngineConfig
-from services.core.decay import decayed
+from services.core.curve import Curve, sample
 from services.core.engine import Status
 from services.core.timeutil import to_seconds
 
@@ -53,20 +51,6 @@ LINE_COLORS = {
     Level.WARNING: "#d9480f",
     Level.CRITICAL: "#a61e1e",
 }
-TAIL_HALF_LIVES = 3.0
-"""How far past the last event the curves go: enough to see the decay, no more."""
-LEAD_HALF_LIVES = 0.25
-"""Flat zero drawn before the first update, so its jump is not hidden by the axis."""
-MIN_SAMPLES_PER_GAP = 30
-SAMPLES_PER_HALF_LIFE = 8
-MAX_SAMPLES_PER_GAP = 600
-
-
-@dataclass(frozen=True)
-class Curves:
-    times: list[float]
-    escalation: list[float]
-    de_escalation: list[float]
 
 
 def write_report(
@@ -81,7 +65,7 @@ def write_report(
     labelled = {labels.dyad: labels for labels in crises or []}
     sections = []
     for dyad, trace in result.dyads.items():
-        curves = index_curves(trace.anchors, result.config.half_life_seconds)
+        curves = sample(trace.trail.anchors, result.config.half_life_seconds)
         png: bytes | None = None
         if curves is not None:
             png = render_chart(dyad, curves, trace.alerts, result.config, labelled.get(dyad))
@@ -115,48 +99,9 @@ def scores_json(evaluation: Evaluation, sweep: list[SweepPoint] | None) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def index_curves(anchors: list[Anchor], half_life: float) -> Curves | None:
-    """E and D over event time as the engine sees them: jumps at updates, decay between.
-
-    None when the dyad never had an index update (nothing to draw).
-    """
-    if not anchors:
-        return None
-    first = anchors[0].shown_at
-    lead = LEAD_HALF_LIVES * half_life
-    curves = Curves([first - lead, first], [0.0, 0.0], [0.0, 0.0])
-    previous: Anchor | None = None
-    for anchor in anchors:
-        if previous is not None:
-            _sample_decay(curves, previous, anchor.shown_at, half_life)
-        curves.times.append(anchor.shown_at)
-        curves.escalation.append(decayed(anchor.escalation, anchor.as_of, anchor.shown_at, half_life))
-        curves.de_escalation.append(decayed(anchor.de_escalation, anchor.as_of, anchor.shown_at, half_life))
-        previous = anchor
-    last = anchors[-1]
-    _sample_decay(curves, last, last.shown_at + TAIL_HALF_LIVES * half_life, half_life)
-    return curves
-
-
-def _sample_decay(curves: Curves, start: Anchor, until: float, half_life: float) -> None:
-    """Append the decay of `start`'s indices from where it was drawn up to `until`."""
-    gap = until - start.shown_at
-    if gap <= 0:
-        return
-    count = min(
-        MAX_SAMPLES_PER_GAP,
-        max(MIN_SAMPLES_PER_GAP, math.ceil(gap / half_life * SAMPLES_PER_HALF_LIFE)),
-    )
-    for i in range(1, count + 1):
-        at = start.shown_at + gap * i / count
-        curves.times.append(at)
-        curves.escalation.append(decayed(start.escalation, start.as_of, at, half_life))
-        curves.de_escalation.append(decayed(start.de_escalation, start.as_of, at, half_life))
-
-
 def render_chart(
     dyad: str,
-    curves: Curves,
+    curves: Curve,
     alerts: list[Alert],
     config: EngineConfig,
     labels: CrisisLabels | None = None,
@@ -531,7 +476,7 @@ def _bad_rows(result: BacktestResult) -> str:
 def _dyad_list(result: BacktestResult) -> str:
     items = []
     for dyad, trace in result.dyads.items():
-        note = "" if trace.anchors else ' <span class="muted">(no index update: no chart)</span>'
+        note = "" if trace.trail else ' <span class="muted">(no index update: no chart)</span>'
         records = _count(trace.records, "record")
         alerts = _count(len(trace.alerts), "alert")
         link = f'<a href="#{_e(_file_stem(dyad))}">{_e(dyad)}</a>'

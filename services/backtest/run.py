@@ -7,7 +7,6 @@ LISTED_RECORDS, since the alerts name the events that drove them anyway.
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from replay.readers.base import ReaderOptions
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig, Outcome
+from services.core.curve import AnchorTrail
 from services.core.scoring import score
 from services.core.timeutil import to_seconds
 
@@ -36,31 +36,15 @@ class Step:
     outcome: Outcome
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """An index update placed on the chart.
-
-    `shown_at` is where the jump is drawn: the record's own time, never before the
-    previous jump. `as_of` is the time the engine evaluated the indices at (the dyad's
-    latest event), which is what the decay is computed from, so a retraction issued
-    after the latest event shows the indices already decayed to the retraction's time.
-    """
-
-    shown_at: float
-    as_of: float
-    escalation: float
-    de_escalation: float
-
-
 @dataclass
 class DyadTrace:
-    """One dyad's run: anchors are kept in arrays, the last update per distinct time."""
+    """One dyad's run: its counts, alerts, listed steps and the anchors of its curve."""
 
     records: int = 0
     peak: Level = Level.NORMAL
     alerts: list[Alert] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
-    _anchors: tuple[array[float], ...] = field(default_factory=lambda: tuple(array("d") for _ in range(4)))
+    trail: AnchorTrail = field(default_factory=AnchorTrail)
 
     def add(self, step: Step, listed: bool) -> None:
         self.records += 1
@@ -72,20 +56,10 @@ class DyadTrace:
             return
         if update.level.rank > self.peak.rank:
             self.peak = update.level
-        shown, as_of, escalation, de_escalation = self._anchors
-        at = to_seconds(update.as_of)
-        shown_at = max(at, to_seconds(step.item.record.event_time), shown[-1] if shown else at)
-        if shown and shown[-1] == shown_at:
-            for column in self._anchors:
-                column.pop()
-        shown.append(shown_at)
-        as_of.append(at)
-        escalation.append(update.escalation_index)
-        de_escalation.append(update.de_escalation_index)
-
-    @property
-    def anchors(self) -> list[Anchor]:
-        return [Anchor(*values) for values in zip(*self._anchors, strict=True)]
+        record_time = to_seconds(step.item.record.event_time)
+        self.trail.add(
+            to_seconds(update.as_of), record_time, update.escalation_index, update.de_escalation_index
+        )
 
 
 @dataclass
