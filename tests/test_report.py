@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from services.core.decay import decayed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
+IMG_XSS = '<img src=x onerror="alert(1)">'
+JAVASCRIPT_URL = "javascript:alert(document.cookie)"
 
 
 def _event(
@@ -138,3 +141,38 @@ def test_dyad_without_index_update_is_listed_without_chart(tmp_path: Path) -> No
     assert "nothing to draw" in text
     assert "withdrawn &lt;b&gt;" in text
     assert not (tmp_path / "out" / "IRN-PAK.png").exists()
+
+
+class _Markup(HTMLParser):
+    """The page's elements and attributes, as a browser would see them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+
+
+def test_untrusted_event_text_never_becomes_markup(tmp_path: Path) -> None:
+    row = _event("t-001", "2024-01-16T16:00:00Z", "195", f"Strike. {IMG_XSS}")
+    row["source"]["name"] = f'Iran" onmouseover="alert(1) {XSS}'
+    row["provenance"] = {"document": JAVASCRIPT_URL, "quote": XSS, "coded_by": IMG_XSS}
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    result = run_backtest([path], EngineConfig())
+
+    text = write_report(result, tmp_path / "report").read_text(encoding="utf-8")
+    markup = _Markup()
+    markup.feed(text)
+
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
+    assert "Iran&#34; onmouseover=&#34;alert(1) &lt;script&gt;" in text
+    assert "script" not in markup.tags
+    assert not [name for _, name, _ in markup.attributes if name.startswith("on")]
+    links = [value for _, name, value in markup.attributes if name == "href"]
+    assert links and all(link.startswith("#") for link in links)  # only to the page's own sections
+    images = [value for tag, name, value in markup.attributes if tag == "img" and name == "src"]
+    assert images and all(image.startswith("data:image/png;base64,") for image in images)

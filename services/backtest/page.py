@@ -1,0 +1,161 @@
+"""The backtest report's HTML page, rendered from templates/report.html.j2.
+
+Event and alert text is untrusted input, so the page goes through Jinja2 with autoescaping on
+for every value: nothing here builds markup or marks a string safe. StrictUndefined turns a
+misspelt name in the template into an error instead of an empty cell.
+
+The page is self-contained (charts inlined as base64 PNG, CSS inline, no scripts, no network
+references) so it can be mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import get_args
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from schemas.events import CrisisEvent
+from services.backtest.run import BacktestResult, DyadTrace
+from services.backtest.scoring import Evaluation
+from services.backtest.sweep import SweepPoint
+from services.backtest.tables import AGGREGATE_HEADERS, SCORE_HEADERS, aggregate_row, score_row
+from services.core.config import EngineConfig
+from services.core.engine import Status
+
+
+@dataclass(frozen=True)
+class Table:
+    """Plain-text cells, escaped by the template like everything else."""
+
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    over_the_library: Table
+    """One row per detector."""
+    per_crisis: Table
+
+
+@dataclass(frozen=True)
+class DyadSection:
+    name: str
+    anchor: str
+    trace: DyadTrace
+    chart: bytes | None
+    """None: the dyad had no index update, so there is nothing to draw."""
+
+
+def dyad_slug(dyad: str) -> str:
+    """A dyad's anchor on the page and its chart's file name. Dyad keys are validated
+    ('IRN-PAK'); a file name or an id still should not rely on it."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", dyad)
+
+
+def render_page(
+    result: BacktestResult,
+    charts: Mapping[str, bytes],
+    evaluation: Evaluation | None,
+    sweep: list[SweepPoint] | None,
+    sweep_chart: bytes | None,
+) -> str:
+    """The whole page; `charts` holds the PNG of each dyad that has one."""
+    return _TEMPLATES.get_template("report.html.j2").render(
+        result=result,
+        configuration=_configuration(result.config),
+        status_counts=_status_counts(result),
+        scores=_scores(evaluation),
+        sweep=_sweep(sweep),
+        sweep_chart=sweep_chart,
+        dyads=[
+            DyadSection(dyad, dyad_slug(dyad), trace, charts.get(dyad))
+            for dyad, trace in result.dyads.items()
+        ],
+    )
+
+
+def _configuration(config: EngineConfig) -> Table:
+    stamp = config.computed_with
+    rows = [
+        ["Goldstein scale", stamp.scale],
+        ["scale version", stamp.scale_version],
+        ["config hash", stamp.config_hash],
+        ["half-life", _duration(config.half_life_seconds)],
+        ["watch threshold", f"{config.watch_threshold:g}"],
+        ["warning threshold", f"{config.warning_threshold:g}"],
+        ["critical threshold", f"{config.critical_threshold:g}"],
+        ["clearing ratio", f"{config.clearing_ratio:g}"],
+    ]
+    return Table(["setting", "value"], rows)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit} ({seconds:g} s)"
+    return f"{seconds:g} s"
+
+
+def _status_counts(result: BacktestResult) -> list[tuple[str, int]]:
+    """The engine's statuses in its own order, then any other (e.g. 'no-dyad' from reading)."""
+    counts = result.counts
+    known: tuple[str, ...] = get_args(Status)
+    order = [s for s in known if counts[s]] + sorted(set(counts) - set(known))
+    return [(status, counts[status]) for status in order]
+
+
+def _scores(evaluation: Evaluation | None) -> Scores | None:
+    """The same rows as the command's text tables (tables.py), so the two never disagree."""
+    if evaluation is None:
+        return None
+    return Scores(
+        Table(AGGREGATE_HEADERS, [aggregate_row(total) for total in evaluation.aggregates]),
+        Table(SCORE_HEADERS, [score_row(score) for score in evaluation.scores]),
+    )
+
+
+def _sweep(sweep: list[SweepPoint] | None) -> Table | None:
+    """One row per setting: its scores over the library, or why it was not run."""
+    if not sweep:
+        return None
+    names = list(sweep[0].settings)
+    rows = [
+        [point.settings[name] for name in names]
+        + (aggregate_row(point.engine)[1:] if point.engine else [str(point.error)])
+        for point in sweep
+    ]
+    return Table([*names, *AGGREGATE_HEADERS[1:]], rows)
+
+
+def _plural(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _is_event(record: object) -> bool:
+    return isinstance(record, CrisisEvent)
+
+
+_TEMPLATES = Environment(
+    loader=PackageLoader("services.backtest", "templates"),
+    autoescape=True,  # every template here is HTML, whatever its file name says
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters.update(plural=_plural, when=_when, png_data_uri=_png_data_uri)
+_TEMPLATES.tests["event"] = _is_event
