@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from replay.readers import BadRow, Located
-from replay.readers.base import NoDyadRows, Pending, ReaderOptions
+from replay.readers.base import NoDyadRows, Pending, ReaderOptions, category_of
 from replay.readers.dispatch import Input, inputs_of, read_input
 from schemas.events import parse_record, record_id
 from schemas.validation import describe
@@ -58,12 +58,13 @@ class ReadReport:
     bad_rows: list[BadRow] = field(default_factory=list)
     """The first MAX_BAD_ROWS_KEPT; `bad_reasons` counts them all."""
     bad_reasons: Counter[str] = field(default_factory=Counter)
-    """Bad rows by what their reason names first (a field, or the check that failed)."""
+    """Bad rows by category (BadRow.category: "columns", "SQLDATE"...), the full reasons left
+    to the rows kept."""
     inputs: list[str] = field(default_factory=list)
 
     def add_bad(self, bad: BadRow) -> None:
         self.bad_count += 1
-        self.bad_reasons[bad.reason.split(":", 1)[0][:60]] += 1
+        self.bad_reasons[bad.category] += 1
         if len(self.bad_rows) < MAX_BAD_ROWS_KEPT:
             self.bad_rows.append(bad)
 
@@ -126,7 +127,7 @@ def _too_far_ahead(item: Playable, options: ReaderOptions) -> BadRow | None:
         return None
     event_time, event_id = play_key(item)
     reason = too_far_ahead(event_time, options.clock, options.max_future_skew)
-    return None if reason is None else BadRow(item.where, reason, event_id)
+    return None if reason is None else BadRow(item.where, "event_time", reason, event_id)
 
 
 def external_sort(items: Iterable[Playable], run_size: int = RUN_SIZE) -> Iterator[Playable]:
@@ -213,4 +214,4 @@ def _built(run: list[Pending], report: ReadReport) -> Iterator[Located]:
     try:
         yield run[0].located(min(1.0, sum(weights.values())))
     except (ValidationError, ValueError) as error:
-        report.add_bad(BadRow(run[0].where, describe(error), run[0].event_id))
+        report.add_bad(BadRow(run[0].where, category_of(error), describe(error), run[0].event_id))

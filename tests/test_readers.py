@@ -4,6 +4,7 @@ on broken rows and on arbitrary bytes, and the play order they feed."""
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -26,7 +27,10 @@ from replay.readers.base import (
     blocks,
 )
 from replay.readers.dispatch import Input, read_input
+from replay.readers.gdelt import GdeltRow
+from replay.readers.icews import IcewsRow
 from schemas.events import CrisisEvent
+from services.backtest.timeline import render_bad_rows
 from tests.builders import event
 from tests.gdelt_samples import GEORGIA_CSV, ICEWS_SAMPLE, broken_gdelt2, gdelt2_lines, georgia_rows
 
@@ -128,22 +132,6 @@ def test_icews_real_sample_country_names_become_codes() -> None:
     assert ids[0] == "icews-20180601-32889836" and len(set(ids)) == len(ids) == 1741
 
 
-@pytest.mark.parametrize(
-    ("head", "expected"),
-    [
-        (b'{"event_id": "x"}\n', "native"),
-        (b"Event ID\tEvent Date\tSource Name\tCAMEO Code\n", "icews"),
-        (b'"GLOBALEVENTID","SQLDATE"\n', "gdelt"),
-        (b"\t".join([b"1"] * 61) + b"\n", "gdelt"),
-        (b"\t".join([b"1"] * 57) + b"\n", "gdelt"),
-    ],
-)
-def test_auto_recognises_each_format_by_content(head: bytes, expected: str) -> None:
-    from replay.readers.dispatch import detect_format
-
-    assert detect_format(head, "x") == expected
-
-
 def test_auto_refuses_what_it_cannot_recognise(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, world\n")
@@ -152,24 +140,85 @@ def test_auto_refuses_what_it_cannot_recognise(tmp_path: Path) -> None:
 
 
 BROKEN_LINES = {
-    2: ("too\tfew\tcolumns", "3 tab-separated columns"),
+    2: ("columns", "3 tab-separated columns"),
     3: ("SQLDATE", "SQLDATE: not a YYYYMMDD date"),
-    4: ("EventCode", "EventCode: unknown CAMEO code"),
-    5: ("GoldsteinScale", "GoldsteinScale: not a number"),
+    4: ("CAMEO code", "EventCode: unknown CAMEO code"),
+    5: ("Goldstein", "GoldsteinScale: not a number"),
     6: ("NumSources", "NumSources: not a count"),
-    7: ("long", f"line longer than {MAX_LINE_BYTES} bytes"),
+    7: ("line too long", f"line longer than {MAX_LINE_BYTES} bytes"),
 }
 
 
-def test_broken_rows_are_reported_with_line_and_reason_and_the_rest_is_read(tmp_path: Path) -> None:
+def test_broken_rows_are_reported_with_line_category_and_reason_and_the_rest_is_read(tmp_path: Path) -> None:
     path = broken_gdelt2(tmp_path / "broken.export.CSV")
     items = list(read_events(path, "gdelt"))
-    bad = {item.where.line: item.reason for item in items if isinstance(item, BadRow)}
+    bad = {item.where.line: item for item in items if isinstance(item, BadRow)}
     assert sorted(bad) == sorted(BROKEN_LINES)
-    for line, (_, reason) in BROKEN_LINES.items():
-        assert bad[line].startswith(reason), bad[line]
+    for line, (category, reason) in BROKEN_LINES.items():
+        assert bad[line].category == category
+        assert bad[line].reason.startswith(reason), bad[line].reason
     good = [item for item in items if isinstance(item, Pending)]
     assert [item.where.line for item in good][:2] == [1, 8]
+
+
+@pytest.mark.parametrize("sources", ["²", "1" * 5000])
+def test_a_count_int_would_refuse_is_a_bad_row_not_a_crash(sources: str) -> None:
+    rows = (line.split("\t") for line in gdelt2_lines())
+    fields = next(row for row in rows if (row[7], row[17]) == ("USA", "RUS"))  # a dyad: checked, not counted
+    fields[32] = sources  # NumSources: '²' is a digit, and int() refuses over 4300 of them
+    data = "\t".join(fields).encode()
+    (bad,) = read_input(Input("x", io.BytesIO(data), len(data), len(data)), "gdelt", ReaderOptions())
+    assert isinstance(bad, BadRow) and bad.category == "NumSources"
+
+
+def test_a_row_of_only_tabs_is_reported_like_any_short_row_and_a_blank_line_is_not(
+    gdelt2: Path, tmp_path: Path
+) -> None:
+    gdelt_row = gdelt2.read_text(encoding="utf-8").splitlines()[0]
+    icews_header, icews_row = ICEWS_SAMPLE.read_text(encoding="utf-8").splitlines()[:2]
+    cases = [
+        ("gdelt", gdelt_row, gdelt_row, "4 tab-separated columns; a GDELT export row has 57, 58 or 61"),
+        ("icews", icews_header, icews_row, "4 columns; the header has 20"),
+    ]
+    for file_format, first, last, reason in cases:
+        path = tmp_path / f"tabs.{file_format}"
+        path.write_text("\n".join([first, "\t\t\t", "", "   ", last]) + "\n", encoding="utf-8")
+        bad = [item for item in read_events(path, file_format) if isinstance(item, BadRow)]
+        assert [(b.where.line, b.category, b.reason, b.raw) for b in bad] == [
+            (2, "columns", reason, "\t\t\t")
+        ]
+
+
+def test_the_summary_counts_bad_rows_by_category_and_each_row_keeps_its_reason(tmp_path: Path) -> None:
+    path = broken_gdelt2(tmp_path / "broken.export.CSV")
+    with path.open("a", encoding="utf-8") as export:
+        export.write("five\tshort\ttab\tseparated\tcolumns\n")
+    report = ReadReport()
+    list(read_in_play_order([path], "gdelt", report=report))
+    lines = list(render_bad_rows(report))
+    assert f"{path}:2: skipped: 3 tab-separated columns; a GDELT export row has 57, 58 or 61" in lines
+    assert any(
+        line.startswith(f"{path}:3: skipped: SQLDATE: not a YYYYMMDD date: '2012-01-03'") for line in lines
+    )
+    assert lines[-1] == (
+        f"7 bad rows skipped, of {report.rows} rows read"
+        " (columns 2, SQLDATE 1, CAMEO code 1, Goldstein 1, NumSources 1, line too long 1)"
+    )
+
+
+def test_typed_rows_round_trip_through_pickle_as_the_external_sort_spills_them(gdelt2: Path) -> None:
+    pending = [
+        item
+        for path in (gdelt2, ICEWS_SAMPLE)
+        for item in read_events(path, options=ReaderOptions(repeats="rows"))
+        if isinstance(item, Pending)
+    ]
+    assert {type(item.row) for item in pending} == {GdeltRow, IcewsRow}
+    assert pickle.loads(pickle.dumps(pending, protocol=pickle.HIGHEST_PROTOCOL)) == pending
+    in_memory = sorted(pending, key=play_key)
+    spilled = list(external_sort(pending, run_size=500))
+    assert spilled == in_memory
+    assert [built(item) for item in spilled] == [item.located() for item in in_memory]
 
 
 def test_blocks_number_lines_across_reads_and_skip_long_lines() -> None:
@@ -243,6 +292,8 @@ ROW_PIECES = st.sampled_from(
         "abc",
         "é",
         "\x00",
+        "²",
+        "1" * 5000,
     ]
 )
 

@@ -1,4 +1,4 @@
-"""Opening an input (plain or zipped) and choosing its reader: by --format, or by content."""
+"""Opening an input (plain or zipped) and handing it to its reader (see registry.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from replay.readers import gdelt, icews
 from replay.readers.base import BadRow, InputError, ReaderOptions, ReadItem, SourceLine
-from replay.readers.native import read_native
+from replay.readers.registry import READERS
 
-FORMATS = ("auto", "native", "gdelt", "icews")
 ZIP_MAGIC = b"PK\x03\x04"
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -31,21 +29,6 @@ class Input:
     def consumed_on_disk(self) -> int:
         """Bytes of the file read so far (for a zip member, scaled to its compressed size)."""
         return int(self.handle.tell() * self.disk_size / self.size) if self.size else self.disk_size
-
-
-def detect_format(head: bytes, name: str) -> str:
-    """The format of a stream from its first line."""
-    first_line = head.split(b"\n", 1)[0]
-    if not first_line.strip() or first_line.lstrip().startswith(b"{"):
-        return "native"
-    if icews.is_header(first_line):
-        return "icews"
-    if gdelt.is_header(first_line) or gdelt.raw_columns(first_line) in gdelt.VERSION_BY_COLUMNS:
-        return "gdelt"
-    raise InputError(
-        f"{name}: cannot recognise the format (not JSON Lines, a GDELT export or an ICEWS file);"
-        " give --format"
-    )
 
 
 def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
@@ -68,18 +51,12 @@ def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
 
 
 def _rows(source: Input, file_format: str, options: ReaderOptions) -> Iterator[ReadItem]:
-    """The reader its format names, over one stream."""
+    """The reader its format names (or auto-detection finds), over one stream."""
     head = source.handle.read(4096)
     start = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0  # Windows editors write one first
     source.handle.seek(start)  # every reader starts after it
-    chosen = detect_format(head[start:], source.name) if file_format == "auto" else file_format
-    if chosen == "native":
-        return read_native(source.handle, source.name)
-    if chosen == "gdelt":
-        return gdelt.read_gdelt(source.handle, source.name, options)
-    if chosen == "icews":
-        return icews.read_icews(source.handle, source.name, options)
-    raise InputError(f"unknown format {chosen!r}; choose one of {', '.join(FORMATS)}")
+    reader = READERS.choose(file_format, head[start:].split(b"\n", 1)[0], source.name)
+    return reader.read(source.handle, source.name, options)
 
 
 def read_events(
@@ -96,7 +73,9 @@ def read_input(source: Input, file_format: str, options: ReaderOptions) -> Itera
     try:
         yield from _rows(source, file_format, options)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        yield BadRow(SourceLine(source.name, 0), f"the rest of the input is unreadable: {error}", "")
+        yield BadRow(
+            SourceLine(source.name, 0), "unreadable", f"the rest of the input is unreadable: {error}", ""
+        )
 
 
 def inputs_of(path: Path, stack: ExitStack) -> Iterator[Input]:

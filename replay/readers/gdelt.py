@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from replay.readers.base import (
+    BadField,
     BadRow,
     NoDyadRows,
     Pending,
@@ -30,12 +30,12 @@ from replay.readers.base import (
     ReadItem,
     SourceLine,
     blocks,
+    is_blank,
     text_of,
 )
 from schemas.cameo import cameo_codes
 from schemas.countries import country_codes
 from schemas.events import CrisisEvent, TimePrecision
-from schemas.validation import describe
 
 FIELDS = (
     "GLOBALEVENTID",
@@ -105,23 +105,71 @@ class Layout:
         return cls("GDELT CSV", len(header), index)
 
 
+class GdeltRow(NamedTuple):
+    """A checked GDELT row's fields, as its event needs them (see `Pending`)."""
+
+    source_code: str
+    source_name: str
+    source_country: str
+    target_code: str
+    target_name: str
+    target_country: str
+    cameo_code: str
+    goldstein: float | None
+    document: str
+    quote: str
+    coded_by: str
+
+    def event(self, event_id: str, event_time: datetime, weight: float) -> CrisisEvent:
+        """The row's event at the weight its repeats add up to; `_pending` checked every field."""
+        description = cameo_codes()[self.cameo_code].description
+        return CrisisEvent.model_validate(
+            {
+                "event_id": event_id,
+                "event_time": event_time,
+                "time_precision": TimePrecision.DAY,
+                "source": {
+                    "code": self.source_code,
+                    "name": self.source_name,
+                    "country": self.source_country,
+                },
+                "target": {
+                    "code": self.target_code,
+                    "name": self.target_name,
+                    "country": self.target_country,
+                },
+                "cameo_code": self.cameo_code,
+                "goldstein": self.goldstein,
+                "weight": weight,
+                "summary": f"{self.source_name} → {self.target_name}: {description}"[:1000],
+                "provenance": {"document": self.document, "quote": self.quote, "coded_by": self.coded_by},
+            }
+        )
+
+
 def is_header(first_line: bytes) -> bool:
     return b"GLOBALEVENTID" in first_line[:200]
 
 
-def raw_columns(first_line: bytes) -> int:
-    return first_line.count(b"\t") + 1
+class GdeltReader:
+    """GDELT exports, raw or CSV; the layout is recognised from the first line."""
 
+    name = "gdelt"
+    description = "a GDELT export"
 
-def read_gdelt(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
-    """Every row of a GDELT export; the layout is recognised from the first line."""
-    start = handle.tell()
-    first = handle.readline(4096)
-    handle.seek(start)
-    if is_header(first):
-        yield from _read_csv(handle, name, options)
-    else:
-        yield from _read_raw(handle, name, options)
+    def sniff(self, first_line: bytes) -> bool:
+        """A header with GDELT's column names, or a raw export's column count (a looser test:
+        registered after the formats that have a header)."""
+        return is_header(first_line) or first_line.count(b"\t") + 1 in VERSION_BY_COLUMNS
+
+    def read(self, handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
+        start = handle.tell()
+        first = handle.readline(4096)
+        handle.seek(start)
+        if is_header(first):
+            yield from _read_csv(handle, name, options)
+        else:
+            yield from _read_raw(handle, name, options)
 
 
 def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
@@ -140,7 +188,7 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
             columns = raw.count(b"\t") + 1
             layout = layouts.get(columns)
             if layout is None:
-                if raw.strip():
+                if not is_blank(raw):
                     yield _wrong_columns(columns, SourceLine(name, number), raw)
                 continue
             leading = raw.split(b"\t", second_country + 1)  # the actors' countries, not the rest
@@ -156,7 +204,7 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
 
 def _wrong_columns(columns: int, where: SourceLine, raw: bytes) -> BadRow:
     reason = f"{columns} tab-separated columns; a GDELT export row has 57, 58 or 61"
-    return BadRow(where, reason, text_of(raw))
+    return BadRow(where, "columns", reason, text_of(raw))
 
 
 def _read_csv(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
@@ -175,17 +223,18 @@ def _csv_rows(rows: Any, name: str, options: ReaderOptions) -> Iterator[ReadItem
         except StopIteration:
             return
         except csv.Error as error:
-            yield BadRow(SourceLine(name, rows.line_num), f"not CSV: {error}", "")
+            yield BadRow(SourceLine(name, rows.line_num), "CSV", f"not CSV: {error}", "")
             continue
         where = SourceLine(name, rows.line_num)
         if layout is None:
             layout = Layout.from_header(fields)
             if layout is None:
-                yield BadRow(where, "the header lacks GDELT's column names", ",".join(fields)[:500])
+                yield BadRow(where, "header", "the header lacks GDELT's column names", ",".join(fields)[:500])
                 return
             continue
         if len(fields) != layout.columns:
-            yield BadRow(where, f"{len(fields)} columns; the header has {layout.columns}", ",".join(fields))
+            reason = f"{len(fields)} columns; the header has {layout.columns}"
+            yield BadRow(where, "columns", reason, ",".join(fields))
             continue
         yield row_to_item(fields, layout, where, ",".join(fields), options)
 
@@ -201,8 +250,8 @@ def row_to_item(
         return NoDyadRows(1)
     try:
         return _pending(row, where, text, options)
-    except ValueError as error:
-        return BadRow(where, describe(error), text)
+    except BadField as error:
+        return BadRow(where, error.category, str(error), text)
 
 
 def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> Pending:
@@ -210,59 +259,41 @@ def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderO
     day = _day(row["SQLDATE"])
     code = row["EventCode"]
     if code not in cameo_codes():
-        raise ValueError(f"EventCode: unknown CAMEO code {code[:40]!r}")
-    actors: list[str] = []
-    for side in ("Actor1", "Actor2"):
-        country = row[f"{side}CountryCode"]
-        actor_code = row[f"{side}Code"] or country
-        if not _ACTOR_CODE.match(actor_code):
-            raise ValueError(f"{side}Code: not a CAMEO actor code: {actor_code[:40]!r}")
-        actors += [actor_code, (row[f"{side}Name"] or actor_code)[:200], country]
+        raise BadField("EventCode", "unknown CAMEO code", code, category="CAMEO code")
+    source_code, target_code = _actor_code(row, "Actor1"), _actor_code(row, "Actor2")
     row_id = row["GLOBALEVENTID"]
     if not row_id.isdigit() or len(row_id) > 40:
-        raise ValueError(f"GLOBALEVENTID: not a number: {row_id[:40]!r}")
-    goldstein = row["GoldsteinScale"]
-    if goldstein and not -10 <= _number(goldstein, "GoldsteinScale") <= 10:
-        raise ValueError(f"GoldsteinScale: not between -10 and 10: {goldstein[:40]!r}")
+        raise BadField("GLOBALEVENTID", "not a number", row_id)
+    goldstein = _goldstein(row["GoldsteinScale"])
     merge = options.repeats == "merge"
     return Pending(
         event_time=day,
-        event_id=f"gdelt-{row['SQLDATE']}-{actors[0]}-{actors[3]}-{code}" if merge else f"gdelt-{row_id}",
+        event_id=f"gdelt-{row['SQLDATE']}-{source_code}-{target_code}-{code}" if merge else f"gdelt-{row_id}",
         row_id=row_id,
         where=where,
-        weight=weight_of(_count(row["NumSources"], "NumSources"), options),
-        values=(
-            *actors,
-            code,
-            goldstein,
-            (row["SOURCEURL"] or where.path)[:500],
-            text[:2000],
-            f"{row['layout']} (machine-coded), GLOBALEVENTID {row_id}, {where}"[:200],
+        weight=weight_of(_sources(row["NumSources"]), options),
+        row=GdeltRow(
+            source_code=source_code,
+            source_name=(row["Actor1Name"] or source_code)[:200],
+            source_country=row["Actor1CountryCode"],
+            target_code=target_code,
+            target_name=(row["Actor2Name"] or target_code)[:200],
+            target_country=row["Actor2CountryCode"],
+            cameo_code=code,
+            goldstein=goldstein,
+            document=(row["SOURCEURL"] or where.path)[:500],
+            quote=text[:2000],
+            coded_by=f"{row['layout']} (machine-coded), GLOBALEVENTID {row_id}, {where}"[:200],
         ),
-        build=build_event,
     )
 
 
-def build_event(pending: Pending, weight: float) -> CrisisEvent:
-    """The event of a checked row (see `_pending`) at the weight its repeats add up to."""
-    (code1, name1, country1, code2, name2, country2, code, goldstein, document, quote, coded_by) = (
-        pending.values
-    )
-    description = cameo_codes()[code].description
-    return CrisisEvent.model_validate(
-        {
-            "event_id": pending.event_id,
-            "event_time": pending.event_time,
-            "time_precision": TimePrecision.DAY,
-            "source": {"code": code1, "name": name1, "country": country1},
-            "target": {"code": code2, "name": name2, "country": country2},
-            "cameo_code": code,
-            "goldstein": float(goldstein) if goldstein else None,
-            "weight": weight,
-            "summary": f"{name1} → {name2}: {description}"[:1000],
-            "provenance": {"document": document, "quote": quote, "coded_by": coded_by},
-        }
-    )
+def _actor_code(row: dict[str, str], side: str) -> str:
+    """The actor's CAMEO code, or its country's when the row gives none."""
+    actor_code = row[f"{side}Code"] or row[f"{side}CountryCode"]
+    if not _ACTOR_CODE.match(actor_code):
+        raise BadField(f"{side}Code", "not a CAMEO actor code", actor_code, category="actor code")
+    return actor_code
 
 
 def weight_of(sources: int, options: ReaderOptions) -> float:
@@ -283,22 +314,26 @@ def _day(value: str) -> datetime:
             raise ValueError
         return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
     except ValueError:
-        raise ValueError(f"SQLDATE: not a YYYYMMDD date: {value[:40]!r}") from None
+        raise BadField("SQLDATE", "not a YYYYMMDD date", value) from None
 
 
-def _number(value: str, field: str) -> float:
+def _goldstein(value: str) -> float | None:
+    """The row's GoldsteinScale; None when the row gives none."""
+    if not value:
+        return None
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"{field}: not a number: {value[:40]!r}") from None
-    if math.isnan(number):
-        raise ValueError(f"{field}: not a number: {value[:40]!r}")
+        raise BadField("GoldsteinScale", "not a number", value, category="Goldstein") from None
+    if not -10 <= number <= 10:  # NaN too
+        raise BadField("GoldsteinScale", "not between -10 and 10", value, category="Goldstein")
     return number
 
 
-def _count(value: str, field: str) -> int:
+def _sources(value: str) -> int:
+    """The row's NumSources; 1 when the row gives none."""
     if not value:
         return 1
-    if not value.isdigit():
-        raise ValueError(f"{field}: not a count: {value[:40]!r}")
+    if not value.isdecimal() or len(value) > 9:  # what int() takes ('²' is a digit, not decimal)
+        raise BadField("NumSources", "not a count", value)
     return int(value)

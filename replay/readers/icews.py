@@ -12,15 +12,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, NamedTuple
 
 from replay.readers.base import (
+    BadField,
     BadRow,
     NoDyadRows,
     Pending,
     ReaderOptions,
     ReadItem,
     SourceLine,
+    is_blank,
     lines,
     text_of,
 )
@@ -28,7 +30,6 @@ from replay.readers.gdelt import weight_of
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
 from schemas.events import CrisisEvent, TimePrecision
-from schemas.validation import describe
 
 COLUMNS = (
     "Event ID",
@@ -56,37 +57,80 @@ _NULLS = ("", "NA")
 _EVENT_ID = re.compile(r"^[0-9A-Za-z_-]{1,40}$")
 
 
+class IcewsRow(NamedTuple):
+    """A checked ICEWS row's fields, as its event needs them (see `Pending`)."""
+
+    source_name: str
+    source_country: str
+    target_name: str
+    target_country: str
+    cameo_code: str
+    intensity: float
+    summary: str
+    document: str
+    quote: str
+    coded_by: str
+
+    def event(self, event_id: str, event_time: datetime, weight: float) -> CrisisEvent:
+        """The row's event at the weight its repeats add up to; `_item` checked every field."""
+        return CrisisEvent.model_validate(
+            {
+                "event_id": event_id,
+                "event_time": event_time,
+                "time_precision": TimePrecision.DAY,
+                "source": {"name": self.source_name, "country": self.source_country},
+                "target": {"name": self.target_name, "country": self.target_country},
+                "cameo_code": self.cameo_code,
+                "goldstein": self.intensity,
+                "weight": weight,
+                "summary": self.summary,
+                "provenance": {"document": self.document, "quote": self.quote, "coded_by": self.coded_by},
+            }
+        )
+
+
 def is_header(first_line: bytes) -> bool:
     return first_line.startswith(b"Event ID\t") and b"CAMEO Code" in first_line
 
 
-def read_icews(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
-    position: dict[str, int] | None = None
-    for numbered in lines(handle, name):
-        if isinstance(numbered, BadRow):
-            yield numbered
-            continue
-        number, raw = numbered
-        where = SourceLine(name, number)
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        if not text.strip():
-            continue
-        fields = text.split("\t")
-        if position is None:
-            header = {column: at for at, column in enumerate(fields)}
-            if missing := [column for column in COLUMNS if column not in header]:
-                yield BadRow(where, f"not an ICEWS header: no column {missing[0]!r}", text_of(raw)[:500])
-                return
-            position = header
-            continue
-        if len(fields) != len(position):
-            yield BadRow(where, f"{len(fields)} columns; the header has {len(position)}", text_of(raw))
-            continue
-        row = {column: fields[position[column]].strip() for column in COLUMNS}
-        try:
-            yield _item(row, where, text, options)
-        except ValueError as error:
-            yield BadRow(where, describe(error), text_of(raw))
+class IcewsReader:
+    """ICEWS event files, recognised by their header."""
+
+    name = "icews"
+    description = "an ICEWS file"
+
+    def sniff(self, first_line: bytes) -> bool:
+        return is_header(first_line)
+
+    def read(self, handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
+        position: dict[str, int] | None = None
+        for numbered in lines(handle, name):
+            if isinstance(numbered, BadRow):
+                yield numbered
+                continue
+            number, raw = numbered
+            if is_blank(raw):
+                continue
+            where = SourceLine(name, number)
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            fields = text.split("\t")
+            if position is None:
+                header = {column: at for at, column in enumerate(fields)}
+                if missing := [column for column in COLUMNS if column not in header]:
+                    reason = f"not an ICEWS header: no column {missing[0]!r}"
+                    yield BadRow(where, "header", reason, text_of(raw)[:500])
+                    return
+                position = header
+                continue
+            if len(fields) != len(position):
+                reason = f"{len(fields)} columns; the header has {len(position)}"
+                yield BadRow(where, "columns", reason, text_of(raw))
+                continue
+            row = {column: fields[position[column]].strip() for column in COLUMNS}
+            try:
+                yield _item(row, where, text, options)
+            except BadField as error:
+                yield BadRow(where, error.category, str(error), text_of(raw))
 
 
 def _country(row: dict[str, str], column: str) -> str | None:
@@ -95,7 +139,7 @@ def _country(row: dict[str, str], column: str) -> str | None:
         return None
     code = country_code(name)
     if code is None:
-        raise ValueError(f"{column}: unknown country name {name[:60]!r}")
+        raise BadField(column, "unknown country name", name, category="country")
     return code
 
 
@@ -107,19 +151,20 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
     try:
         day = datetime.strptime(row["Event Date"], "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise ValueError(f"Event Date: not a YYYY-MM-DD date: {row['Event Date'][:40]!r}") from None
+        raise BadField("Event Date", "not a YYYY-MM-DD date", row["Event Date"]) from None
     code = row["CAMEO Code"]
     if code not in cameo_codes():
-        raise ValueError(f"CAMEO Code: unknown CAMEO code {code[:40]!r}")
+        raise BadField("CAMEO Code", "unknown CAMEO code", code, category="CAMEO code")
     try:
         intensity = float(row["Intensity"])
     except ValueError:
-        raise ValueError(f"Intensity: not a number: {row['Intensity'][:40]!r}") from None
-    if not -10 <= intensity <= 10:
-        raise ValueError(f"Intensity: not between -10 and 10: {row['Intensity'][:40]!r}")
+        raise BadField("Intensity", "not a number", row["Intensity"], category="Goldstein") from None
+    if not -10 <= intensity <= 10:  # NaN too
+        raise BadField("Intensity", "not between -10 and 10", row["Intensity"], category="Goldstein")
     if not _EVENT_ID.match(row["Event ID"]):
-        raise ValueError(f"Event ID: not an ICEWS id: {row['Event ID'][:40]!r}")
+        raise BadField("Event ID", "not an ICEWS id", row["Event ID"])
     merge = options.repeats == "merge"
+    publisher = row["Publisher"] or "ICEWS"
     return Pending(
         event_time=day,
         event_id=f"icews-{day:%Y%m%d}-{source}-{target}-{code}"
@@ -128,40 +173,16 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
         row_id=f"{day:%Y%m%d}-{row['Event ID']}",
         where=where,
         weight=weight_of(1, options),
-        values=(
-            (row["Source Name"] or source)[:200],
-            source,
-            (row["Target Name"] or target)[:200],
-            target,
-            code,
-            row["Intensity"],
-            f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
-            f"{row['Publisher'] or 'ICEWS'}, story {row['Story ID']}, sentence {row['Sentence Number']}"[
-                :500
-            ],
-            text[:2000],
-            f"ICEWS (machine-coded), event {row['Event ID']}, {where}"[:200],
+        row=IcewsRow(
+            source_name=(row["Source Name"] or source)[:200],
+            source_country=source,
+            target_name=(row["Target Name"] or target)[:200],
+            target_country=target,
+            cameo_code=code,
+            intensity=intensity,
+            summary=f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],
+            document=f"{publisher}, story {row['Story ID']}, sentence {row['Sentence Number']}"[:500],
+            quote=text[:2000],
+            coded_by=f"ICEWS (machine-coded), event {row['Event ID']}, {where}"[:200],
         ),
-        build=build_event,
-    )
-
-
-def build_event(pending: Pending, weight: float) -> CrisisEvent:
-    """The event of a checked row (see `_item`) at the weight its repeats add up to."""
-    source_name, source, target_name, target, code, intensity, summary, document, quote, coded_by = (
-        pending.values
-    )
-    return CrisisEvent.model_validate(
-        {
-            "event_id": pending.event_id,
-            "event_time": pending.event_time,
-            "time_precision": TimePrecision.DAY,
-            "source": {"name": source_name, "country": source},
-            "target": {"name": target_name, "country": target},
-            "cameo_code": code,
-            "goldstein": float(intensity),
-            "weight": weight,
-            "summary": summary,
-            "provenance": {"document": document, "quote": quote, "coded_by": coded_by},
-        }
     )
