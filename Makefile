@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Commands from system packages that a target needs (apt-get installs those missing): the local
+# broker's java and mvn, and for the tests kcat, promtool (with prometheus) and chromium too.
+SYSTEM_TOOLS := java mvn
 
-.PHONY: setup run test lint format bench broker-jars
+.PHONY: setup system-deps run test lint format bench broker-jars
 
 setup: $(VENV)/.installed
 
@@ -14,8 +17,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $@
 
+# Quick when nothing is missing: no apt-get at all. .ci/run reaches it through `make test`.
+system-deps:
+	bash deploy/system-deps.sh $(SYSTEM_TOOLS)
+
 # The local broker's jars, from Maven Central into ~/.cache/crisismon (once per machine and version).
-broker-jars: setup
+broker-jars: setup system-deps
 	$(BIN)/python -c 'from devtools.broker import resolve_jars; print(resolve_jars())'
 
 # The whole local stack replaying the article's crisis; serves until Ctrl-C.
@@ -28,7 +35,8 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/crisismon schemas export --check
 
-test: lint broker-jars
+test: SYSTEM_TOOLS += kcat promtool chromium
+test: system-deps lint broker-jars
 	$(BIN)/python -m pytest
 
 # Events per second through one worker next to a plain consumer, peak memory, the time from

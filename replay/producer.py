@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers.base import ReaderOptions
-from services.kafka.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 DELIVERY_BATCH = 10_000
@@ -37,13 +36,15 @@ class ReplayReport:
 async def replay(
     paths: Iterable[Path],
     bootstrap: str,
-    topics: Topics,
+    topic: str,
     file_format: str = "auto",
     speed: float | None = None,
+    max_wait: float | None = None,
     progress: bool = False,
     options: ReaderOptions | None = None,
 ) -> ReplayReport:
-    """Produce every record; `speed` is event seconds per wall second (None: as fast as possible).
+    """Produce every record; `speed` is event seconds per wall second (None: as fast as possible),
+    and no wait between two records is longer than `max_wait` seconds (None: as long as it takes).
 
     Every input is read (and sorted) before the first record is produced, so an unreadable
     file stops the replay with nothing produced.
@@ -51,7 +52,6 @@ async def replay(
     report = ReplayReport(run_id=uuid.uuid4().hex[:12])
     records = read_in_play_order(paths, file_format, options, report.read, progress)
     first = next(records, None)
-    await ensure_topics(bootstrap, topics)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     deliveries: list[asyncio.Future[Any]] = []
@@ -61,14 +61,15 @@ async def replay(
         for item in tqdm(played, desc="replay", unit="event", disable=not progress):
             record = item.record
             if speed is not None and previous_time is not None:
-                await asyncio.sleep((record.event_time - previous_time).total_seconds() / speed)
+                wait = (record.event_time - previous_time).total_seconds() / speed
+                await asyncio.sleep(wait if max_wait is None else min(wait, max_wait))
             previous_time = record.event_time
             dyad = record.dyad
             if len(deliveries) >= DELIVERY_BATCH:
                 await _settle(deliveries, report)
             deliveries.append(
                 await producer.send(
-                    topics.events,
+                    topic,
                     value=record.model_dump_json().encode(),
                     key=dyad.encode() if dyad else None,
                     # Kafka takes no timestamp before 1970; 0 reads as none (the clock) downstream

@@ -37,7 +37,7 @@ def settings_from(config_file: Path | None, **flags: Any) -> Settings:
         fail(f"invalid settings: {describe(error)}")
     except OSError as error:
         fail(f"cannot read the configuration: {error}")
-    except ValueError as error:  # bad YAML, TOML, JSON or UTF-8, too big, not a mapping
+    except ValueError as error:  # bad YAML, TOML, JSON or UTF-8; too big, not a file, not a mapping
         fail(f"cannot read the configuration: {describe(error)}")
 
 
@@ -171,7 +171,7 @@ def worker(
     data_dir: Path | None,
 ) -> None:
     """Run the stream processors: crisis.events in; index updates, alerts, dead letters out."""
-    from services.kafka.worker import run_worker
+    from services.bootstrap import run_worker
 
     settings = settings_from(
         config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port, data_dir=data_dir
@@ -189,7 +189,8 @@ def topics() -> None:
 @kafka_options
 def topics_create(bootstrap: str | None, namespace: str | None, config_file: Path | None) -> None:
     """Create the topics that are missing, with their partitions and retention (the worker does too)."""
-    from services.kafka.topics import Topics, ensure_topics
+    from schemas.topics import Topics
+    from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
     created = run_async(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
@@ -228,23 +229,29 @@ def replay(
     config_file: Path | None,
 ) -> None:
     """Produce event files to crisis.events in event-time order, keyed by dyad."""
+    from replay.producer import ReplayReport
     from replay.producer import replay as replay_files
+    from schemas.topics import Topics
     from services.backtest.timeline import render_bad_rows
-    from services.kafka.topics import Topics
+    from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
-    try:
-        report = run_async(
-            replay_files(
-                paths,
-                settings.kafka_bootstrap,
-                Topics(settings.namespace),
-                file_format,
-                speed,
-                progress=sys.stderr.isatty(),
-                options=settings.reader_options(datetime.now(UTC)),
-            )
+    topics = Topics(settings.namespace)
+
+    async def replay_to_kafka() -> ReplayReport:
+        await ensure_topics(settings.kafka_bootstrap, topics)
+        return await replay_files(
+            paths,
+            settings.kafka_bootstrap,
+            topics.events,
+            file_format,
+            speed,
+            progress=sys.stderr.isatty(),
+            options=settings.reader_options(datetime.now(UTC)),
         )
+
+    try:
+        report = run_async(replay_to_kafka())
     except InputError as error:
         fail(str(error))
     for line in render_bad_rows(report.read):
@@ -289,9 +296,9 @@ def alerts_tail(
     idle_exit: float | None,
 ) -> None:
     """Print alerts as they arrive."""
+    from schemas.topics import Topics
     from services.backtest.timeline import alert_line
     from services.kafka.tail import tail_alerts
-    from services.kafka.topics import Topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
 
@@ -393,7 +400,7 @@ def demo(
     config_file: Path | None,
     web_port: int | None,
 ) -> None:
-    """The whole local stack replaying the article's crisis: broker, worker, replay, alerts."""
+    """The local stack replaying the article's crisis: broker, worker, events and alerts as they land."""
     from devtools.broker import BrokerError
     from services.demo import run_demo
 
@@ -401,7 +408,7 @@ def demo(
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # transient leader moves on new topics
     try:
-        summary = run_demo(settings, once, speed, click.echo)
+        summary = run_demo(settings, config_file, once, speed, click.echo)
     except BrokerError as error:
         fail(f"broker failed to start: {error}")
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """`crisismon demo` (what `make run` runs): the whole local stack replaying the article's crisis.
 
-A local broker (started if none answers), the worker in a subprocess, the article replayed at
-a watchable speed, and the alerts printed as they arrive.
+A local broker (started if none answers), the worker in a subprocess with the demo's settings,
+the article replayed at a watchable speed, and each event and alert printed as it lands, so the
+terminal tells the story the dashboard shows.
 """
 
 from __future__ import annotations
@@ -14,17 +15,29 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from textwrap import shorten
+
+from aiokafka import AIOKafkaConsumer
 
 from devtools import broker as local_broker
+from replay.ordering import read_in_play_order
 from replay.producer import replay
+from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert, Level
+from schemas.topics import Topics
+from services.core.config import format_duration
 from services.kafka.lag import wait_until_caught_up
 from services.kafka.tail import tail_alerts
-from services.kafka.topics import Topics, ensure_topics
+from services.kafka.topics import ensure_topics, reader
 from services.settings import Settings
 
 ARTICLE = Path(__file__).resolve().parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
+MAX_WAIT_SECONDS = 3.0
+"""The longest the demo waits between two events: the article's first event comes a month before
+the crisis, a minute of silence at the default speed; the quiet stretch is skipped, and said so."""
 
 
 @dataclass
@@ -54,25 +67,27 @@ class Summary:
         return rows
 
 
-def start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, config_file: Path | None, log_file: Path) -> subprocess.Popen[bytes]:
+    """The worker reads the demo's settings as the demo did: the same --config file and CRISISMON_*
+    variables (so thresholds, token and store too), and as flags what the demo itself relies on."""
     command = [
         sys.executable,
         "-m",
         "services.cli",
         "worker",
+        *(["--config", str(config_file)] if config_file else []),
         "--bootstrap",
         settings.kafka_bootstrap,
+        "--namespace",
+        settings.namespace,
         "--web-port",
         str(settings.web_port),
         "--data-dir",
         str(settings.data_dir),
     ]
-    env = {**os.environ, "CRISISMON_NAMESPACE": settings.namespace}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
-        return subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -94,6 +109,63 @@ def ensure_local_broker(settings: Settings) -> local_broker.Broker | None:
     return broker
 
 
+def event_line(event: CrisisEvent) -> str:
+    summary = shorten(event.summary, 80, placeholder=" …")
+    return f"{event.event_time:%Y-%m-%d %H:%M} {event.dyad or 'no dyad'} {event.cameo_code:<4} {summary}"
+
+
+def narration(records: list[CrisisEvent | Retraction], speed: float | None) -> tuple[str, dict[str, str]]:
+    """What the replay will do, and the note to show after each record that a long wait follows."""
+    first, last = records[0].event_time, records[-1].event_time
+    plan = f"replaying {len(records)} events of {ARTICLE.name} ({first:%Y-%m-%d} to {last:%Y-%m-%d})"
+    if speed is None:
+        return f"{plan} as fast as they go", {}
+    notes = {}
+    total = 0.0
+    for before, after in pairwise(records):
+        wait = (after.event_time - before.event_time).total_seconds() / speed
+        total += min(wait, MAX_WAIT_SECONDS)
+        if wait > MAX_WAIT_SECONDS:
+            quiet = format_duration(after.event_time - before.event_time)
+            notes[record_id(before)] = (
+                f"  … {quiet} without events: skipped, the next in {MAX_WAIT_SECONDS:.0f} s"
+            )
+    pace = format_duration(timedelta(seconds=speed))
+    return f"{plan} at {pace} of event time a second, quiet stretches skipped: {total:.0f} s", notes
+
+
+async def events_from_now(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A reader of `topic` placed at its ends before the replay starts: earlier runs' events are
+    skipped, and none of this run's is missed."""
+    consumer = reader(bootstrap, topic)
+    await consumer.start()
+    while not (partitions := consumer.assignment()):
+        await asyncio.sleep(0.05)  # a group-less consumer gets its partitions with the metadata
+    for partition, end in (await consumer.end_offsets(list(partitions))).items():
+        consumer.seek(partition, end)
+    return consumer
+
+
+async def show_events(
+    consumer: AIOKafkaConsumer, notes: dict[str, str], show: Callable[[str], None], stop: asyncio.Event
+) -> None:
+    """Each event as it lands, and after it the note of a long wait, until `stop`."""
+    try:
+        while not stop.is_set():
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    try:
+                        record = parse_record(message.value or b"")
+                    except ValueError:  # not a log record: the worker dead-letters it
+                        continue
+                    if isinstance(record, CrisisEvent):
+                        show(event_line(record))
+                    if note := notes.get(record_id(record)):
+                        show(note)
+    finally:
+        await consumer.stop()
+
+
 async def play(settings: Settings, once: bool, speed: float | None, show: Callable[[str], None]) -> Summary:
     topics = Topics(settings.namespace)
     await ensure_topics(settings.kafka_bootstrap, topics)
@@ -110,10 +182,21 @@ async def play(settings: Settings, once: bool, speed: float | None, show: Callab
     tail = asyncio.create_task(
         tail_alerts(settings.kafka_bootstrap, topics.alerts, on_alert, from_beginning=True, stop=stop)
     )
+    options = settings.reader_options(datetime.now(UTC))
+    plan, notes = narration([item.record for item in read_in_play_order([ARTICLE], options=options)], speed)
+    consumer = await events_from_now(settings.kafka_bootstrap, topics.events)
+    events = asyncio.create_task(show_events(consumer, notes, show, stop))
+    show(plan)
+    # no progress bar: the events shown are the progress
     report = await replay(
-        [ARTICLE], settings.kafka_bootstrap, topics, speed=speed, progress=sys.stderr.isatty()
+        [ARTICLE],
+        settings.kafka_bootstrap,
+        topics.events,
+        speed=speed,
+        max_wait=MAX_WAIT_SECONDS,
+        options=options,
     )
-    show(f"replayed {report.produced} events of {ARTICLE.name}")
+    show(f"replayed {report.produced} events of {ARTICLE.name}" + ("" if once else "; Ctrl-C stops it all"))
     if once:
         if not await wait_until_caught_up(
             settings.kafka_bootstrap, topics.app_id, topics.events, timeout=180
@@ -122,17 +205,24 @@ async def play(settings: Settings, once: bool, speed: float | None, show: Callab
         await asyncio.sleep(2)  # the last alerts travel from the worker to the tail
         stop.set()
     await tail
+    await events
     return summary
 
 
-def run_demo(settings: Settings, once: bool, speed: float | None, show: Callable[[str], None]) -> Summary:
+def run_demo(
+    settings: Settings,
+    config_file: Path | None,
+    once: bool,
+    speed: float | None,
+    show: Callable[[str], None],
+) -> Summary:
     # SIGTERM (a `timeout`, a service manager) stops the demo like Ctrl-C: the `finally` below
     # runs and the worker and broker it started go with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     started_broker = ensure_local_broker(settings)
     if started_broker is not None:
         show(f"started a local Kafka {started_broker.version} at {started_broker.bootstrap}")
-    worker = start_worker(settings, settings.data_dir / "worker.log")
+    worker = start_worker(settings, config_file, settings.data_dir / "worker.log")
     show(f"worker started (pid {worker.pid}, log {settings.data_dir / 'worker.log'})")
     show(f"dashboard: http://{settings.web_host}:{settings.web_port}/  (metrics at /metrics, API at /api)")
     try:

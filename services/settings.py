@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
+import stat
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
 
 from devtools.broker import KAFKA_VERSION_DEFAULT
 from replay.readers.base import ReaderOptions
@@ -56,6 +65,19 @@ class Settings(BaseSettings, EngineConfig):
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init values (from load_settings: the flags over the --config file) win over CRISISMON_*
+        variables, and nothing else is read: no .env file, no secrets directory."""
+        return init_settings, env_settings
+
     @model_validator(mode="after")
     def _skew_within_retention(self) -> Self:
         """A future event that was let in must not push the events that follow it out of
@@ -74,27 +96,30 @@ class Settings(BaseSettings, EngineConfig):
 
 
 MAX_CONFIG_BYTES = 1 << 20
-"""A settings file is a few lines; more (say /dev/zero) is refused unread, never held whole."""
+"""A settings file is a few lines; pydantic-settings reads a file whole, so a bigger one is refused
+before it is opened."""
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A YAML, TOML or JSON mapping of setting names to values; ValueError (one line) if not."""
-    with path.open("rb") as handle:
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: over {MAX_CONFIG_BYTES} bytes, not a settings file")
-    text = data.decode("utf-8")
-    if path.suffix == ".toml":
-        values: Any = tomllib.loads(text)
-    elif path.suffix == ".json":
-        values = json.loads(text)
-    else:
+class _YamlSettings(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source (it uses yaml.safe_load: a tag such as !!python/object is
+    refused, never run) with its errors on one line."""
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         try:
-            values = yaml.safe_load(text)  # safe: tags such as !!python/object are refused
+            return _mapping(super()._read_file(file_path))
         except yaml.YAMLError as error:
-            raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
+            raise ValueError(f"not valid YAML: {_yaml_problem(error)}") from error
+
+
+class _JsonSettings(JsonConfigSettingsSource):
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        return _mapping(super()._read_file(file_path))
+
+
+def _mapping(values: object) -> dict[str, Any]:
+    """The sources would take a list of pairs (even `- ab`) as settings: only a mapping is one."""
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of settings")
+        raise ValueError("expected a mapping of settings")
     return values
 
 
@@ -102,6 +127,26 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
         return f"{error.problem} (line {error.problem_mark.line + 1})"
     return str(error).splitlines()[0]
+
+
+_SOURCES: dict[str, Callable[[type[BaseSettings], Path], InitSettingsSource]] = {
+    ".toml": TomlConfigSettingsSource,  # TOML is always a table
+    ".json": _JsonSettings,
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML (.toml), JSON (.json) or else YAML file, read by pydantic-settings'
+    source for it; ValueError (one line, naming the file) when it is not a settings file."""
+    status = path.stat()  # a missing file: OSError (the library would skip it without a word)
+    if not stat.S_ISREG(status.st_mode):  # /dev/zero, a pipe: the library would skip these too
+        raise ValueError(f"{path}: not a regular file")
+    if status.st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: over {MAX_CONFIG_BYTES} bytes, not a settings file")
+    try:
+        return _SOURCES.get(path.suffix, _YamlSettings)(Settings, path)()
+    except ValueError as error:  # also bad TOML or JSON, and bytes that are not UTF-8
+        raise ValueError(f"{path}: {error}") from error
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

@@ -123,20 +123,28 @@ def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('half_life: !!python/object/apply:os.system ["touch pwned"]\n', "could not determine a constructor"),
+        (
+            'half_life: !!python/object/apply:os.system ["touch {pwned}"]\n',
+            "could not determine a constructor",
+        ),
         ("watch_threshold: [1,\n", "not valid YAML"),
         ("\udcff", "utf-8"),
-        (None, "over 1048576 bytes"),
+        ("- [watch_threshold, 12]\n", "expected a mapping of settings"),
+        (1048577, "over 1048576 bytes"),  # the size of a sparse file, refused unread
+        (None, "not a regular file"),  # /dev/zero: endless, refused unopened
     ],
 )
 def test_a_bad_settings_file_is_one_line_and_exit_2(
-    tmp_path: Path, content: str | None, message: str
+    tmp_path: Path, content: str | int | None, message: str
 ) -> None:
     config = tmp_path / "settings.yaml"
     if content is None:
-        config = Path("/dev/zero")  # endless: read with a limit, never whole
+        config = Path("/dev/zero")
+    elif isinstance(content, int):
+        with config.open("wb") as sparse:
+            sparse.truncate(content)
     else:
-        config.write_bytes(content.encode("utf-8", "surrogateescape"))
+        config.write_bytes(content.format(pwned=tmp_path / "pwned").encode("utf-8", "surrogateescape"))
     run = crisismon("backtest", str(ARTICLE_LOG), "--config", str(config))
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert message in run.stderr and not (tmp_path / "pwned").exists()

@@ -114,6 +114,44 @@ def test_demo_once_shows_the_crisis_reaching_warning(
     assert "2 escalation, 3 de-escalation" in summary
 
 
+def test_the_demo_worker_runs_with_the_demo_settings_file(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "strict.yaml"
+    config.write_text("watch_threshold: 12\nwarning_threshold: 20\n")
+    run = crisismon(
+        "demo",
+        "--once",
+        "--speed",
+        "max",
+        "--config",
+        str(config),
+        "--bootstrap",
+        kafka_broker.bootstrap,
+        "--namespace",
+        kafka_namespace,
+        "--web-port",
+        str(free_port()),
+        CRISISMON_DATA_DIR=str(tmp_path / "demo"),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert (
+        "replaying 26 events of pakistan-iran-2024.jsonl (2023-12-15 to 2024-01-29) as fast as they go"
+        in lines
+    )
+    assert (
+        "2024-01-16 16:00 IRN-PAK 195  Iran strikes two alleged Jaish al-Adl bases with drones" in run.stdout
+    )
+    alerts = [line for line in lines if " IRN-PAK escalation " in line or " IRN-PAK de-escalation " in line]
+    # the strike alone (pkir24-005, 16 January) no longer reaches watch: Pakistan's warning does
+    assert alerts[0] == (
+        "2024-01-17 12:00 IRN-PAK escalation normal → watch: "
+        "escalation index 16.96 reached the watch threshold 12"
+    ), run.stdout
+    assert "reached the warning threshold 20" in alerts[1]
+
+
 def test_a_terminated_demo_takes_its_worker_with_it(
     kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
 ) -> None:
@@ -149,3 +187,15 @@ def test_a_terminated_demo_takes_its_worker_with_it(
         for _ in range(100):
             os.kill(worker_pid, 0)
             time.sleep(0.3)
+
+
+def test_the_demo_skips_the_quiet_month_before_the_crisis() -> None:
+    """At the default pace the article's first month would be a minute of nothing on screen."""
+    from replay.ordering import read_in_play_order
+    from services.cli import DEMO_SPEED_DEFAULT
+    from services.demo import narration
+
+    records = [item.record for item in read_in_play_order([ARTICLE])]
+    plan, notes = narration(records, DEMO_SPEED_DEFAULT)
+    assert plan.endswith("quiet stretches skipped: 20 s"), plan  # not 90 s
+    assert next(iter(notes.values())) == "  … 31d without events: skipped, the next in 3 s"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages (Debian/Ubuntu) behind the commands named, e.g. `java mvn`, when
+# one is missing. When all are there it does nothing and asks apt nothing: `make` runs it often.
+set -euo pipefail
+
+declare -A package=(
+  [java]=openjdk-17-jre-headless  # the local Kafka broker
+  [mvn]=maven                     # its jars, from Maven Central
+  [kcat]=kcat                     # a non-Python subscriber in the tests
+  [promtool]=prometheus           # promtool checks; a real scraper in the tests
+  [chromium]=chromium             # the dashboard's browser test
+)
+
+tools=() missing=()
+for tool in "$@"; do
+  command -v "$tool" >/dev/null || { tools+=("$tool"); missing+=("${package[$tool]}"); }
+done
+((${#missing[@]})) || exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "system-deps: ${tools[*]} not found: install ${missing[*]} (Debian's names) or their like" >&2
+  exit 1
+fi
+as_root=()
+((EUID == 0)) || as_root=(sudo)
+echo "system-deps: ${tools[*]} not found: installing ${missing[*]}" >&2
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
