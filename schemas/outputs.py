@@ -53,6 +53,7 @@ class IndexUpdate(ComputedWith):
                     "de_escalation_index": 8.9,
                     "level": "watch",
                     "triggered_by": "pkir24-005",
+                    "triggered_at": "2024-01-16T16:00:00Z",
                     "events_in_window": 5,
                     **EXAMPLE_STAMP,
                 }
@@ -66,6 +67,11 @@ class IndexUpdate(ComputedWith):
     de_escalation_index: float = Field(ge=0)
     level: Level
     triggered_by: Identifier = Field(description="the event or retraction that changed the dyad")
+    triggered_at: AwareDatetime | None = Field(
+        default=None,
+        description="event time of the record that changed the dyad (a retraction's: when it was issued),"
+        " where a curve shows the change; absent from updates published before it was added: read `as_of`",
+    )
     events_in_window: int = Field(ge=0, description="events still held for this dyad")
 
 
@@ -129,6 +135,11 @@ class Alert(ComputedWith):
         default=None,
         description="wall-clock time of publication, set by the engine that ran",
     )
+
+    def touches(self, level: Level) -> bool:
+        """Whether whoever watches `level` should hear of it: it rises to that level or above,
+        or falls from there (a fall from warning matters to whoever watches warning)."""
+        return max(self.level.rank, self.previous_level.rank) >= level.rank
 
 
 class DeadLetter(StrictModel):

@@ -18,9 +18,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.outputs import Alert, IndexUpdate
+from schemas.topics import Topics
 from services.kafka.lag import wait_until_caught_up
 from services.kafka.tail import tail_alerts
-from services.kafka.topics import Topics, reader
+from services.kafka.topics import reader
 from tests.ports import free_port
 
 CRISISMON = str(Path(sys.executable).parent / "crisismon")

@@ -5,14 +5,12 @@ no record makes a dyad drop the events that follow or rewrites what was publishe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,83 +20,16 @@ import services.kafka.worker as worker_module
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers.base import ReaderOptions
 from schemas.events import parse_record
-from schemas.outputs import DeadLetter, IndexUpdate
-from services.core import Engine, EngineConfig
-from services.kafka.feed import Feed
-from services.kafka.topics import Topics
-from services.kafka.worker import Processor
-from services.web.metrics import WorkerMetrics
+from services.core import Engine
+from services.core.engine import Fate
 from services.web.projection import Projection
-from services.web.stream import Broadcaster
+from services.web.view import View
+from tests.fakes import SKEW, a_worker
 from tests.test_readers import read_without_raising
 
 ARTICLE = Path(__file__).parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
 ARTICLE_LINES = ARTICLE.read_bytes().splitlines()
 TEMPLATE = json.loads(ARTICLE_LINES[4])  # pkir24-005, IRN-PAK, CAMEO 195
-SKEW = timedelta(days=1)
-
-
-@dataclass
-class FakeTopic:
-    sent: list[tuple[bytes | None, bytes]] = field(default_factory=list)
-
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> None:
-        self.sent.append((key, value))
-
-
-@dataclass
-class FakeMessage:
-    """What the processor reads of a Faust message."""
-
-    key: bytes | None
-    offset: int = 0
-    topic: str = "crisis.events"
-    partition: int = 0
-
-
-@dataclass
-class Worker:
-    """The worker's processing path with in-memory ports: a dict for the table, lists for topics."""
-
-    processor: Processor
-    topics: dict[str, FakeTopic]
-    table: dict[bytes, bytes]
-
-    def feed(self, raw: bytes, key: bytes | None = None, produced_at: float | None = None) -> str:
-        if key is None:
-            key = _dyad_key(raw)
-        offset = len(self.topics["dlq"].sent) + len(self.topics["index"].sent)
-        outcome, _ = asyncio.run(self.processor.process(raw, FakeMessage(key, offset), produced_at))
-        return outcome
-
-    def dead_letters(self) -> list[DeadLetter]:
-        return [DeadLetter.model_validate_json(value) for _, value in self.topics["dlq"].sent]
-
-    def index_updates(self) -> list[IndexUpdate]:
-        return [IndexUpdate.model_validate_json(value) for _, value in self.topics["index"].sent]
-
-
-def _dyad_key(raw: bytes) -> bytes | None:
-    try:
-        dyad = parse_record(raw).dyad
-    except ValueError:
-        return b"IRN-PAK"
-    return dyad.encode() if dyad else None
-
-
-def a_worker(config: EngineConfig | None = None) -> Worker:
-    topics = {"index": FakeTopic(), "alerts": FakeTopic(), "dlq": FakeTopic()}
-    table: dict[bytes, bytes] = {}
-    processor = Processor(
-        config=config or EngineConfig(),
-        table=table,
-        topics=topics,
-        watchdog=None,  # type: ignore[arg-type]  # process() does not use the offset guards
-        guard=None,  # type: ignore[arg-type]
-        metrics=WorkerMetrics(10),
-        max_future_skew=SKEW,
-    )
-    return Worker(processor, topics, table)
 
 
 def at(moment: str, event_id: str = "probe", dyad: tuple[str, str] = ("IRN", "PAK")) -> bytes:
@@ -123,7 +54,7 @@ def at(moment: str, event_id: str = "probe", dyad: tuple[str, str] = ("IRN", "PA
 def test_a_date_at_the_edge_of_time_is_a_dead_letter_not_a_crash(moment: str, reason: str) -> None:
     worker = a_worker()
     assert worker.feed(at(moment, dyad=("FRA", "GBR"))) == "rejected"
-    (letter,) = worker.dead_letters()
+    (letter,) = worker.dead_letter_records()
     assert letter.reason.startswith("event_time:") and reason in letter.reason
     assert worker.feed(at("2024-01-16T16:00:00Z", "real", ("FRA", "GBR"))) == "accepted"
 
@@ -133,8 +64,8 @@ def test_an_event_ahead_of_the_clock_is_refused_and_cannot_silence_its_dyad() ->
     now = datetime.now(UTC)
     ahead = (now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert worker.feed(at(ahead, "from-the-future", ("KEN", "ZAF"))) == "rejected"
-    assert "ahead of" in worker.dead_letters()[0].reason
-    assert "max_future_skew" in worker.dead_letters()[0].reason
+    assert "ahead of" in worker.dead_letter_records()[0].reason
+    assert "max_future_skew" in worker.dead_letter_records()[0].reason
     # A Kafka timestamp that lies as well does not let it in: the clock caps it.
     lying = (now + timedelta(days=5)).timestamp()
     assert worker.feed(at(ahead, "lying", ("KEN", "ZAF")), produced_at=lying) == "rejected"
@@ -167,7 +98,7 @@ def test_an_engine_failure_costs_one_record_and_the_saved_state_comes_back(
 
     monkeypatch.setattr(worker_module, "apply", broken)
     assert worker.feed(at("2024-01-17T16:00:00Z", "second")) == "rejected"
-    assert "the engine failed on this record: RuntimeError('a bug')" in worker.dead_letters()[0].reason
+    assert "the engine failed on this record: RuntimeError('a bug')" in worker.dead_letter_records()[0].reason
     monkeypatch.undo()
     assert worker.feed(at("2024-01-18T16:00:00Z", "third")) == "accepted"
     assert worker.index_updates()[-1].events_in_window == 2, "the state saved before the failure"
@@ -181,7 +112,7 @@ def test_a_replayed_log_publishes_no_index_update_that_rewrites_history() -> Non
         worker.feed(line)
     first_pass = worker.index_updates()
     for line in ARTICLE_LINES:
-        assert worker.feed(line) in ("duplicate", "ignored")
+        assert worker.feed(line) in ("duplicate", "no-dyad")
     repeated = worker.index_updates()[len(first_pass) :]
     last_per_dyad = {update.dyad: update for update in first_pass}
     assert sorted(repeated, key=lambda u: u.dyad) == sorted(last_per_dyad.values(), key=lambda u: u.dyad)
@@ -251,13 +182,13 @@ def test_no_record_stops_the_worker_or_the_view(
 ) -> None:
     worker = a_worker()
     outcome = worker.feed(raw, key=key, produced_at=produced_at)
-    assert outcome in ("accepted", "rejected", "ignored", "duplicate", "retraction")
+    assert outcome in (*get_args(Fate), "rejected")
     if outcome == "rejected":
-        (letter,) = worker.dead_letters()
+        (letter,) = worker.dead_letter_records()
         assert letter.reason
-    feed = Feed("127.0.0.1:1", Topics(), Projection(100, 100), Broadcaster())
-    for topic in (Topics().events, Topics().index, Topics().alerts):
-        feed.ingest(topic, raw, produced_at)
+    view = View(Projection(100, 100))
+    for kind in ("event", "index", "alert"):
+        view.ingest(kind, raw, produced_at)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -266,13 +197,13 @@ def test_the_native_reader_never_raises_on_arbitrary_records(lines: list[bytes],
     read_without_raising((b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines), "native")
 
 
-def test_the_feed_skips_what_the_worker_refused_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_view_skips_what_the_worker_refused_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     projection = Projection(100, 100)
-    feed = Feed("127.0.0.1:1", Topics(), projection, Broadcaster())
-    feed.ingest(Topics().events, at("9999-12-31T23:00:00-05:00"))
-    feed.ingest(Topics().events, at("2190-01-01T00:00:00Z"), time.time())
-    feed.ingest(Topics().events, at("2024-01-16T16:00:00Z", "kept"), time.time())
+    view = View(projection)
+    view.ingest("event", at("9999-12-31T23:00:00-05:00"))
+    view.ingest("event", at("2190-01-01T00:00:00Z"), time.time())
+    view.ingest("event", at("2024-01-16T16:00:00Z", "kept"), time.time())
     assert list(projection.events) == ["kept"]
     skipped = [r.getMessage() for r in caplog.records if "skips" in r.getMessage()]
     assert len(skipped) == 2 and "max_future_skew" in skipped[1]

@@ -18,7 +18,18 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, expect, sync_playwright
 
 from devtools.broker import Broker
-from tests.live import CRISISMON, WorkerProcess, clean_env, replay
+from services.core import EngineConfig
+from tests.curves import (
+    DYAD,
+    PEAK,
+    RETRACTED_AT,
+    THREAT_AT,
+    report_curve,
+    shown_at,
+    shown_before,
+    write_retracted_strike,
+)
+from tests.live import CRISISMON, WorkerProcess, clean_env, eventually, replay
 
 REPO = Path(__file__).parent.parent
 ARTICLE = REPO / "replay" / "data" / "pakistan-iran-2024.jsonl"
@@ -182,6 +193,51 @@ def test_the_article_plays_out_live_on_the_dashboard(
     expect(page.locator('.card[data-dyad="CHN-PAK"]')).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#chart")).to_have_attribute("data-dyad", "CHN-PAK")
     expect(page.locator("#chart-alerts .marker")).to_have_count(0)
+    assert browser.problems() == []
+
+
+CHART_DATA = "() => window.__crisismonChart?.plot?.data ?? null"
+"""What the chart draws, as uPlot holds it: [times (s), E, D]."""
+
+
+def test_the_chart_draws_the_reports_curve_through_a_retraction(
+    kafka_broker: Broker,
+    kafka_namespace: str,
+    worker: Callable[..., WorkerProcess],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    """A strike, a threat a day later, the strike retracted two days after that: the peak at
+    the threat stays, and E drops where the retraction was issued, as in the backtest's report."""
+    page = browser.page
+    running = worker().wait_for_web()
+    page.goto(f"{running.url}/#{DYAD}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    case = write_retracted_strike(tmp_path / "retracted-strike.jsonl")
+    replay(case, kafka_broker.bootstrap, kafka_namespace)
+    report = report_curve(case, EngineConfig())
+
+    def through_the_retraction() -> list[list[float]] | None:
+        data: list[list[float]] | None = page.evaluate(CHART_DATA)
+        return data if data and data[0] and data[0][-1] >= RETRACTED_AT else None
+
+    def check(where: str) -> None:
+        times, escalation, de_escalation = eventually(
+            through_the_retraction, ARRIVAL_MS / 1000, f"the chart to reach the retraction ({where})"
+        )
+        assert shown_at(times, escalation, THREAT_AT) == pytest.approx(PEAK, abs=0.005), where
+        assert shown_at(times, escalation, RETRACTED_AT) < shown_before(times, escalation, RETRACTED_AT), (
+            where
+        )
+        assert (times, escalation, de_escalation) == (
+            pytest.approx(report.times),
+            pytest.approx(report.escalation),
+            pytest.approx(report.de_escalation),
+        ), where
+
+    check("as it arrived over the stream")
+    page.reload()
+    check("from the API after a reload")
     assert browser.problems() == []
 
 

@@ -32,6 +32,7 @@ from schemas.outputs import Level
 from services.cli import cli
 from services.core.config import EngineConfig
 from services.core.levels import next_level
+from services.kafka.worker import faust_sensors
 from services.settings import Settings
 from services.web.metrics import WorkerMetrics
 
@@ -425,7 +426,7 @@ def test_the_hysteresis_story_is_what_the_engine_computes() -> None:
 def exported_metric_names() -> frozenset[str]:
     """The sample names the worker's registry exports, Faust's sensor included."""
     metrics = WorkerMetrics(max_dyads=10)
-    metrics.faust_monitor()
+    faust_sensors(metrics.registry)
     suffixes = {
         "counter": ("_total", "_created"),
         "gauge": ("",),

@@ -1,10 +1,12 @@
 """The core engine: scoring, levels with hysteresis, alerts, duplicates, retractions."""
 
+from typing import Any
+
 import pytest
 
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig
-from services.core.dyad import DyadState
+from services.core.dyad import SNAPSHOT_VERSION, DyadState
 from services.core.levels import next_level
 from tests.builders import event, retraction
 
@@ -98,13 +100,13 @@ def test_a_repeated_event_counts_once() -> None:
     engine = Engine()
     engine.process(event("strike"))
     again = engine.process(event("strike"))
-    assert again.status == "duplicate" and again.alerts == () and again.index_update is None
+    assert again.fate == "duplicate" and again.alerts == () and again.index_update is None
     assert engine.states["IRN-PAK"].indices(CONFIG) == (10.0, 0.0)
 
 
 def test_events_of_no_dyad_are_counted_not_errors() -> None:
     outcome = Engine().process(event("internal", source="IRN", target="IRN"))
-    assert outcome.status == "no-dyad" and outcome.dyad is None
+    assert outcome.fate == "no-dyad" and outcome.dyad is None
 
 
 def test_an_alert_names_the_events_that_weigh_most() -> None:
@@ -145,7 +147,7 @@ def test_a_retraction_removes_the_event_and_corrects_the_level() -> None:
     engine.process(event("visit", hours=0, cameo_code="042"))
     engine.process(event("strike", hours=1))
     outcome = engine.process(retraction("strike", hours=5))
-    assert outcome.status == "retraction-applied"
+    assert outcome.fate == "retraction-applied"
     assert outcome.index_update is not None and outcome.index_update.escalation_index == 0.0
     assert [(a.kind, a.reason_code, a.previous_level, a.level, a.triggered_by) for a in outcome.alerts] == [
         ("de-escalation", "correction", Level.WATCH, Level.NORMAL, "retract-strike")
@@ -154,8 +156,8 @@ def test_a_retraction_removes_the_event_and_corrects_the_level() -> None:
 
 def test_a_retraction_before_its_event_keeps_the_event_out() -> None:
     engine = Engine()
-    assert engine.process(retraction("strike")).status == "retraction-pending"
-    assert engine.process(event("strike")).status == "retracted"
+    assert engine.process(retraction("strike")).fate == "retraction-pending"
+    assert engine.process(event("strike")).fate == "retracted"
     assert engine.level("IRN-PAK") is Level.NORMAL
 
 
@@ -163,7 +165,7 @@ def test_a_late_event_rewrites_the_timeline_and_its_alerts_follow() -> None:
     engine = Engine()
     engine.process(event("visit", hours=48, cameo_code="042"))
     late = engine.process(event("strike", hours=0))
-    assert late.status == "accepted"
+    assert late.fate == "accepted"
     assert [(a.triggered_by, a.level) for a in late.alerts] == [("strike", Level.WATCH)]
     assert engine.level("IRN-PAK") is Level.WATCH
 
@@ -171,7 +173,7 @@ def test_a_late_event_rewrites_the_timeline_and_its_alerts_follow() -> None:
 def test_events_older_than_retention_are_refused_as_expired() -> None:
     engine = Engine(EngineConfig(half_life="1h", retention_half_lives=10))
     engine.process(event("recent", hours=100))
-    assert engine.process(event("ancient", hours=0)).status == "expired"
+    assert engine.process(event("ancient", hours=0)).fate == "expired"
 
 
 def test_old_entries_are_let_go_so_state_stays_bounded() -> None:
@@ -195,3 +197,30 @@ def test_a_repeated_event_offers_its_alerts_again_with_the_same_ids() -> None:
     first = engine.process(event("strike"))
     again = engine.process(event("strike"))
     assert again.alerts == () and again.repeats == first.alerts
+
+
+def test_a_snapshot_of_the_previous_version_is_migrated() -> None:
+    """Version 1 (before versions were written) had no `last_change`: it restores, as unknown."""
+    engine = Engine()
+    for record in (event("a", 0), event("b", 10, cameo_code="138")):
+        engine.process(record)
+    current = engine.states["IRN-PAK"].snapshot()
+    first_version = {k: v for k, v in current.items() if k not in ("version", "last_change")}
+    restored = DyadState.restore(first_version)
+    assert restored.entries == engine.states["IRN-PAK"].entries and restored.last_change is None
+    assert DyadState.restore(current) == engine.states["IRN-PAK"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: {**s, "version": SNAPSHOT_VERSION + 1}, "this engine reads up to"),
+        (lambda s: {**s, "entries": [row[:-1] for row in s["entries"]]}, "migrate the snapshot"),
+    ],
+    ids=["newer", "a field short"],
+)
+def test_a_snapshot_this_engine_cannot_read_is_refused_not_misread(change: Any, message: str) -> None:
+    engine = Engine()
+    engine.process(event("a", 0))
+    with pytest.raises(ValueError, match=message):
+        DyadState.restore(change(engine.states["IRN-PAK"].snapshot()))

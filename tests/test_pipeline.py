@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaProducer
 
 from devtools.broker import Broker
 from schemas.outputs import DeadLetter, IndexUpdate
+from schemas.topics import Topics
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
-from services.kafka.topics import Topics
 from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import (

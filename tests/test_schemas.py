@@ -7,6 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.events import parse_record
 from schemas.export import MODELS, SCHEMAS_DIR, rendered_files, stale_files
+from schemas.outputs import Alert, IndexUpdate, Level
 from tests.builders import event
 
 EXAMPLE = json.loads((SCHEMAS_DIR / "examples" / "CrisisEvent.json").read_text())
@@ -74,3 +75,18 @@ def test_dyad_is_the_sorted_country_pair(source: str, target: str, dyad: str | N
 def test_an_actor_without_country_gives_no_dyad() -> None:
     un = parse_record(_with(source={"code": "IGOUNO", "name": "United Nations", "country": None}))
     assert un.dyad is None
+
+
+def test_an_index_update_published_before_triggered_at_still_reads() -> None:
+    example = json.loads((SCHEMAS_DIR / "examples" / "IndexUpdate.json").read_text())
+    del example["triggered_at"]
+    jsonschema.validate(example, json.loads((SCHEMAS_DIR / "json" / "IndexUpdate.schema.json").read_text()))
+    assert IndexUpdate.model_validate_json(json.dumps(example)).triggered_at is None
+
+
+def test_an_alert_touches_the_levels_it_rises_to_or_falls_from_and_those_below() -> None:
+    rise = Alert.model_validate_json((SCHEMAS_DIR / "examples" / "Alert.json").read_text())
+    fall = rise.model_copy(update={"previous_level": Level.WARNING, "level": Level.WATCH})
+    assert (rise.previous_level, rise.level) == (Level.NORMAL, Level.WATCH)
+    assert [level for level in Level if rise.touches(level)] == [Level.NORMAL, Level.WATCH]
+    assert [level for level in Level if fall.touches(level)] == [Level.NORMAL, Level.WATCH, Level.WARNING]

@@ -10,7 +10,8 @@ from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
 from devtools.broker import Broker
-from services.kafka.topics import Topics, ensure_topics
+from schemas.topics import Topics
+from services.kafka.topics import ensure_topics
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 
 

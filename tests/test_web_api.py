@@ -96,6 +96,7 @@ def test_two_workers_each_answer_for_every_dyad(
         assert running.get_json("/api/status")["caught_up"] is True
 
     assert first.get_json("/api/dyads/IRN-PAK/history") == second.get_json("/api/dyads/IRN-PAK/history")
+    assert first.get_json("/api/dyads/IRN-PAK/curve") == second.get_json("/api/dyads/IRN-PAK/curve")
 
     # Metrics are per worker: each reports the dyads of its partitions, and together all records.
     accepted = [metric_samples(w, "crisismon_events_total")['{outcome="accepted"}'] for w in (first, second)]
@@ -118,6 +119,9 @@ def test_bad_questions_get_one_line_problems(
         {"status": 400, "detail": "'IRAN' is not a dyad: two 3-letter country codes, sorted, e.g. IRN-PAK"},
     )
     assert problem(running, "/api/dyads/IRN-PAK/history")[0] == 404
+    assert problem(running, "/api/dyads/IRN-PAK/curve")[0] == 404
+    assert problem(running, "/api/dyads/IRAN/curve")[0] == 400
+    assert problem(running, "/api/dyads/IRN-PAK/curve?points=1")[1]["detail"].startswith("points:")
     assert problem(running, "/api/events/nope")[0] == 404
     assert problem(running, "/api/nothing-here") == (404, {"status": 404, "detail": "Not Found"})
 
@@ -185,5 +189,7 @@ def test_the_api_describes_itself(
     answer = running.get_json(path)
     if path == "/api/config":
         assert (answer["watch"], answer["warning"], answer["critical"]) == (6.0, 15.0, 30.0)
+        assert answer["levels"] == ["normal", "watch", "warning", "critical"]
     else:
-        assert "/api/dyads/{dyad}/history" in answer["paths"] and "security" not in answer
+        assert {"/api/dyads/{dyad}/history", "/api/dyads/{dyad}/curve"} <= set(answer["paths"])
+        assert "security" not in answer

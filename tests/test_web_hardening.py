@@ -19,12 +19,10 @@ import pytest
 from aiohttp import web
 
 from services.core import EngineConfig
-from services.kafka.feed import Feed
-from services.kafka.topics import Topics
 from services.web.app import SESSION_COOKIE, WebApp
 from services.web.metrics import WorkerMetrics
 from services.web.projection import Projection
-from services.web.stream import Broadcaster
+from services.web.view import View
 from tests.builders import event
 
 TOKEN = "s3cret-token"
@@ -33,8 +31,7 @@ TOKEN = "s3cret-token"
 @asynccontextmanager
 async def serving(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[WebApp, str]]:
     projection = Projection(100, 100)
-    feed = Feed("127.0.0.1:1", Topics(), projection, Broadcaster())
-    app = WebApp(feed, WorkerMetrics(10), EngineConfig(), "127.0.0.1", 0, TOKEN)
+    app = WebApp(View(projection), WorkerMetrics(10).registry, EngineConfig(), "127.0.0.1", 0, TOKEN)
     runner = app.runner()
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)

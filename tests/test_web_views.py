@@ -7,17 +7,34 @@ way the worker's topics would carry it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 from prometheus_client import generate_latest
 
+from schemas.events import CrisisEvent, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
+from services.backtest.run import run_backtest
 from services.core import EngineConfig
 from services.core.engine import Engine
+from services.core.timeutil import from_seconds, to_seconds
 from services.web.app import WebApp, openapi_document
 from services.web.metrics import WorkerMetrics
 from services.web.projection import Projection
 from tests.builders import event, retraction
+from tests.curves import (
+    DYAD,
+    PEAK,
+    RETRACTED_AT,
+    THREAT_AT,
+    report_curve,
+    shown_at,
+    shown_before,
+    write_retracted_strike,
+)
+
+HALF_LIFE = EngineConfig().half_life_seconds
 
 
 def crisis() -> tuple[list[IndexUpdate], list[Alert]]:
@@ -122,24 +139,25 @@ def test_metrics_forget_the_dyads_of_revoked_partitions() -> None:
     updates, _ = crisis()
     metrics.observe_index(updates[0], partition=3)
     metrics.observe_index(updates[0].model_copy(update={"dyad": "CHN-USA"}), partition=4)
-    metrics.forget_partitions({3})
+    metrics.forget_partitions("crisis.events", {3})
     text = generate_latest(metrics.registry).decode()
     assert 'dyad="IRN-PAK"' not in text and 'dyad="CHN-USA"' in text
 
 
 def test_the_openapi_document_is_valid_and_describes_every_route() -> None:
-    from services.kafka.feed import Feed
-    from services.kafka.topics import Topics
-    from services.web.stream import Broadcaster
+    from services.web.view import View
 
-    feed = Feed("127.0.0.1:1", Topics(), Projection(10, 10), Broadcaster())
-    web = WebApp(feed, WorkerMetrics(10), EngineConfig(), "127.0.0.1", 0, token=None)
+    web = WebApp(
+        View(Projection(10, 10)), WorkerMetrics(10).registry, EngineConfig(), "127.0.0.1", 0, token=None
+    )
     for secured in (False, True):
         document = openapi_document(web.routes, secured)
         validate(document)
         assert set(document["paths"]) == {route.path for route in web.routes}
     alerts = document["paths"]["/api/alerts"]["get"]
     assert {p["name"] for p in alerts["parameters"]} == {"dyad", "min_level", "since", "limit"}
+    curve = document["paths"]["/api/dyads/{dyad}/curve"]["get"]
+    assert {p["name"] for p in curve["parameters"]} == {"dyad", "from", "to", "points"}
     assert document["security"] == [{"bearer": []}]
 
 
@@ -159,3 +177,91 @@ def test_an_event_shows_its_code_and_the_score_the_engine_took() -> None:
     assert detail is not None
     assert (detail.goldstein, detail.feeds) == (-10.0, "escalation")
     assert detail.cameo_description == "Employ aerial weapons"
+
+
+def test_an_event_names_its_dyad_as_the_engine_routes_it() -> None:
+    projection = Projection(10, 10)
+    crossed = projection.add_record(event("a", source="PAK", target="IRN"))
+    internal = projection.add_record(event("b", source="IRN", target="IRN"))
+    assert crossed is not None and crossed.dyad == "IRN-PAK"
+    assert internal is not None and internal.dyad is None
+    assert projection.find_events("IRN-PAK", 10) == [crossed]
+
+
+def test_the_api_draws_the_reports_curve_even_across_a_retraction(tmp_path: Path) -> None:
+    config = EngineConfig()
+    case = write_retracted_strike(tmp_path / "case.jsonl")
+    projection = Projection(100, 100)
+    updates = [step.outcome.index_update for step in run_backtest([case], config).dyads[DYAD].steps]
+    for update in updates:
+        assert update is not None
+        projection.add_index(update)
+    assert updates[-1] is not None and updates[-1].triggered_at == from_seconds(RETRACTED_AT)
+
+    curve = projection.curve(DYAD, None, None, 1000, HALF_LIFE)
+    report = report_curve(case, config)
+    assert curve is not None
+    assert (curve.times, curve.escalation, curve.de_escalation) == (
+        report.times,
+        report.escalation,
+        report.de_escalation,
+    )
+    assert shown_at(curve.times, curve.escalation, THREAT_AT) == pytest.approx(PEAK, abs=0.005)
+    # Where the retraction was issued: the peak decayed two days, then the threat alone.
+    assert shown_before(curve.times, curve.escalation, RETRACTED_AT) == pytest.approx(9.41, abs=0.005)
+    assert shown_at(curve.times, curve.escalation, RETRACTED_AT) == pytest.approx(4.41, abs=0.005)
+
+
+def test_updates_published_before_triggered_at_are_drawn_at_as_of() -> None:
+    updates, _ = crisis()
+    old = Projection(100, 100)
+    for update in updates:
+        old.add_index(update.model_copy(update={"triggered_at": None}))
+    assert old.curve(DYAD, None, None, 1000, HALF_LIFE) == fed(Projection(100, 100)).curve(
+        DYAD, None, None, 1000, HALF_LIFE
+    )
+
+
+def test_a_curve_between_two_times_keeps_the_jumps_within_them() -> None:
+    projection = fed(Projection(100, 100))
+    start, end = datetime(2024, 1, 1, 5), datetime(2024, 1, 3, tzinfo=UTC)
+    window = projection.curve(DYAD, start, end, 1000, HALF_LIFE)
+    whole = projection.curve(DYAD, None, None, 1000, HALF_LIFE)
+    assert window is not None and whole is not None
+    assert to_seconds(start.replace(tzinfo=UTC)) <= window.times[0] and window.times[-1] == to_seconds(end)
+    threat = to_seconds(datetime(2024, 1, 1, 10, tzinfo=UTC))
+    assert shown_at(window.times, window.escalation, threat) == shown_at(
+        whole.times, whole.escalation, threat
+    )
+    assert projection.curve("CHN-USA", None, None, 1000, HALF_LIFE) is None
+
+
+def test_a_curve_thinned_to_a_few_points_keeps_its_peaks() -> None:
+    projection = fed(Projection(100, 100))
+    whole = projection.curve(DYAD, None, None, 10_000, HALF_LIFE)
+    thin = projection.curve(DYAD, None, None, 10, HALF_LIFE)
+    assert whole is not None and thin is not None and len(whole.times) > 10 >= len(thin.times)
+    assert thin.times == sorted(thin.times)
+    assert max(thin.escalation) == max(whole.escalation)
+    assert max(thin.de_escalation) == max(whole.de_escalation)
+
+
+def test_a_dyads_curve_is_bounded_like_its_history_and_keeps_its_latest_jumps() -> None:
+    engine = Engine(EngineConfig())
+    bounded, unbounded = Projection(100, 8), Projection(100, 1000)
+    for step in range(30):
+        records: list[CrisisEvent | Retraction] = [
+            event(f"e{step}", 10 * step, cameo_code="042" if step % 2 else "138")
+        ]
+        if step % 3 == 2:  # issued after the dyad's latest event: drawn later than its as_of
+            records.append(retraction(f"e{step - 1}", 10 * step + 5))
+        for record in records:
+            update = engine.process(record).index_update
+            assert update is not None
+            bounded.add_index(update)
+            unbounded.add_index(update)
+    kept = bounded.dyads[DYAD].trail.anchors
+    assert 8 <= len(kept) <= 10
+    assert kept == unbounded.dyads[DYAD].trail.anchors[-len(kept) :]
+    curve = bounded.curve(DYAD, None, None, 1000, HALF_LIFE)
+    assert curve is not None and curve.truncated

@@ -25,7 +25,7 @@ from services.backtest.scoring import Evaluation
 from services.backtest.sweep import SweepPoint
 from services.backtest.tables import AGGREGATE_HEADERS, SCORE_HEADERS, aggregate_row, score_row
 from services.core.config import EngineConfig
-from services.core.engine import Status
+from services.core.engine import Fate
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def render_page(
     return _TEMPLATES.get_template("report.html.j2").render(
         result=result,
         configuration=_configuration(result.config),
-        status_counts=_status_counts(result),
+        fate_counts=_fate_counts(result),
         scores=_scores(evaluation),
         sweep=_sweep(sweep),
         sweep_chart=sweep_chart,
@@ -102,12 +102,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _status_counts(result: BacktestResult) -> list[tuple[str, int]]:
-    """The engine's statuses in its own order, then any other (e.g. 'no-dyad' from reading)."""
+def _fate_counts(result: BacktestResult) -> list[tuple[str, int]]:
+    """The engine's fates in its own order, then any other (e.g. 'no-dyad' from reading)."""
     counts = result.counts
-    known: tuple[str, ...] = get_args(Status)
+    known: tuple[str, ...] = get_args(Fate)
     order = [s for s in known if counts[s]] + sorted(set(counts) - set(known))
-    return [(status, counts[status]) for status in order]
+    return [(fate, counts[fate]) for fate in order]
 
 
 def _scores(evaluation: Evaluation | None) -> Scores | None:

@@ -76,7 +76,7 @@ class BacktestResult:
     strong_conflict: dict[str, list[datetime]] = field(default_factory=dict)
 
     def add(self, step: Step) -> None:
-        self.counts[step.outcome.status] += 1
+        self.counts[step.outcome.fate] += 1
         self.alerts.extend(step.outcome.alerts)
         dyad = step.outcome.dyad
         if dyad is None:
@@ -84,7 +84,7 @@ class BacktestResult:
         record = step.item.record
         if (
             dyad in self.watched
-            and step.outcome.status == "accepted"
+            and step.outcome.fate == "accepted"
             and isinstance(record, CrisisEvent)
             and score(record, self.config.scale).goldstein <= STRONG_CONFLICT
         ):

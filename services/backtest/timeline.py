@@ -57,7 +57,7 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
             indices = (
                 f"{update.escalation_index:6.2f} {update.de_escalation_index:6.2f}  {update.level}"
                 if update
-                else f"({step.outcome.status})"
+                else f"({step.outcome.fate})"
             )
             yield (
                 f"  {_when(step.item.record.event_time):<16}  {step.outcome.record_id:<12}"
@@ -75,12 +75,13 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
 
 
 def render_bad_rows(read: ReadReport) -> Iterator[str]:
-    """Each bad row kept (file:line: reason), then how many there were, by reason."""
+    """Each bad row kept with its whole reason (file:line: reason), then how many there were
+    by category: the details stay on the rows, so that equal failures add up in the total."""
     for bad in read.bad_rows:
         yield f"{bad.where}: skipped: {bad.reason}"
     hidden = read.bad_count - len(read.bad_rows)
     if hidden > 0:
         yield f"... and {hidden} more"
     if read.bad_count:
-        reasons = ", ".join(f"{reason} {count}" for reason, count in read.bad_reasons.most_common(10))
-        yield f"{read.bad_count} bad rows skipped, of {read.rows} rows read ({reasons})"
+        categories = ", ".join(f"{category} {count}" for category, count in read.bad_reasons.most_common())
+        yield f"{read.bad_count} bad rows skipped, of {read.rows} rows read ({categories})"

@@ -43,6 +43,10 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
+        if len(row) != len(_ENTRY_FIELDS):
+            raise ValueError(
+                f"an entry row of {len(row)} fields, not {len(_ENTRY_FIELDS)}: migrate the snapshot"
+            )
         entry = cls(*row)
         entry.level = Level(entry.level)
         return entry
@@ -252,10 +256,17 @@ class DyadState:
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
             "last_change": self.last_change,
+            "version": SNAPSHOT_VERSION,
         }
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> DyadState:
+        """A state from `snapshot`, migrated first if an older version wrote it."""
+        version = snapshot.get("version", 1)
+        if version > SNAPSHOT_VERSION:
+            raise ValueError(f"a version {version} snapshot; this engine reads up to {SNAPSHOT_VERSION}")
+        for older in range(version, SNAPSHOT_VERSION):
+            snapshot = _MIGRATIONS[older](snapshot)
         entries = [Entry.from_row(row) for row in snapshot["entries"]]
         return cls(
             dyad=snapshot["dyad"],
@@ -264,5 +275,19 @@ class DyadState:
             emitted={alert_id: Published(*row) for alert_id, row in snapshot["emitted"].items()},
             reported_level=Level(snapshot["reported_level"]),
             event_ids={entry.event_id for entry in entries},
-            last_change=snapshot.get("last_change"),  # absent from snapshots of older versions
+            last_change=snapshot["last_change"],
         )
+
+
+SNAPSHOT_VERSION = 2
+"""Bump it, and add a migration below, whenever a snapshot's shape changes: entry rows are
+positional, so a new field must never restore into the wrong slot."""
+
+
+def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """1 → 2: the record that last changed the dyad is remembered (None: not known)."""
+    return {**snapshot, "last_change": None, "version": 2}
+
+
+_MIGRATIONS = {1: _since_last_change}
+"""From version N to N + 1."""

@@ -18,7 +18,7 @@ from services.core.levels import Transition
 from services.core.scoring import score
 from services.core.timeutil import from_seconds, to_seconds
 
-Status = Literal[
+Fate = Literal[
     "accepted",
     "duplicate",
     "retracted",
@@ -27,13 +27,14 @@ Status = Literal[
     "retraction-applied",
     "retraction-pending",
 ]
+"""What the engine did with a record (the backtest counts them; the worker's metrics group them)."""
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one record did: its fate, the dyad's new indices, and the alerts it raised."""
 
-    status: Status
+    fate: Fate
     record_id: str
     dyad: str | None
     index_update: IndexUpdate | None = None
@@ -165,6 +166,7 @@ def index_now(state: DyadState, record_id: str, record_time: float, config: Engi
         de_escalation_index=de_escalation,
         level=state.level,
         triggered_by=record_id,
+        triggered_at=from_seconds(record_time),
         events_in_window=len(state.entries),
         **config.stamp_fields,
     )

@@ -13,6 +13,13 @@ def from_seconds(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def reference_time(produced_at: float | None, now: float) -> datetime:
+    """What a log record's event time is checked against for lying in the future: its Kafka
+    timestamp (seconds), so that reading the log again later decides the same, but never past
+    the clock `now`, so that a timestamp that lies too cannot let it in. None or <= 0: `now`."""
+    return from_seconds(min(produced_at, now) if produced_at and produced_at > 0 else now)
+
+
 def too_far_ahead(event_time: datetime, reference: datetime, max_skew: timedelta) -> str | None:
     """Why an event time is refused as lying in the future, or None.
 

@@ -45,9 +45,7 @@ async def tail_alerts(
                             "skipping a record that is not an alert at offset %s: %s", message.offset, error
                         )
                         continue
-                    # A fall from warning matters to whoever watches warning: take the higher side.
-                    touched = max(alert.level.rank, alert.previous_level.rank)
-                    if (dyad is None or alert.dyad == dyad) and touched >= min_level.rank:
+                    if (dyad is None or alert.dyad == dyad) and alert.touches(min_level):
                         matched += 1
                         on_alert(alert)
     finally:

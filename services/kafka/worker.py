@@ -9,72 +9,101 @@ one: compute, publish the outputs, then save the state. If the worker dies after
 but before its outputs left the process, the record comes again after the restart, is a
 duplicate for the saved state, and its alerts are published again with the same ids.
 
-Beside the agent: the web side (`services.web.app`: dashboard, API, /metrics) served from a
-view of the topics, and two guards against faust-streaming's offset races (`watchdog.py`).
+`Processor` does the work behind small ports (a store for dyad snapshots, the output topics,
+the metrics), so it is tested with in-memory fakes; `create_app` puts it in a Faust app with
+two guards against faust-streaming's offset races (`watchdog.py`). The whole worker, web
+side included, is wired in `services/bootstrap.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import zlib
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import faust
 import orjson
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from schemas.events import MAX_RECORD_BYTES, parse_record
-from schemas.outputs import DeadLetter
+from schemas.outputs import Alert, DeadLetter, IndexUpdate
+from schemas.topics import PARTITIONS, Topics
 from schemas.validation import describe
 from services.core import EngineConfig
 from services.core.dyad import DyadState
-from services.core.engine import Outcome, Status, apply
-from services.core.timeutil import too_far_ahead
-from services.kafka.feed import Feed
-from services.kafka.topics import PARTITIONS, Topics, ensure_topics, reference_time
+from services.core.engine import Fate, Outcome, apply
+from services.core.timeutil import reference_time, too_far_ahead
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
-from services.settings import Settings
-from services.web.app import WebApp
-from services.web.metrics import WorkerMetrics
-from services.web.projection import Projection
-from services.web.stream import Broadcaster
 
 log = logging.getLogger(__name__)
 
-OUTCOME_LABELS: dict[Status, str] = {
-    "accepted": "accepted",
-    "duplicate": "duplicate",
-    "retraction-applied": "retraction",
-    "retraction-pending": "retraction",
-    "retracted": "ignored",
-    "expired": "ignored",
-    "no-dyad": "ignored",
-}
 LAG_INTERVAL_SECONDS = 5.0
+Rejected = Literal["rejected"]
+"""A record the worker refused (sent to the dead-letter topic) before the engine saw it."""
+
+
+class SnapshotStore(Protocol):
+    """Each dyad's saved state by dyad key (a Faust table in the worker, a dict in tests).
+    A value set is what `get` returns after a restart: the table's changelog keeps it."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+
+class OutputTopic(Protocol):
+    """A topic to publish to (a Faust topic in the worker). `send` may buffer: a record's
+    outputs are flushed before its offset is committed (Faust's at-least-once)."""
+
+    async def send(self, *, key: bytes | None = None, value: bytes) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Outputs:
+    index: OutputTopic
+    alerts: OutputTopic
+    dead_letters: OutputTopic
+
+
+class ProcessingMetrics(Protocol):
+    """What the worker reports as it goes (Prometheus: `services.web.metrics`). Must not raise."""
+
+    def observe_record(
+        self, fate: Fate | Rejected, seconds: float, event_time: datetime | None, now: datetime
+    ) -> None: ...
+
+    def observe_index(self, update: IndexUpdate, partition: int) -> None: ...
+
+    def observe_alert(self, alert: Alert, partition: int) -> None: ...
+
+    def observe_lag(self, topic: str, partition: int, records: int) -> None: ...
+
+    def forget_partitions(self, topic: str, partitions: set[int]) -> None: ...
 
 
 @dataclass
 class Processor:
-    """Everything the agent does to one Kafka record, with its collaborators passed in."""
+    """Everything the agent does to one Kafka record, behind its ports."""
 
     config: EngineConfig
-    table: Any
-    topics: dict[str, Any]
+    store: SnapshotStore
+    outputs: Outputs
     watchdog: CommitWatchdog
-    guard: OffsetGuard
-    metrics: WorkerMetrics
+    offset_guard: OffsetGuard
+    metrics: ProcessingMetrics
     max_future_skew: timedelta
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
 
     def state_of(self, dyad: str) -> DyadState:
         if dyad not in self.states:
-            saved = self.table.get(dyad.encode())
+            saved = self.store.get(dyad.encode())
             self.states[dyad] = (
                 DyadState.restore(orjson.loads(zlib.decompress(saved))) if saved else DyadState(dyad)
             )
@@ -83,7 +112,7 @@ class Processor:
     async def handle(self, event: faust.types.EventT[bytes]) -> None:
         started = time.perf_counter()
         message = event.message
-        for skipped in await self.guard.skipped_before(message):
+        for skipped in await self.offset_guard.skipped_before(message):
             produced_at = skipped.timestamp / 1000  # aiokafka's records carry milliseconds, Faust's seconds
             await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
         self.watchdog.record(message.tp, message.offset)
@@ -92,13 +121,13 @@ class Processor:
     async def process_timed(
         self, raw: bytes, message: Any, produced_at: float | None, started: float
     ) -> None:
-        outcome, event_time = await self.process(raw, message, produced_at)
-        self.metrics.observe_record(outcome, time.perf_counter() - started, event_time, datetime.now(UTC))
+        fate, event_time = await self.process(raw, message, produced_at)
+        self.metrics.observe_record(fate, time.perf_counter() - started, event_time, datetime.now(UTC))
 
     async def process(
         self, raw: bytes, message: Any, produced_at: float | None
-    ) -> tuple[str, datetime | None]:
-        """Returns the record's `crisismon_events_total` outcome and its event time.
+    ) -> tuple[Fate | Rejected, datetime | None]:
+        """Returns what became of the record, and its event time.
 
         Whatever a record holds, it costs at most itself: refused records go to the
         dead-letter topic with the reason, and an error of the engine's own is logged and
@@ -108,12 +137,14 @@ class Processor:
             record = parse_record(raw)
         except (ValidationError, ValueError) as error:
             return await self.reject(raw, describe(error), message)
-        if refusal := too_far_ahead(record.event_time, reference_time(produced_at), self.max_future_skew):
+        if refusal := too_far_ahead(
+            record.event_time, reference_time(produced_at, time.time()), self.max_future_skew
+        ):
             return await self.reject(raw, refusal, message)
         dyad = record.dyad
         key = message.key.decode("utf-8", "replace") if message.key else None
         if dyad is None:
-            return "ignored", record.event_time  # it stays in the log; there is no dyad index to update
+            return "no-dyad", record.event_time  # it stays in the log; there is no dyad index to update
         if key != dyad:
             return await self.reject(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
         try:
@@ -125,21 +156,21 @@ class Processor:
             return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
         await self.publish(state, outcome, message.partition)
         if outcome.index_update is not None:
-            self.table[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
-        return OUTCOME_LABELS[outcome.status], record.event_time
+            self.store[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
+        return outcome.fate, record.event_time
 
     async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
         key = state.dyad.encode()
         index = outcome.index_update or outcome.repeated_index
         if index is not None:
-            await self.topics["index"].send(key=key, value=index.model_dump_json().encode())
+            await self.outputs.index.send(key=key, value=index.model_dump_json().encode())
             self.metrics.observe_index(index, partition)
         for alert in outcome.alerts:
             self.metrics.observe_alert(alert, partition)
         emitted_at = datetime.now(UTC)
         for alert in (*outcome.alerts, *outcome.repeats):
             stamped = alert.model_copy(update={"emitted_at": emitted_at})
-            await self.topics["alerts"].send(key=key, value=stamped.model_dump_json().encode())
+            await self.outputs.alerts.send(key=key, value=stamped.model_dump_json().encode())
             log.info(
                 "alert %s %s %s → %s (%s)",
                 alert.alert_id[:12],
@@ -149,7 +180,7 @@ class Processor:
                 alert.reason_code,
             )
 
-    async def reject(self, raw: bytes, reason: str, message: Any) -> tuple[str, None]:
+    async def reject(self, raw: bytes, reason: str, message: Any) -> tuple[Fate | Rejected, None]:
         await self.dead_letter(raw, reason, message)
         return "rejected", None
 
@@ -167,18 +198,35 @@ class Processor:
         log.warning(
             "dead letter from %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
         )
-        await self.topics["dlq"].send(value=letter.model_dump_json().encode())
+        await self.outputs.dead_letters.send(value=letter.model_dump_json().encode())
 
 
-def create_app(settings: Settings) -> faust.App:
-    """The Faust app for these settings; the caller runs it (see `run_worker`)."""
-    topics = Topics(settings.namespace)
-    engine_config = settings.engine_config()
+def faust_sensors(registry: CollectorRegistry) -> PrometheusMonitor:
+    """Faust's sensor metrics (messages, commits, rebalances...) in `registry`, as faust_*."""
+    return PrometheusMonitor(metrics=FaustMetrics.create(registry, "faust"))
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    bootstrap: str
+    topics: Topics
+    store: str
+    """Faust's table store: rocksdb:// (kept in data_dir) or memory://."""
+    data_dir: Path
+    max_future_skew: timedelta
+
+
+def create_app(
+    options: WorkerOptions, config: EngineConfig, metrics: ProcessingMetrics, registry: CollectorRegistry
+) -> faust.App:
+    """The Faust app: the agent over `crisis.events` and the guards' timers; Faust's own sensor
+    metrics go to `registry` as faust_*. The caller adds its tasks and runs it."""
+    topics = options.topics
     app = faust.App(
         topics.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store=settings.store,
-        datadir=str(settings.data_dir),
+        broker=f"kafka://{options.bootstrap}",
+        store=options.store,
+        datadir=str(options.data_dir),
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
@@ -198,23 +246,21 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=20.0,
         web_enabled=False,  # the worker serves its own web app (services.web.app)
     )
-    metrics = WorkerMetrics(settings.metrics_max_dyads)
-    app.monitor = metrics.faust_monitor()
+    app.monitor = faust_sensors(registry)
     events = app.topic(topics.events, partitions=PARTITIONS)
-    table = app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
-    watchdog = CommitWatchdog(settings.kafka_bootstrap, topics.app_id)
+    watchdog = CommitWatchdog(options.bootstrap, topics.app_id)
     processor = Processor(
+        config=config,
+        store=app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes),
+        outputs=Outputs(
+            index=app.topic(topics.index, partitions=PARTITIONS),
+            alerts=app.topic(topics.alerts, partitions=PARTITIONS),
+            dead_letters=app.topic(topics.dead_letters, partitions=1),
+        ),
         watchdog=watchdog,
-        guard=OffsetGuard(settings.kafka_bootstrap, watchdog.committed),
+        offset_guard=OffsetGuard(options.bootstrap, watchdog.committed),
         metrics=metrics,
-        config=engine_config,
-        max_future_skew=settings.max_future_skew,
-        table=table,
-        topics={
-            "index": app.topic(topics.index, partitions=PARTITIONS),
-            "alerts": app.topic(topics.alerts, partitions=PARTITIONS),
-            "dlq": app.topic(topics.dead_letters, partitions=1),
-        },
+        max_future_skew=options.max_future_skew,
     )
 
     @app.agent(events, concurrency=1)
@@ -234,46 +280,19 @@ def create_app(settings: Settings) -> faust.App:
             processed = watchdog.processed.get(tp)
             next_offset = processed[0] + 1 if processed else await app.consumer.position(tp)
             if next_offset is not None:
-                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - next_offset))
+                metrics.observe_lag(tp.topic, tp.partition, max(0, end - next_offset))
 
     def forget_states(*_: Any, **__: Any) -> None:
         processor.states.clear()
-        processor.guard.forget()
+        processor.offset_guard.forget()
 
     def forget_revoked(*args: Any, **_: Any) -> None:
         _sender, revoked = args  # faust sends (app, revoked topic-partitions)
         forget_states()
-        metrics.forget_partitions({tp.partition for tp in revoked if tp.topic == topics.events})
-        for tp in revoked:
-            with suppress(KeyError):
-                metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        metrics.forget_partitions(
+            topics.events, {tp.partition for tp in revoked if tp.topic == topics.events}
+        )
 
     app.on_partitions_revoked.connect(forget_revoked)
     app.on_partitions_assigned.connect(forget_states)
-
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    feed = Feed(
-        settings.kafka_bootstrap,
-        topics,
-        Projection(settings.api_max_events, settings.api_history_per_dyad, engine_config.scale),
-        Broadcaster(),
-        settings.max_future_skew,
-    )
-    web = WebApp(feed, metrics, engine_config, settings.web_host, settings.web_port, token)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def serve_web() -> None:
-        await web.serve()
-
-    app.crisismon_processor = processor  # type: ignore[attr-defined]
     return app
-
-
-def run_worker(settings: Settings) -> None:
-    """Create the topics if missing, then run the worker until stopped (SIGINT/SIGTERM)."""
-    from faust.worker import Worker
-
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()

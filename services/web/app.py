@@ -20,17 +20,18 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from schemas.outputs import Level
 from schemas.validation import describe
 from services.core import EngineConfig
-from services.kafka.feed import Feed
-from services.web.metrics import WorkerMetrics
 from services.web.models import (
     AlertList,
     AlertQuery,
+    CurveQuery,
+    DyadCurve,
     DyadList,
     EventDetail,
     EventList,
@@ -38,10 +39,11 @@ from services.web.models import (
     History,
     HistoryQuery,
     Problem,
-    Status,
     StreamMessage,
     Thresholds,
+    ViewStatus,
 )
+from services.web.view import View
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +143,17 @@ def dyad_of(request: web.Request) -> str:
 class WebApp:
     def __init__(
         self,
-        feed: Feed,
-        metrics: WorkerMetrics,
+        view: View,
+        registry: CollectorRegistry,
         config: EngineConfig,
         host: str,
         port: int,
         token: str | None,
     ) -> None:
-        self.feed = feed
-        self.projection = feed.projection
-        self.broadcaster = feed.broadcaster
-        self.metrics = metrics
+        self.view = view
+        self.projection = view.projection
+        self.broadcaster = view.broadcaster
+        self.registry = registry
         self.config = config
         self.host = host
         self.port = port
@@ -172,6 +174,13 @@ class WebApp:
                 History,
                 HistoryQuery,
             ),
+            Route(
+                "/api/dyads/{dyad}/curve",
+                self.curve,
+                "A dyad's E and D along event time, sampled by the core: what the dashboard draws",
+                DyadCurve,
+                CurveQuery,
+            ),
             Route("/api/alerts", self.alerts, "Alerts, newest event time first", AlertList, AlertQuery),
             Route(
                 "/api/events",
@@ -184,7 +193,7 @@ class WebApp:
             Route(
                 "/api/config", self.thresholds, "The thresholds and half-life the levels follow", Thresholds
             ),
-            Route("/api/status", self.status, "Whether the view has caught up with the topics", Status),
+            Route("/api/status", self.status, "Whether the view has caught up with the topics", ViewStatus),
             Route(
                 "/api/stream",
                 self.stream,
@@ -196,7 +205,7 @@ class WebApp:
         self.application = self.build()
 
     def build(self) -> web.Application:
-        application = web.Application(middlewares=[self.guard, self.problems])
+        application = web.Application(middlewares=[self.require_token, self.problems])
         for route in self.routes:
             application.router.add_get(route.path, route.handler)
         application.router.add_get("/api/openapi.json", self.openapi)
@@ -208,13 +217,13 @@ class WebApp:
         return application
 
     async def serve(self) -> None:
-        """Serve, and keep the view current, until cancelled."""
+        """Serve until cancelled (the view is fed by whoever built it: services.bootstrap)."""
         runner = self.runner()
         await runner.setup()
         await web.TCPSite(runner, self.host, self.port).start()
         log.info("dashboard and API on http://%s:%d/", self.host, self.port)
         try:
-            await self.feed.run()
+            await asyncio.Event().wait()
         finally:
             await runner.cleanup()
 
@@ -226,7 +235,7 @@ class WebApp:
     # Middlewares
 
     @web.middleware
-    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def require_token(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.token is None or request.path == "/metrics":
             return await handler(request)
         from_query = request.query.get(TOKEN_PARAMETER)
@@ -281,6 +290,16 @@ class WebApp:
         updates, truncated = found
         return json_response(History(dyad=dyad, updates=updates, truncated=truncated))
 
+    async def curve(self, request: web.Request) -> web.Response:
+        dyad = dyad_of(request)
+        query = parse_query(CurveQuery, request)
+        found = self.projection.curve(
+            dyad, query.from_, query.to, query.points, self.config.half_life_seconds
+        )
+        if found is None:
+            raise problem(404, f"no index updates for {dyad}")
+        return json_response(found)
+
     async def alerts(self, request: web.Request) -> web.Response:
         query = parse_query(AlertQuery, request)
         found = self.projection.find_alerts(query.dyad, query.min_level, query.since, query.limit)
@@ -304,6 +323,7 @@ class WebApp:
         config = self.config
         return json_response(
             Thresholds(
+                levels=list(Level),
                 watch=config.watch_threshold,
                 warning=config.warning_threshold,
                 critical=config.critical_threshold,
@@ -315,9 +335,9 @@ class WebApp:
 
     async def status(self, request: web.Request) -> web.Response:
         return json_response(
-            Status(
-                caught_up=self.feed.caught_up,
-                records_read=self.feed.records_read,
+            ViewStatus(
+                caught_up=self.view.caught_up,
+                records_read=self.view.records_read,
                 dyads=len(self.projection.dyads),
                 events_kept=len(self.projection.events),
                 subscribers=len(self.broadcaster.subscribers),
@@ -360,7 +380,7 @@ class WebApp:
 
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
     async def dashboard(self, request: web.Request) -> web.FileResponse:

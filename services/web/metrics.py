@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics, served at /metrics beside Faust's own sensor metrics.
+"""The worker's Prometheus metrics, served at /metrics beside Faust's own sensor metrics (which
+the Kafka side puts in the same registry).
 
 Real event feeds have thousands of dyads; a label per dyad would swamp Prometheus. At most
 `max_dyads` dyads carry labels at once: the most recently active. When a new dyad needs a
@@ -12,15 +13,27 @@ from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.outputs import Alert, IndexUpdate
+from services.core.engine import Fate
 
-OUTCOMES = ("accepted", "duplicate", "rejected", "retraction", "ignored")
-"""`crisismon_events_total{outcome}`: rejected records went to the dead-letter topic; ignored
-ones are valid but change no index (no dyad, older than the retention, already retracted)."""
+COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
+    "accepted": "accepted",
+    "duplicate": "duplicate",
+    "rejected": "rejected",
+    "retraction-applied": "retraction",
+    "retraction-pending": "retraction",
+    "retracted": "ignored",
+    "expired": "ignored",
+    "no-dyad": "ignored",
+}
+"""`crisismon_events_total{outcome}` by what became of a record: rejected ones went to the
+dead-letter topic; ignored ones are valid but change no index (no dyad, older than the
+retention, already retracted)."""
+OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -90,10 +103,6 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def faust_monitor(self) -> PrometheusMonitor:
-        """Faust's sensor metrics (messages, commits, rebalances...) in this registry, as faust_*."""
-        return PrometheusMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
-
     def observe_index(self, update: IndexUpdate, partition: int) -> None:
         self._admit(update.dyad, partition)
         self.escalation_index.labels(update.dyad).set(update.escalation_index)
@@ -105,19 +114,25 @@ class WorkerMetrics:
         self.alerts.labels(alert.dyad, alert.kind, alert.level.value).inc()
 
     def observe_record(
-        self, outcome: str, seconds: float, event_time: datetime | None, now: datetime
+        self, fate: Fate | Literal["rejected"], seconds: float, event_time: datetime | None, now: datetime
     ) -> None:
-        self.events.labels(outcome).inc()
+        self.events.labels(COUNTED_AS[fate]).inc()
         self.processing_seconds.observe(seconds)
         if event_time is not None:
             self.event_time_lag.set((now - event_time).total_seconds())
 
-    def forget_partitions(self, partitions: set[int]) -> None:
-        """Drop the series of dyads on partitions this worker no longer reads: their new owner
-        reports them now, and stale values here would contradict it."""
+    def observe_lag(self, topic: str, partition: int, records: int) -> None:
+        self.consumer_lag.labels(topic, str(partition)).set(records)
+
+    def forget_partitions(self, topic: str, partitions: set[int]) -> None:
+        """Drop the series of dyads and lags on partitions of `topic` this worker no longer
+        reads: their new owner reports them now, and stale values here would contradict it."""
         for dyad in [dyad for dyad, labelled in self._dyads.items() if labelled.partition in partitions]:
             self._forget(dyad)
         self.dyads_labelled.set(len(self._dyads))
+        for partition in partitions:
+            with suppress(KeyError):
+                self.consumer_lag.remove(topic, str(partition))
 
     def _admit(self, dyad: str, partition: int) -> _Labelled:
         """Mark the dyad as the most recently active; evict the least recent beyond the budget."""

@@ -38,12 +38,27 @@ class History(Answer):
     truncated: bool = Field(description="older updates were let go (see api_history_per_dyad)")
 
 
+class DyadCurve(Answer):
+    """A dyad's indices along event time as the core samples them (services.core.curve): a jump
+    where each change happened, the decay between. The dashboard plots exactly this."""
+
+    dyad: DyadKey
+    times: list[float] = Field(
+        description="event times in seconds since the epoch (UTC), as uPlot takes them; ascending,"
+        " a jump repeats its time (the value before it, then after)"
+    )
+    escalation: list[float] = Field(description="E at each of `times`")
+    de_escalation: list[float] = Field(description="D at each of `times`")
+    truncated: bool = Field(description="older updates were let go (see api_history_per_dyad)")
+
+
 class AlertList(Answer):
     alerts: list[Alert] = Field(description="newest event time first")
 
 
 class EventDetail(Answer):
     event: CrisisEvent
+    dyad: DyadKey | None = Field(description="the dyad the event counts for; none: not two countries")
     retracted_by: Retraction | None = None
     cameo_description: str | None = Field(default=None, description="what the CAMEO code means")
     goldstein: float | None = Field(
@@ -59,6 +74,9 @@ class EventList(Answer):
 
 
 class Thresholds(Answer):
+    levels: list[Level] = Field(
+        description="lowest first; each but the first is reached at the threshold of its name"
+    )
     watch: float
     warning: float
     critical: float
@@ -67,7 +85,7 @@ class Thresholds(Answer):
     config_hash: str
 
 
-class Status(Answer):
+class ViewStatus(Answer):
     caught_up: bool = Field(description="the view has read every topic to its end at least once")
     records_read: int
     dyads: int
@@ -94,6 +112,20 @@ class HistoryQuery(Answer):
 
     from_: datetime | None = Field(default=None, alias="from", description="ISO 8601, inclusive")
     to: datetime | None = Field(default=None, description="ISO 8601, inclusive")
+
+
+class CurveQuery(HistoryQuery):
+    to: datetime | None = Field(
+        default=None,
+        description="ISO 8601, inclusive; by default the latest event time the view has seen, of any"
+        " dyad, so a quiet dyad's curve decays up to the present",
+    )
+    points: int = Field(
+        default=1_000,
+        ge=10,
+        le=10_000,
+        description="at most this many samples: past it, the highest E and D of each slice of time",
+    )
 
 
 class AlertQuery(Answer):

@@ -4,19 +4,27 @@ Every worker builds the whole view from the topics (all partitions), so any work
 for every dyad, however the partitions are shared out. Pure: no I/O, no clock; the Kafka
 feed (`services.kafka.feed`) puts records in, the web app asks questions. Memory is bounded
 by two settings: the events kept for lookup and the index updates kept per dyad.
+
+A dyad's curve is the core's (services.core.curve), sampled here from the updates as they came,
+so that the dashboard draws what the backtest's report draws and never computes one itself.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 
 from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
 from schemas.events import CrisisEvent, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
+from services.core.curve import AnchorTrail, Curve, sample
 from services.core.scoring import score
-from services.web.models import DyadSummary, EventDetail
+from services.core.timeutil import to_seconds
+from services.web.models import DyadCurve, DyadSummary, EventDetail
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -29,6 +37,9 @@ class DyadView:
     latest: IndexUpdate
     history: OrderedDict[str, IndexUpdate] = field(default_factory=OrderedDict)
     """By the record that triggered the update: a repeated update replaces the first."""
+    trail: AnchorTrail = field(default_factory=AnchorTrail)
+    """Where the curve jumps, from the updates in the order they came: per dyad, the index topic
+    keeps the engine's processing order. A repeated update replaces the last anchor, the same."""
     truncated: bool = False
 
 
@@ -45,6 +56,8 @@ class Projection:
     alert_counts: Counter[str] = field(default_factory=Counter)
     last_alerts: dict[str, Alert] = field(default_factory=dict)
     """Per dyad; kept apart from `dyads` because an alert may be read before its index update."""
+    latest_event_time: float = -math.inf
+    """Seconds: the latest event time of any dyad's change, where curves end unless asked."""
 
     def add_index(self, update: IndexUpdate) -> None:
         view = self.dyads.get(update.dyad)
@@ -57,6 +70,14 @@ class Projection:
         if len(view.history) > self.history_per_dyad:
             view.history.popitem(last=False)
             view.truncated = True
+        as_of = to_seconds(update.as_of)
+        # Updates published before `triggered_at` existed are placed at their `as_of`.
+        caused_at = to_seconds(update.triggered_at) if update.triggered_at else as_of
+        view.trail.add(as_of, caused_at, update.escalation_index, update.de_escalation_index)
+        if len(view.trail) > self.history_per_dyad * 5 // 4:
+            # In batches, so that a busy dyad does not copy its trail at every update.
+            view.trail = _latest_anchors(view.trail, self.history_per_dyad)
+        self.latest_event_time = max(self.latest_event_time, as_of, caused_at)
 
     def add_alert(self, alert: Alert) -> bool:
         """False for a repeat (a restarted worker may publish an alert again, with its id)."""
@@ -88,6 +109,7 @@ class Projection:
         code = cameo_codes().get(record.cameo_code)
         detail = EventDetail(
             event=record,
+            dyad=record.dyad,
             retracted_by=self.pending_retractions.pop(record.event_id, None),
             cameo_description=code.description if code else None,
             goldstein=scored.goldstein,
@@ -126,6 +148,32 @@ class Projection:
         updates = sorted(view.history.values(), key=lambda update: update.as_of)
         return [u for u in updates if _within(u.as_of, start, end)], view.truncated
 
+    def curve(
+        self, dyad: str, start: datetime | None, end: datetime | None, points: int, half_life: float
+    ) -> DyadCurve | None:
+        """The dyad's E and D from `start` to `end` (default: its first change, the latest event
+        time seen), at most `points` samples. None: no update of this dyad yet."""
+        view = self.dyads.get(dyad)
+        if view is None:
+            return None
+        since = to_seconds(as_utc(start)) if start else -math.inf
+        until = to_seconds(as_utc(end)) if end else self.latest_event_time
+        anchors = view.trail.anchors
+        shown = [anchor.shown_at for anchor in anchors]
+        # From the last jump before the window, whose decay runs into it, to the last within it.
+        first = max(bisect_right(shown, since) - 1, 0)
+        sampled = sample(anchors[first : bisect_right(shown, until)], half_life, until) or Curve([], [], [])
+        kept = _thinned(
+            sampled, [i for i, time in enumerate(sampled.times) if since <= time <= until], points
+        )
+        return DyadCurve(
+            dyad=dyad,
+            times=[sampled.times[i] for i in kept],
+            escalation=[sampled.escalation[i] for i in kept],
+            de_escalation=[sampled.de_escalation[i] for i in kept],
+            truncated=view.truncated,
+        )
+
     def find_alerts(
         self, dyad: str | None, min_level: Level | None, since: datetime | None, limit: int
     ) -> list[Alert]:
@@ -133,16 +181,45 @@ class Projection:
             alert
             for alert in self.alerts.values()
             if (dyad is None or alert.dyad == dyad)
-            and (min_level is None or max(alert.level.rank, alert.previous_level.rank) >= min_level.rank)
+            and (min_level is None or alert.touches(min_level))
             and _within(alert.event_time, since, None)
         ]
         found.sort(key=lambda alert: alert.event_time, reverse=True)
         return found[:limit]
 
     def find_events(self, dyad: str | None, limit: int) -> list[EventDetail]:
-        found = [d for d in self.events.values() if dyad is None or d.event.dyad == dyad]
+        found = [d for d in self.events.values() if dyad is None or d.dyad == dyad]
         found.sort(key=lambda detail: detail.event.event_time, reverse=True)
         return found[:limit]
+
+
+def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:
+    """The trail's last `count` anchors as a trail of their own: each added again where it was
+    shown, which is past its `as_of` and past the one before, so it stays where it was."""
+    kept = AnchorTrail()
+    for anchor in trail.anchors[-count:]:
+        kept.add(anchor.as_of, anchor.shown_at, anchor.escalation, anchor.de_escalation)
+    return kept
+
+
+def _thinned(curve: Curve, indices: list[int], points: int) -> list[int]:
+    """At most `points` of the samples at `indices` (in time order): past that, each of
+    `points // 2` equal slices of their time keeps its highest E and its highest D, so a
+    thinned curve loses no peak."""
+    if len(indices) <= points:
+        return indices
+    slices = points // 2
+    start = curve.times[indices[0]]
+    width = (curve.times[indices[-1]] - start) / slices or 1.0
+    kept: list[int] = []
+    for _, members in groupby(indices, lambda i: min(int((curve.times[i] - start) / width), slices - 1)):
+        group = list(members)
+        highest = {
+            max(group, key=curve.escalation.__getitem__),
+            max(group, key=curve.de_escalation.__getitem__),
+        }
+        kept += sorted(highest)
+    return kept
 
 
 def _within(moment: datetime, start: datetime | None, end: datetime | None) -> bool:

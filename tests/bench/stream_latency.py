@@ -20,7 +20,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from devtools.broker import stop
-from services.kafka.topics import Topics
+from schemas.topics import Topics
 from tests.kafka_fixtures import start_test_broker
 from tests.live import WorkerProcess
 from tests.synthetic import write_events

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from devtools.broker import stop
-from services.kafka.topics import Topics, reader
+from schemas.topics import Topics
+from services.kafka.topics import reader
 from tests.kafka_fixtures import start_test_broker
 from tests.live import WorkerProcess, replay, wait_processed
 from tests.synthetic import write_events

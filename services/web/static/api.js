@@ -44,7 +44,8 @@ export const api = {
   config: () => getJson('/api/config'),
   status: () => getJson('/api/status'),
   dyads: () => getJson('/api/dyads'),
-  history: (dyad) => getJson(`/api/dyads/${part(dyad)}/history`),
+  // Up to the latest event time the worker has seen, at most `points` samples.
+  curve: (dyad, points) => getJson(`/api/dyads/${part(dyad)}/curve?points=${points}`),
   alerts: (dyad, limit = 200) =>
     getJson(`/api/alerts?limit=${limit}${dyad ? `&dyad=${part(dyad)}` : ''}`),
   events: (limit = 100) => getJson(`/api/events?limit=${limit}`),

@@ -5,10 +5,14 @@
 // stream was down are lost, and the snapshot has them. Messages that arrive while a snapshot
 // is loading wait for it and are applied on top, so nothing newer is overwritten by it.
 //
+// The server owns every rule: the dyads come in its order (most serious first) with the
+// summaries it keeps, the curves as the core samples them, the levels and thresholds from
+// /api/config. A stream message about a dyad only makes the page ask for them again.
+//
 // All data is rendered as text (see dom.js): event text comes from outside and is untrusted.
 
 import { api, AuthError, NotFound } from './api.js';
-import { DyadChart, decayedSeries, sparkline } from './chart.js';
+import { DyadChart, plotted, sparkline } from './chart.js';
 import { fill, flash, formatNumber, formatTime, h, link, timeElement } from './dom.js';
 
 const MAX_CARDS = 24;
@@ -18,7 +22,10 @@ const SHOW_ALERTS = 200;
 const SHOW_EVENTS = 100;
 const KEEP_ALERTS = 2000;
 const KEEP_EVENTS = 500;
-const RANK = { normal: 0, watch: 1, warning: 2, critical: 3 };
+const CHART_POINTS = 1500;
+const SPARKLINE_POINTS = 120;
+/** Stream messages come in bursts: what they change is fetched again at most this often. */
+const RELOAD_MS = 300;
 const REASONS = {
   'level-rise': 'level rises',
   'level-fall': 'level falls',
@@ -34,12 +41,12 @@ const CONNECTION_TEXT = {
 
 const state = {
   config: null,
-  /** dyad → DyadSummary as the API gives it, kept current by the stream */
+  /** dyad → DyadSummary, in the API's order: most serious first */
   dyads: new Map(),
-  /** dyad → Map(triggered_by → IndexUpdate): the API keys a dyad's history the same way */
-  histories: new Map(),
-  historyLoaded: new Set(),
-  historyLoading: new Set(),
+  /** dyad → DyadCurve of the cards shown, for their sparklines */
+  sparklines: new Map(),
+  /** the chosen dyad's DyadCurve, for the chart */
+  curve: null,
   alertsLoaded: new Set(),
   /** alert_id → Alert */
   alerts: new Map(),
@@ -48,7 +55,7 @@ const state = {
   selected: null,
   /** the user chose the dyad; otherwise the chart follows the most serious one */
   pinned: false,
-  /** the latest event time seen, in ms: the chart and sparklines decay up to it */
+  /** the latest event time seen, in ms, for the header */
   clock: null,
   /** ids that arrived live, to highlight when their element is first drawn */
   fresh: new Set(),
@@ -61,6 +68,7 @@ const ui = {
   chart: $('chart'),
   chartTitle: $('chart-title'),
   chartAlerts: $('chart-alerts'),
+  legend: $('legend-levels'),
   alerts: $('alerts'),
   events: $('events'),
   alertsOnly: $('alerts-only'),
@@ -74,6 +82,8 @@ const chart = new DyadChart(
   () => state.config,
   () => alertsOf(state.selected),
 );
+// What the chart draws (`.plot.data`: times, E, D), for tests and the curious at the console.
+window.__crisismonChart = chart;
 
 // ---------------------------------------------------------------------------
 // Rendering is batched: messages mark what changed, one animation frame draws it.
@@ -112,69 +122,28 @@ function advanceClock(iso) {
   if (Number.isFinite(t) && (state.clock === null || t > state.clock)) state.clock = t;
 }
 
-function historyOf(dyad) {
-  let history = state.histories.get(dyad);
-  if (!history) state.histories.set(dyad, (history = new Map()));
-  return history;
-}
-
+/** An index update changes its dyad's summary, its curve and maybe the order of the dyads. */
 function applyIndex(update) {
   advanceClock(update.as_of);
-  historyOf(update.dyad).set(update.triggered_by, update);
-  const current = state.dyads.get(update.dyad);
-  if (!current || Date.parse(update.as_of) >= Date.parse(current.as_of)) {
-    state.dyads.set(update.dyad, {
-      ...(current ?? { dyad: update.dyad, last_change: null, last_alert: null, alerts: 0 }),
-      escalation_index: update.escalation_index,
-      de_escalation_index: update.de_escalation_index,
-      level: update.level,
-      as_of: update.as_of,
-    });
-  }
-  changedDyads.add(update.dyad);
-  invalidate('cards', 'chart');
+  advanceClock(update.triggered_at);
+  reloadDyadsSoon();
 }
 
 function applyAlert(alert) {
   advanceClock(alert.event_time);
-  const isNew = !state.alerts.has(alert.alert_id);
   state.alerts.set(alert.alert_id, alert);
-  const current = state.dyads.get(alert.dyad);
-  const summary = current
-    ? { ...current }
-    : {
-        dyad: alert.dyad,
-        escalation_index: alert.escalation_index,
-        de_escalation_index: alert.de_escalation_index,
-        level: alert.level,
-        as_of: alert.event_time,
-        last_change: null,
-        last_alert: null,
-        alerts: 0,
-      };
-  if (isNew) summary.alerts += 1;
-  if (!summary.last_alert || Date.parse(alert.event_time) >= Date.parse(summary.last_alert.event_time)) {
-    summary.last_alert = alert;
-    summary.last_change = alert.event_time;
-  }
-  // An alert can arrive before the index update that goes with it; it already tells the
-  // new level and indices, so the card shows them at once. Only when strictly newer: at an
-  // equal time the card may already show a later event's update (several events can share
-  // one time, and the alert topic is read apart from the index topic).
-  if (Date.parse(alert.event_time) > Date.parse(summary.as_of)) {
-    summary.level = alert.level;
-    summary.escalation_index = alert.escalation_index;
-    summary.de_escalation_index = alert.de_escalation_index;
-    summary.as_of = alert.event_time;
-  }
-  state.dyads.set(alert.dyad, summary);
-  changedDyads.add(alert.dyad);
-  invalidate('cards', 'chart', 'alerts');
+  reloadDyadsSoon(); // the card counts it and shows it as the last change
+  invalidate('chart', 'alerts');
+}
+
+function keepEvent(detail) {
+  advanceClock(detail.event.event_time);
+  advanceClock(detail.retracted_by?.event_time);
+  state.events.set(detail.event.event_id, detail);
 }
 
 function applyEvent(detail) {
-  advanceClock(detail.event.event_time);
-  state.events.set(detail.event.event_id, detail);
+  keepEvent(detail);
   refreshContributor(detail);
   invalidate('events');
 }
@@ -217,49 +186,73 @@ async function refresh() {
 }
 
 async function loadSnapshot() {
-  const [config, dyads, alerts, events] = await Promise.all([
+  const [config, alerts, events] = await Promise.all([
     api.config(),
-    api.dyads(),
     api.alerts(null, FETCH_ALERTS),
     api.events(FETCH_EVENTS),
   ]);
   state.config = config;
-  state.dyads = new Map(dyads.dyads.map((summary) => [summary.dyad, summary]));
+  fill(ui.legend, config.levels.map(levelChip));
   for (const alert of alerts.alerts) state.alerts.set(alert.alert_id, alert);
-  for (const detail of events.events) state.events.set(detail.event.event_id, detail);
-  for (const summary of dyads.dyads) advanceClock(summary.as_of);
-  for (const detail of events.events) advanceClock(detail.event.event_time);
-  // Histories and the chosen dyad's alerts are loaded again: they may have moved on.
-  state.historyLoaded.clear();
+  events.events.forEach(keepEvent);
+  // The chosen dyad's alerts are loaded again: they may have moved on.
   state.alertsLoaded.clear();
-  ensureSelection();
-  await Promise.all([
-    ...shownDyads().map((summary) => loadHistory(summary.dyad)),
-    state.selected ? loadDyadAlerts(state.selected) : null,
-  ]);
+  await loadDyads();
+  if (state.selected) await loadDyadAlerts(state.selected);
 }
 
-async function loadHistory(dyad) {
-  if (state.historyLoaded.has(dyad) || state.historyLoading.has(dyad)) return;
-  state.historyLoading.add(dyad);
-  try {
-    const answer = await api.history(dyad);
-    // The API's updates first (in its order: ties in event time stay in processing order),
-    // then any that came over the stream meanwhile.
-    const merged = new Map(answer.updates.map((update) => [update.triggered_by, update]));
-    for (const [key, update] of state.histories.get(dyad) ?? []) if (!merged.has(key)) merged.set(key, update);
-    state.histories.set(dyad, merged);
-    state.historyLoaded.add(dyad);
-  } catch (error) {
-    // Not found: no updates yet, the stream brings them. Other errors: the next snapshot
-    // tries again (not every frame).
-    state.historyLoaded.add(dyad);
-    if (!(error instanceof NotFound)) report(error, `Could not load the history of ${dyad}`);
-  } finally {
-    state.historyLoading.delete(dyad);
+let dyadsTicket = 0;
+
+/**
+ * The dyads in the API's order, then the curves of the cards shown and of the chosen dyad.
+ * Loads overlap when messages come fast; only the latest one started is shown.
+ */
+async function loadDyads() {
+  const ticket = ++dyadsTicket;
+  const { dyads } = await api.dyads();
+  if (ticket !== dyadsTicket) return;
+  const before = state.dyads;
+  state.dyads = new Map(dyads.map((summary) => [summary.dyad, summary]));
+  for (const summary of dyads) {
+    advanceClock(summary.as_of);
+    if (JSON.stringify(summary) !== JSON.stringify(before.get(summary.dyad))) changedDyads.add(summary.dyad);
   }
-  changedDyads.add(dyad);
+  ensureSelection();
   invalidate('cards', 'chart');
+  const shown = shownDyads().map((summary) => summary.dyad);
+  const [sparklines] = await Promise.all([
+    Promise.all(shown.map((dyad) => api.curve(dyad, SPARKLINE_POINTS))),
+    loadChart(),
+  ]);
+  if (ticket !== dyadsTicket) return;
+  state.sparklines = new Map(shown.map((dyad, i) => [dyad, sparklines[i]]));
+  invalidate('cards');
+}
+
+let reloadTimer = 0;
+
+/** Load the dyads and curves again, once for a burst of stream messages. */
+function reloadDyadsSoon() {
+  if (reloadTimer) return;
+  reloadTimer = setTimeout(() => {
+    reloadTimer = 0;
+    loadDyads().catch((error) => report(error, 'Could not load the dyads'));
+  }, RELOAD_MS);
+}
+
+let chartTicket = 0;
+
+/**
+ * The chosen dyad's curve, once the API lists the dyad (a dyad chosen by the address may have
+ * no update yet). A later choice or load wins over one still on its way.
+ */
+async function loadChart() {
+  const ticket = ++chartTicket;
+  const dyad = state.selected;
+  const curve = state.dyads.has(dyad) ? await api.curve(dyad, CHART_POINTS) : null;
+  if (ticket !== chartTicket) return;
+  state.curve = curve;
+  invalidate('chart');
 }
 
 /** All alerts of a dyad, for the chart's markers (the global list is capped). */
@@ -391,16 +384,8 @@ function hideBanner() {
 // ---------------------------------------------------------------------------
 // Selection.
 
-function sortedDyads() {
-  return [...state.dyads.values()].sort(
-    (a, b) =>
-      RANK[b.level] - RANK[a.level] || b.escalation_index - a.escalation_index || a.dyad.localeCompare(b.dyad),
-  );
-}
-
 function shownDyads() {
-  const sorted = sortedDyads();
-  const shown = sorted.slice(0, MAX_CARDS);
+  const shown = [...state.dyads.values()].slice(0, MAX_CARDS);
   const chosen = state.dyads.get(state.selected);
   if (chosen && !shown.includes(chosen)) shown.push(chosen);
   return shown;
@@ -409,7 +394,7 @@ function shownDyads() {
 /** Without a choice of the reader's, the chart shows the most serious dyad. */
 function ensureSelection() {
   if (state.pinned && state.selected) return;
-  const first = sortedDyads()[0];
+  const [first] = state.dyads.values();
   if (first && first.dyad !== state.selected) select(first.dyad, false);
 }
 
@@ -420,7 +405,7 @@ function select(dyad, pinned) {
   if (pinned) history.replaceState(null, '', `#${dyad}`);
   for (const el of document.querySelectorAll('.only-dyad')) el.textContent = dyad;
   if (changed) {
-    loadHistory(dyad);
+    loadChart().catch((error) => report(error, `Could not load the curve of ${dyad}`));
     loadDyadAlerts(dyad);
   }
   invalidate(...ALL);
@@ -441,21 +426,11 @@ function levelChip(level) {
 
 /** The sparklines share one time window, so cards can be compared at a glance. */
 function sparkWindow(dyads) {
-  let start = Infinity;
-  for (const summary of dyads) {
-    for (const update of state.histories.get(summary.dyad)?.values() ?? []) {
-      start = Math.min(start, Date.parse(update.as_of) / 1000);
-    }
-  }
-  return Number.isFinite(start) ? [start, (state.clock ?? start * 1000) / 1000] : null;
-}
-
-function historySeries(dyad) {
-  const updates = [...(state.histories.get(dyad)?.values() ?? [])].sort(
-    (a, b) => Date.parse(a.as_of) - Date.parse(b.as_of),
-  );
-  const halfLife = state.config?.half_life_seconds ?? 3 * 86400;
-  return decayedSeries(updates, halfLife, state.clock === null ? null : state.clock / 1000);
+  const curves = dyads.map((summary) => state.sparklines.get(summary.dyad)).filter((curve) => curve?.times.length);
+  if (!curves.length) return null;
+  const starts = curves.map((curve) => curve.times[0]);
+  const ends = curves.map((curve) => curve.times.at(-1));
+  return [Math.min(...starts), Math.max(...ends)];
 }
 
 function cardContent(summary, span) {
@@ -482,7 +457,7 @@ function cardContent(summary, span) {
         formatNumber(summary.de_escalation_index),
       ),
     ),
-    sparkline(historySeries(summary.dyad), state.config, span),
+    sparkline(state.sparklines.get(summary.dyad), state.config, span),
     h(
       'span',
       { class: 'card-foot' },
@@ -515,7 +490,6 @@ function renderCards() {
     el.setAttribute('aria-pressed', String(summary.dyad === state.selected));
     fill(el, cardContent(summary, span));
     if (changedDyads.has(summary.dyad) && el.isConnected) flash(el);
-    if (!state.historyLoaded.has(summary.dyad)) loadHistory(summary.dyad);
     return el;
   });
   syncChildren(ui.cards, wanted, 'Waiting for events…');
@@ -549,7 +523,7 @@ function renderChart() {
   }
   fill(ui.chartTitle, dyad, ' ', levelChip(summary.level));
   ui.chart.dataset.dyad = dyad;
-  chart.show(historySeries(dyad));
+  chart.show(plotted(state.curve?.dyad === dyad ? state.curve : null));
   const alerts = alertsOf(dyad).sort((a, b) => Date.parse(a.event_time) - Date.parse(b.event_time));
   fill(
     ui.chartAlerts,
@@ -711,16 +685,9 @@ function revealAlert(alertId) {
 
 const eventElements = new Map(); // event_id → {detail, el}
 
-function dyadOfEvent(event) {
-  const a = event.source.country;
-  const b = event.target.country;
-  return a && b && a !== b ? [a, b].sort().join('-') : null;
-}
-
 function eventElement(detail) {
-  const { event } = detail;
+  const { event, dyad } = detail;
   const retraction = detail.retracted_by;
-  const dyad = dyadOfEvent(event);
   return h(
     'article',
     {
@@ -784,7 +751,7 @@ function eventElement(detail) {
 function renderEvents() {
   const only = ui.eventsOnly.checked ? state.selected : null;
   const details = [...state.events.values()]
-    .filter((detail) => !only || dyadOfEvent(detail.event) === only)
+    .filter((detail) => !only || detail.dyad === only)
     .sort(
       (a, b) =>
         Date.parse(b.event.event_time) - Date.parse(a.event.event_time) ||

@@ -1,9 +1,9 @@
 // The time chart of the chosen dyad (uPlot) and the cards' sparklines (SVG).
 //
-// The API gives the indices at each event (index updates). Between events they only decay,
-// exponentially with the configured half-life, so the curves are drawn that way: a jump at
-// each event and a decay after it, up to the latest event time (the "clock"). Straight lines
-// between updates would show escalation that fades linearly, or earlier than it did.
+// Both draw the curves the API gives (/api/dyads/{dyad}/curve), as they come: the core
+// samples them, a jump where each change happened and the decay between, the same curves
+// as the backtest's report. Nothing here computes an index, so the page cannot drift from
+// the engine: a retraction drops the curve where it was issued, not at the event it withdrew.
 
 import { svg } from './dom.js';
 
@@ -26,42 +26,14 @@ function readColors() {
 
 export const COLORS = readColors();
 
-const SAMPLES_PER_GAP = 16;
+/** [level, threshold] for each level above the lowest, in the API's order (lowest first). */
+function thresholds(config) {
+  return config.levels.slice(1).map((level) => [level, config[level]]);
+}
 
-/**
- * Index updates → [times, E, D] (seconds, for uPlot), with the decay drawn between updates.
- * Updates at the same event time collapse to the last one: the state after all of them.
- */
-export function decayedSeries(updates, halfLifeSeconds, until) {
-  const points = [];
-  for (const update of updates) {
-    const t = Date.parse(update.as_of) / 1000;
-    const point = { t, e: update.escalation_index, d: update.de_escalation_index };
-    if (points.length && points[points.length - 1].t === t) points[points.length - 1] = point;
-    else points.push(point);
-  }
-  const xs = [];
-  const es = [];
-  const ds = [];
-  const push = (t, e, d) => {
-    xs.push(t);
-    es.push(e);
-    ds.push(d);
-  };
-  points.forEach((point, i) => {
-    push(point.t, point.e, point.d);
-    const hasNext = i + 1 < points.length;
-    // Up to just before the next update, so the jump there is (nearly) vertical; after the
-    // last update, up to the clock.
-    const end = hasNext ? points[i + 1].t - 1 : Math.max(until ?? point.t, point.t);
-    if (end <= point.t) return;
-    for (let k = 1; k <= SAMPLES_PER_GAP; k++) {
-      const t = point.t + ((end - point.t) * k) / SAMPLES_PER_GAP;
-      const factor = 2 ** (-(t - point.t) / halfLifeSeconds);
-      push(t, point.e * factor, point.d * factor);
-    }
-  });
-  return [xs, es, ds];
+/** A curve of the API as uPlot takes it: [times, E, D]. */
+export function plotted(curve) {
+  return curve ? [curve.times, curve.escalation, curve.de_escalation] : [[], [], []];
 }
 
 /** The threshold bands, clearing lines and alert markers, drawn on uPlot's canvas. */
@@ -71,11 +43,8 @@ function thresholdBands(getConfig) {
     if (!config) return;
     const { ctx } = u;
     const { left, top, width, height } = u.bbox;
-    const bands = [
-      ['watch', config.watch, config.warning],
-      ['warning', config.warning, config.critical],
-      ['critical', config.critical, Infinity],
-    ];
+    const raised = thresholds(config);
+    const bands = raised.map(([level, from], i) => [level, from, raised[i + 1]?.[1] ?? Infinity]);
     ctx.save();
     ctx.beginPath();
     ctx.rect(left, top, width, height);
@@ -208,9 +177,9 @@ export class DyadChart {
         // A little room on the right, so a marker at the latest event is not cut in half.
         x: { time: true, range: (_, min, max) => [min, max + Math.max((max - min) * 0.015, 3600)] },
         y: {
-          // From 0, and high enough to show the critical threshold: how close a dyad is
+          // From 0, and high enough to show the highest threshold: how close a dyad is
           // to a level matters as much as its shape.
-          range: (_, __, max) => [0, Math.max((max || 0) * 1.1, (this.getConfig()?.critical ?? 0) * 1.08, 1)],
+          range: (_, __, max) => [0, Math.max((max || 0) * 1.1, this.highestThreshold() * 1.08, 1)],
         },
       },
       series: [
@@ -235,6 +204,11 @@ export class DyadChart {
     this.resizer.observe(this.container);
   }
 
+  highestThreshold() {
+    const config = this.getConfig();
+    return config ? (thresholds(config).at(-1)?.[1] ?? 0) : 0;
+  }
+
   /** New data (or a new dyad): rescales, and redraws the bands and markers. */
   show(data) {
     if (!globalThis.uPlot) return;
@@ -248,12 +222,12 @@ export class DyadChart {
 }
 
 /**
- * A sparkline of E and D for a card: plain SVG, no library. `span` is the time window
- * [start, end] in seconds, shared by all cards; the faint lines are the thresholds within
- * the card's scale.
+ * A sparkline of a card's curve (from the API): plain SVG, no library. `span` is the time
+ * window [start, end] in seconds, shared by all cards; the faint lines are the thresholds
+ * within the card's scale.
  */
-export function sparkline(series, config, span, width = 220, height = 44) {
-  const [xs, es, ds] = series;
+export function sparkline(curve, config, span, width = 220, height = 44) {
+  const [xs, es, ds] = plotted(curve);
   const root = svg('svg', {
     class: 'sparkline',
     viewBox: `0 0 ${width} ${height}`,
@@ -262,15 +236,14 @@ export function sparkline(series, config, span, width = 220, height = 44) {
   });
   if (!xs.length || !span) return root;
   const [x0, x1] = span;
-  const top = Math.max(...es, ...ds, config ? config.watch : 0) * 1.1 || 1;
+  const levels = config ? thresholds(config) : [];
+  const top = Math.max(...es, ...ds, levels[0]?.[1] ?? 0) * 1.1 || 1;
   const px = (t) => ((t - x0) / (x1 - x0 || 1)) * width;
   const py = (v) => height - 2 - (v / top) * (height - 4);
-  if (config) {
-    for (const level of ['watch', 'warning', 'critical']) {
-      if (config[level] <= top) {
-        const y = py(config[level]).toFixed(1);
-        root.append(svg('line', { x1: 0, x2: width, y1: y, y2: y, class: `threshold ${level}` }));
-      }
+  for (const [level, threshold] of levels) {
+    if (threshold <= top) {
+      const y = py(threshold).toFixed(1);
+      root.append(svg('line', { x1: 0, x2: width, y1: y, y2: y, class: `threshold ${level}` }));
     }
   }
   const path = (values) => values.map((v, i) => `${px(xs[i]).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
