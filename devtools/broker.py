@@ -96,16 +96,17 @@ class Broker:
         *,
         controller_port: int | None = None,
         data_dir: Path | None = None,
-        version: str = KAFKA_VERSION_DEFAULT,
+        version: str | None = None,
         cache_dir: Path | None = None,
     ) -> Broker:
-        """The CLI's defaults: controller on port + 1, files in `<cache>/broker-<port>`."""
+        """The CLI's defaults: controller on port + 1, files in `<cache>/broker-<port>`, and
+        KAFKA_VERSION_DEFAULT unless a version is given."""
         cache = cache_dir or default_cache_dir()
         return cls(
             port=port,
             controller_port=port + 1 if controller_port is None else controller_port,
             data_dir=data_dir or default_data_dir(port, cache),
-            version=version,
+            version=version or KAFKA_VERSION_DEFAULT,
             cache_dir=cache,
         )
 

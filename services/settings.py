@@ -21,7 +21,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from devtools.broker import KAFKA_VERSION_DEFAULT
 from replay.readers.base import ReaderOptions
 from services.core.config import Duration, EngineConfig
 
@@ -36,7 +35,11 @@ class Settings(BaseSettings, EngineConfig):
     namespace: str = Field(
         default="", pattern=r"^[a-z0-9_-]*$", max_length=40, description="topic prefix: <ns>.crisis.events"
     )
-    kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^\d+\.\d+\.\d+$")
+    kafka_version: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="the local broker's Apache Kafka version (default: devtools.broker's)",
+    )
     web_host: str = Field(
         default="127.0.0.1", description="the web server's address; 0.0.0.0 only inside a container"
     )
