@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,14 @@ async def replay(
     file_format: str = "auto",
     speed: float | None = None,
     max_wait: float | None = None,
+    when_read: Callable[[], Awaitable[object]] | None = None,
     progress: bool = False,
     options: ReaderOptions | None = None,
 ) -> ReplayReport:
     """Produce every record; `speed` is event seconds per wall second (None: as fast as possible),
     and no wait between two records is longer than `max_wait` seconds (None: as long as it takes).
+    `when_read` is awaited once the files are read, before anything is produced: creating
+    the topics there means an unreadable file never has the broker contacted.
 
     Every input is read (and sorted) before the first record is produced, so an unreadable
     file stops the replay with nothing produced.
@@ -52,6 +55,8 @@ async def replay(
     report = ReplayReport(run_id=uuid.uuid4().hex[:12])
     records = read_in_play_order(paths, file_format, options, report.read, progress)
     first = next(records, None)
+    if when_read is not None:
+        await when_read()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     deliveries: list[asyncio.Future[Any]] = []

@@ -229,7 +229,6 @@ def replay(
     config_file: Path | None,
 ) -> None:
     """Produce event files to crisis.events in event-time order, keyed by dyad."""
-    from replay.producer import ReplayReport
     from replay.producer import replay as replay_files
     from schemas.topics import Topics
     from services.backtest.timeline import render_bad_rows
@@ -238,20 +237,19 @@ def replay(
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
     topics = Topics(settings.namespace)
 
-    async def replay_to_kafka() -> ReplayReport:
-        await ensure_topics(settings.kafka_bootstrap, topics)
-        return await replay_files(
-            paths,
-            settings.kafka_bootstrap,
-            topics.events,
-            file_format,
-            speed,
-            progress=sys.stderr.isatty(),
-            options=settings.reader_options(datetime.now(UTC)),
-        )
-
     try:
-        report = run_async(replay_to_kafka())
+        report = run_async(
+            replay_files(
+                paths,
+                settings.kafka_bootstrap,
+                topics.events,
+                file_format,
+                speed,
+                progress=sys.stderr.isatty(),
+                options=settings.reader_options(datetime.now(UTC)),
+                when_read=lambda: ensure_topics(settings.kafka_bootstrap, topics),
+            )
+        )
     except InputError as error:
         fail(str(error))
     for line in render_bad_rows(report.read):
