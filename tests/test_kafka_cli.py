@@ -92,14 +92,16 @@ def test_alerts_tail_from_now_sees_nothing_old(article_tail: list[str]) -> None:
     assert run.returncode == 0 and run.stdout == ""
 
 
-def test_demo_once_shows_the_crisis_reaching_warning(
-    kafka_broker: Broker, kafka_namespace: str, tmp_path
-) -> None:
+def demo_once(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`crisismon demo --once` at full speed on the session's broker; it must succeed."""
     run = crisismon(
         "demo",
         "--once",
         "--speed",
         "max",
+        *extra,
         "--bootstrap",
         kafka_broker.bootstrap,
         "--namespace",
@@ -109,6 +111,13 @@ def test_demo_once_shows_the_crisis_reaching_warning(
         CRISISMON_DATA_DIR=str(tmp_path / "demo"),
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def test_demo_once_shows_the_crisis_reaching_warning(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path
+) -> None:
+    run = demo_once(kafka_broker, kafka_namespace, tmp_path)
     summary = run.stdout.splitlines()[-1]
     assert summary.split()[:2] in (["IRN-PAK", "warning"], ["IRN-PAK", "critical"]), run.stdout
     assert "2 escalation, 3 de-escalation" in summary
@@ -119,22 +128,7 @@ def test_the_demo_worker_runs_with_the_demo_settings_file(
 ) -> None:
     config = tmp_path / "strict.yaml"
     config.write_text("watch_threshold: 12\nwarning_threshold: 20\n")
-    run = crisismon(
-        "demo",
-        "--once",
-        "--speed",
-        "max",
-        "--config",
-        str(config),
-        "--bootstrap",
-        kafka_broker.bootstrap,
-        "--namespace",
-        kafka_namespace,
-        "--web-port",
-        str(free_port()),
-        CRISISMON_DATA_DIR=str(tmp_path / "demo"),
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = demo_once(kafka_broker, kafka_namespace, tmp_path, "--config", str(config))
     lines = run.stdout.splitlines()
     assert (
         "replaying 26 events of pakistan-iran-2024.jsonl (2023-12-15 to 2024-01-29) as fast as they go"
