@@ -49,7 +49,7 @@ Rejected = Literal["rejected"]
 
 
 class SnapshotStore(Protocol):
-    """Each dyad's saved state by dyad key (a Faust table in the worker, a dict in tests).
+    """Each dyad's saved state by dyad key (a Faust table in the worker; `tests/fakes.py`).
     A value set is what `get` returns after a restart: the table's changelog keeps it."""
 
     def get(self, key: bytes) -> bytes | None: ...
