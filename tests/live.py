@@ -159,10 +159,12 @@ def replay(path: Path, bootstrap: str, namespace: str, *extra: str) -> subproces
     return run
 
 
-def wait_processed(bootstrap: str, namespace: str, timeout: float = 120) -> None:
+def wait_processed(bootstrap: str, namespace: str, timeout: float = 120, *workers: WorkerProcess) -> None:
+    """Until the group has committed the whole log; on a time-out, the workers' logs say why."""
     topics = Topics(namespace)
     assert asyncio.run(wait_until_caught_up(bootstrap, topics.app_id, topics.events, timeout)), (
-        f"the worker did not process {topics.events} within {timeout}s"
+        f"the worker did not process {topics.events} within {timeout}s\n"
+        + "\n".join(worker.log_text() for worker in workers)
     )
 
 

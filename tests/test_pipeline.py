@@ -137,7 +137,7 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
     events = write_events(tmp_path / "many.jsonl", 600)
     first, second = worker("first"), worker("second")
     replay(events, bootstrap, kafka_namespace)
-    wait_processed(bootstrap, kafka_namespace, timeout=180)
+    wait_processed(bootstrap, kafka_namespace, 180, first, second)
     expected_alerts, expected_index = offline(events)
     assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected_alerts
     assert live_indices(bootstrap, kafka_namespace) == expected_index
@@ -178,7 +178,7 @@ def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(
     finally:
         producing.kill()
         producing.wait()
-    wait_processed(bootstrap, kafka_namespace, timeout=180)
+    wait_processed(bootstrap, kafka_namespace, 180, victim)
     expected_alerts, expected_index = offline(events)
     live = read_alerts(bootstrap, kafka_namespace)
     assert by_dyad(live) == expected_alerts, victim.log_text()

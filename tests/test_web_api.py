@@ -59,7 +59,7 @@ def test_two_workers_each_answer_for_every_dyad(
     both = tmp_path / "both.jsonl"
     both.write_text(ARTICLE.read_text() + write_events(tmp_path / "many.jsonl", 300).read_text())
     replay(both, bootstrap, kafka_namespace)
-    wait_processed(bootstrap, kafka_namespace, timeout=180)
+    wait_processed(bootstrap, kafka_namespace, 180, first, second)
     topic_index = latest_index(bootstrap, kafka_namespace)
     expected_alerts, _ = offline(both)
 
