@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.actors import ActorRole, role_from_cameo
 from schemas.cameo import cameo_codes
 
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="3-letter CAMEO country code")]
@@ -62,6 +63,16 @@ class Actor(StrictModel):
     code: str | None = Field(default=None, max_length=32, description="CAMEO actor code, e.g. IRNGOV")
     name: str = Field(min_length=1, max_length=200)
     country: CountryCode | None = Field(default=None, description="none for the UN, NGOs, ...")
+    role: ActorRole | None = Field(
+        default=None,
+        description="state or non-state; when absent, read from `code` (IRNGOV, IRN: state;"
+        " IRNCVL, IRNREB: non-state), and state when there is no code",
+    )
+
+    @property
+    def acting_role(self) -> ActorRole:
+        """The role given, or the one its CAMEO code implies (see schemas/actors.py)."""
+        return self.role if self.role is not None else role_from_cameo(self.code, self.country)
 
 
 class Provenance(StrictModel):

@@ -65,6 +65,20 @@ class IndexUpdate(ComputedWith):
     as_of: AwareDatetime = Field(description="event time the indices are evaluated at")
     escalation_index: float = Field(ge=0)
     de_escalation_index: float = Field(ge=0)
+    escalation_baseline: float = Field(
+        default=0.0,
+        ge=0,
+        description="the top of this dyad's normal band for the escalation index; levels follow "
+        "the surge above it (0: no normal of its own yet, or published before it was added)",
+    )
+    de_escalation_baseline: float = Field(
+        default=0.0, ge=0, description="the same for the de-escalation index"
+    )
+    crisis_since: AwareDatetime | None = Field(
+        default=None,
+        description="when the dyad's open crisis reached warning: it stays at watch or above until "
+        "resolved or quiet for the crisis memory (none: no crisis open)",
+    )
     level: Level
     triggered_by: Identifier = Field(description="the event or retraction that changed the dyad")
     triggered_at: AwareDatetime | None = Field(
@@ -83,7 +97,14 @@ class Contributor(StrictModel):
 
 
 AlertKind = Literal["escalation", "de-escalation"]
-ReasonCode = Literal["level-rise", "level-fall", "cooperation-overtakes", "correction"]
+ReasonCode = Literal[
+    "level-rise",
+    "level-fall",
+    "cooperation-overtakes",
+    "crisis-resolved",
+    "crisis-quiet",
+    "correction",
+]
 
 
 class Alert(ComputedWith):
@@ -98,7 +119,8 @@ class Alert(ComputedWith):
                     "kind": "escalation",
                     "level": "watch",
                     "previous_level": "normal",
-                    "reason": "escalation index 10.0 reached the watch threshold 6.0",
+                    "reason": "escalation surge 10.00 (above this dyad's normal) reached the watch"
+                    " threshold 6",
                     "reason_code": "level-rise",
                     "event_time": "2024-01-16T16:00:00Z",
                     "escalation_index": 10.0,
@@ -129,6 +151,20 @@ class Alert(ComputedWith):
     event_time: AwareDatetime = Field(description="event time of the triggering record")
     escalation_index: float = Field(ge=0)
     de_escalation_index: float = Field(ge=0)
+    escalation_baseline: float = Field(
+        default=0.0,
+        ge=0,
+        description="the top of this dyad's normal band for the escalation index; levels follow "
+        "the surge above it (0: no normal of its own yet, or published before it was added)",
+    )
+    de_escalation_baseline: float = Field(
+        default=0.0, ge=0, description="the same for the de-escalation index"
+    )
+    crisis_since: AwareDatetime | None = Field(
+        default=None,
+        description="when the dyad's open crisis reached warning: it stays at watch or above until "
+        "resolved or quiet for the crisis memory (none: no crisis open)",
+    )
     triggered_by: Identifier
     contributors: list[Contributor] = Field(max_length=50)
     emitted_at: AwareDatetime | None = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from schemas.actors import ActorRole
 from schemas.events import Actor, CrisisEvent, Provenance, Retraction
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -18,12 +19,13 @@ def event(
     target: str = "PAK",
     goldstein: float | None = None,
     weight: float = 1.0,
+    roles: tuple[ActorRole | None, ActorRole | None] = (None, None),
 ) -> CrisisEvent:
     return CrisisEvent(
         event_id=event_id,
         event_time=START + timedelta(hours=hours),
-        source=ACTORS[source],
-        target=ACTORS[target],
+        source=ACTORS[source].model_copy(update={"role": roles[0]}),
+        target=ACTORS[target].model_copy(update={"role": roles[1]}),
         cameo_code=cameo_code,
         goldstein=goldstein,
         weight=weight,

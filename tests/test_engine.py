@@ -7,7 +7,7 @@ import pytest
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig
 from services.core.dyad import SNAPSHOT_VERSION, DyadState
-from services.core.levels import next_level
+from services.core.levels import cleared, reached
 from tests.builders import event, retraction
 
 CONFIG = EngineConfig()
@@ -50,12 +50,13 @@ def test_index_halves_every_half_life_of_event_time() -> None:
 
 def test_hysteresis_leaves_a_level_only_below_its_clearing_threshold() -> None:
     watch = CONFIG.watch_threshold
-    assert next_level(Level.NORMAL, watch, CONFIG) is Level.WATCH
+    assert reached(watch, CONFIG) is Level.WATCH
     just_below = watch - 0.01
-    assert next_level(Level.WATCH, just_below, CONFIG) is Level.WATCH
-    assert next_level(Level.WATCH, watch * CONFIG.clearing_ratio - 0.01, CONFIG) is Level.NORMAL
-    assert next_level(Level.CRITICAL, 0.0, CONFIG) is Level.NORMAL
-    assert next_level(Level.NORMAL, CONFIG.critical_threshold, CONFIG) is Level.CRITICAL
+    assert cleared(Level.WATCH, just_below, CONFIG) is Level.WATCH
+    assert cleared(Level.WATCH, watch * CONFIG.clearing_ratio - 0.01, CONFIG) is Level.NORMAL
+    assert cleared(Level.CRITICAL, 0.0, CONFIG) is Level.NORMAL
+    assert reached(CONFIG.critical_threshold, CONFIG) is Level.CRITICAL
+    assert reached(-5.0, CONFIG) is Level.NORMAL
 
 
 def _levels_raised_while_hovering(config: EngineConfig) -> list[Level]:
@@ -73,18 +74,22 @@ def _levels_raised_while_hovering(config: EngineConfig) -> list[Level]:
 
 def test_a_dyad_hovering_near_a_threshold_does_not_flap() -> None:
     assert _levels_raised_while_hovering(EngineConfig(half_life="1d")) == [Level.WATCH]
-    without_hysteresis = EngineConfig(half_life="1d", clearing_ratio=0.99)
-    assert len(_levels_raised_while_hovering(without_hysteresis)) == 10
+    dwell_alone = EngineConfig(half_life="1d", clearing_ratio=0.99)
+    assert len(_levels_raised_while_hovering(dwell_alone)) == 3
+    neither = EngineConfig(half_life="1d", clearing_ratio=0.99, min_dwell="0s")
+    assert len(_levels_raised_while_hovering(neither)) == 10
 
 
 def test_de_escalation_when_cooperation_overtakes_conflict_above_normal() -> None:
+    """Cooperation is judged on whole event times: at the dyad's next, later event."""
     engine = Engine()
     engine.process(event("strike", hours=0))
-    outcome = engine.process(event("truce", hours=12, cameo_code="0871", source="PAK", target="IRN"))
+    assert engine.process(event("truce", hours=12, cameo_code="0871", source="PAK", target="IRN")).alerts == ()
+    outcome = engine.process(event("talks", hours=13, cameo_code="040", source="PAK", target="IRN"))
     assert [(a.kind, a.reason_code, a.level) for a in outcome.alerts] == [
         ("de-escalation", "cooperation-overtakes", Level.WATCH)
     ]
-    assert outcome.alerts[0].triggered_by == "truce"
+    assert outcome.alerts[0].triggered_by == "talks"
 
 
 def test_de_escalation_when_the_level_falls() -> None:
@@ -199,16 +204,28 @@ def test_a_repeated_event_offers_its_alerts_again_with_the_same_ids() -> None:
     assert again.alerts == () and again.repeats == first.alerts
 
 
-def test_a_snapshot_of_the_previous_version_is_migrated() -> None:
-    """Version 1 (before versions were written) had no `last_change`: it restores, as unknown."""
+def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
+    """Version 1 had no `last_change`, version 2 no running totals or standings on entries: both
+    restore, with what can be rebuilt from the entries rebuilt, and no crisis open."""
     engine = Engine()
     for record in (event("a", 0), event("b", 10, cameo_code="138")):
         engine.process(record)
-    current = engine.states["IRN-PAK"].snapshot()
-    first_version = {k: v for k, v in current.items() if k not in ("version", "last_change")}
-    restored = DyadState.restore(first_version)
-    assert restored.entries == engine.states["IRN-PAK"].entries and restored.last_change is None
-    assert DyadState.restore(current) == engine.states["IRN-PAK"]
+    state = engine.states["IRN-PAK"]
+    current = state.snapshot()
+    second_version = {
+        **{k: v for k, v in current.items() if k not in ("first_time", "prior_totals", "prior_standing")},
+        "entries": [[*row[:7], row[15], row[17]] for row in current["entries"]],
+        "version": 2,
+    }
+    first_version = {k: v for k, v in second_version.items() if k not in ("version", "last_change")}
+    for older in (second_version, first_version):
+        restored = DyadState.restore(older)
+        assert [(e.order, e.totals, e.level) for e in restored.entries] == [
+            (e.order, e.totals, e.level) for e in state.entries
+        ]
+        assert restored.first_time == state.first_time and restored.entries[-1].crisis_since is None
+    assert DyadState.restore(first_version).last_change is None
+    assert DyadState.restore(current) == state
 
 
 @pytest.mark.parametrize(

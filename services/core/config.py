@@ -49,6 +49,35 @@ class EngineConfig(BaseModel):
     clearing_ratio: float = Field(
         default=0.6, gt=0, lt=1, description="a level is left below threshold x ratio"
     )
+    non_state_weight: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="how much a non-state side (citizens, media, insurgents...) counts; an event "
+        "between two non-state actors counts its square",
+    )
+    baseline_window: Duration = Field(
+        default=timedelta(days=28), description="how much of a dyad's past sets its normal"
+    )
+    baseline_lag: Duration = Field(
+        default=timedelta(days=7),
+        description="the most recent span left out of the normal, so a crisis is not its own baseline",
+    )
+    baseline_sigmas: float = Field(
+        default=3.0, ge=0, le=10, description="the top of a dyad's normal band: mean + this many deviations"
+    )
+    baseline_min_events: int = Field(
+        default=20,
+        ge=1,
+        description="a dyad with fewer events in its baseline window has no normal of its own (zero)",
+    )
+    min_dwell: Duration = Field(
+        default=timedelta(days=3), description="a level is held at least this long before it falls"
+    )
+    crisis_memory: Duration = Field(
+        default=timedelta(days=180),
+        description="a crisis (warning or higher) stays open, at watch, until resolved or quiet this long",
+    )
     goldstein_scale: ScaleName = "gdelt"
     contributors: int = Field(default=5, ge=1, le=50, description="events named per alert")
     retention_half_lives: float = Field(

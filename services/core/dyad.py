@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 
 from schemas.outputs import Alert, Contributor, Level
 from services.core import decay
+from services.core.baseline import DAY, Totals, band_top
 from services.core.config import EngineConfig
-from services.core.levels import Transition, next_level, transition
+from services.core.levels import Standing, Transition, step
 from services.core.timeutil import from_seconds, to_seconds
 
 
@@ -30,12 +31,72 @@ class Entry:
     anchor: float = 0.0
     conflict_sum: float = 0.0
     cooperation_sum: float = 0.0
+    conflict_total: float = 0.0
+    conflict_day: float = 0.0
+    conflict_days_squared: float = 0.0
+    cooperation_total: float = 0.0
+    cooperation_day: float = 0.0
+    cooperation_days_squared: float = 0.0
+    events_total: int = 0
+    day: int = 0
     level: Level = Level.NORMAL
+    level_since: float | None = None
     cooperation_leads: bool = False
+    crisis_since: float | None = None
+    hot_at: float | None = None
+    crisis_baseline: float | None = None
 
     @property
     def order(self) -> tuple[float, str]:
         return (self.time, self.event_id)
+
+    @property
+    def totals(self) -> Totals:
+        return Totals(
+            self.conflict_total,
+            self.conflict_day,
+            self.conflict_days_squared,
+            self.cooperation_total,
+            self.cooperation_day,
+            self.cooperation_days_squared,
+            self.events_total,
+            self.day,
+        )
+
+    @totals.setter
+    def totals(self, totals: Totals) -> None:
+        (
+            self.conflict_total,
+            self.conflict_day,
+            self.conflict_days_squared,
+            self.cooperation_total,
+            self.cooperation_day,
+            self.cooperation_days_squared,
+            self.events_total,
+            self.day,
+        ) = totals
+
+    @property
+    def standing(self) -> Standing:
+        return Standing(
+            self.level,
+            self.level_since,
+            self.cooperation_leads,
+            self.crisis_since,
+            self.hot_at,
+            self.crisis_baseline,
+        )
+
+    @standing.setter
+    def standing(self, standing: Standing) -> None:
+        (
+            self.level,
+            self.level_since,
+            self.cooperation_leads,
+            self.crisis_since,
+            self.hot_at,
+            self.crisis_baseline,
+        ) = standing
 
     def as_row(self) -> list[Any]:
         """The fields in order: a compact form for snapshots (the level is a str enum)."""
@@ -81,6 +142,12 @@ class DyadState:
     """The ids of `entries`, for de-duplication in O(1)."""
     last_change: str | None = None
     """The record (event or retraction) that changed the entries last."""
+    first_time: float | None = None
+    """The earliest event time ever held: how much of a baseline window the dyad has seen."""
+    prior_totals: Totals = field(default_factory=Totals)
+    """Running totals just before `entries[0]`: what entries let go of still counts in windows."""
+    prior_standing: Standing = field(default_factory=Standing)
+    """The standing just before `entries[0]` (an open crisis outlives the entries that opened it)."""
 
     @property
     def latest_time(self) -> float | None:
@@ -116,10 +183,53 @@ class DyadState:
             decay.decayed(de_escalation, since, time, half_life),
         )
 
+    def baselines(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
+        """(escalation, de-escalation) band tops at the entry at `position` (see baseline.py)."""
+        if not self.entries or self.first_time is None:
+            return (0.0, 0.0)
+        time = self.entries[position].time
+        lag, length = config.baseline_lag.total_seconds(), config.baseline_window.total_seconds()
+        if not self.settled(time, config):  # warming up: what the dyad has seen so far
+            lag = 0.0
+        end = time - lag
+        start = max(end - length, self.first_time)
+        window = self._totals_before(end).minus(self._totals_before(start))
+        if window.events < config.baseline_min_events or end <= start:
+            return (0.0, 0.0)
+        days, half_life_days, sigmas = (
+            (end - start) / DAY,
+            config.half_life_seconds / DAY,
+            config.baseline_sigmas,
+        )
+        return (
+            band_top(window.conflict, window.conflict_days_squared, days, half_life_days, sigmas),
+            band_top(window.cooperation, window.cooperation_days_squared, days, half_life_days, sigmas),
+        )
+
+    def settled(self, time: float, config: EngineConfig) -> bool:
+        """Whether the dyad's history at `time` covers its baseline window and lag."""
+        reach = (config.baseline_lag + config.baseline_window).total_seconds()
+        return self.first_time is not None and time - self.first_time >= reach
+
+    def judged_baselines(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
+        """The baselines the entry at `position` was judged against (an open crisis keeps the
+        escalation baseline it opened with, if lower)."""
+        escalation, de_escalation = self.baselines(config, position)
+        if not self.entries:
+            return (escalation, de_escalation)
+        return (self.entries[position].standing.escalation_baseline(escalation), de_escalation)
+
+    def _totals_before(self, time: float) -> Totals:
+        """Running totals over the events before `time`."""
+        position = bisect.bisect_left(self.entries, time, key=lambda e: e.time) - 1
+        return self.entries[position].totals if position >= 0 else self.prior_totals
+
     def insert(self, entry: Entry) -> int:
         position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
         self.entries.insert(position, entry)
         self.event_ids.add(entry.event_id)
+        if self.first_time is None or entry.time < self.first_time:
+            self.first_time = entry.time
         return position
 
     def remove(self, event_id: str) -> int:
@@ -149,14 +259,35 @@ class DyadState:
                 conflict_sum += decay.term(item.conflict, item.time, entry.anchor, half_life)
                 cooperation_sum += decay.term(item.cooperation, item.time, entry.anchor, half_life)
             entry.conflict_sum, entry.cooperation_sum = conflict_sum, cooperation_sum
-            escalation, de_escalation = self.indices(config, index)
-            level_before = previous.level if previous else Level.NORMAL
-            led_before = previous.cooperation_leads if previous else False
-            entry.level = next_level(level_before, escalation, config)
-            entry.cooperation_leads = de_escalation > escalation
-            step = transition(level_before, entry.level, led_before, escalation, de_escalation, config)
-            if step is not None:
-                alerts.append(self.make_alert(step, level_before, entry.level, entry.event_id, index, config))
+            before = previous.standing if previous else self.prior_standing
+            entry.totals = (previous.totals if previous else self.prior_totals).plus(
+                entry.conflict, entry.cooperation, entry.time
+            )
+            passage = None
+            if previous is None or previous.time < entry.time:
+                escalation_before, de_escalation_before = (
+                    self.indices(config, index - 1) if previous else (0, 0)
+                )
+                passage = (
+                    decay.decayed(escalation_before, previous.time, entry.time, half_life)
+                    if previous
+                    else 0.0,
+                    decay.decayed(de_escalation_before, previous.time, entry.time, half_life)
+                    if previous
+                    else 0.0,
+                )
+            entry.standing, change = step(
+                before,
+                entry.time,
+                self.indices(config, index),
+                passage,
+                self.baselines(config, index),
+                self.settled(entry.time, config),
+                config,
+            )
+            if change is not None:
+                alert = self.make_alert(change, before.level, entry.level, entry.event_id, index, config)
+                alerts.append(alert)
         return alerts
 
     def make_alert(
@@ -171,6 +302,7 @@ class DyadState:
     ) -> Alert:
         """An alert about the state just after the entry at `position`."""
         escalation, de_escalation = self.indices(config, position)
+        escalation_band, de_escalation_band = self.judged_baselines(config, position)
         stamp = config.computed_with
         identity = "|".join(
             (
@@ -184,6 +316,7 @@ class DyadState:
             )
         )
         at = self.entries[position].time if self.entries else 0.0
+        crisis_since = self.entries[position].crisis_since if self.entries else None
         return Alert(
             alert_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
             dyad=self.dyad,
@@ -195,6 +328,9 @@ class DyadState:
             event_time=from_seconds(at if event_time is None else event_time),
             escalation_index=escalation,
             de_escalation_index=de_escalation,
+            escalation_baseline=escalation_band,
+            de_escalation_baseline=de_escalation_band,
+            crisis_since=None if crisis_since is None else from_seconds(crisis_since),
             triggered_by=triggered_by,
             contributors=self.contributors(position, config),
             **config.stamp_fields,
@@ -229,6 +365,9 @@ class DyadState:
     def forget_before(self, horizon: float) -> None:
         """Let go of what no longer weighs: entries, tombstones and alert ids older than horizon."""
         keep_from = bisect.bisect_left(self.entries, horizon, key=lambda e: e.time)
+        if keep_from > 0:
+            last_let_go = self.entries[keep_from - 1]
+            self.prior_totals, self.prior_standing = last_let_go.totals, last_let_go.standing
         self.event_ids.difference_update(e.event_id for e in self.entries[:keep_from])
         del self.entries[:keep_from]
         for event_id in [k for k, t in self.retracted.items() if t < horizon]:
@@ -256,6 +395,9 @@ class DyadState:
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
             "last_change": self.last_change,
+            "first_time": self.first_time,
+            "prior_totals": list(self.prior_totals),
+            "prior_standing": list(self.prior_standing),
             "version": SNAPSHOT_VERSION,
         }
 
@@ -276,12 +418,20 @@ class DyadState:
             reported_level=Level(snapshot["reported_level"]),
             event_ids={entry.event_id for entry in entries},
             last_change=snapshot["last_change"],
+            first_time=snapshot["first_time"],
+            prior_totals=Totals(*snapshot["prior_totals"]),
+            prior_standing=_standing_of(snapshot["prior_standing"]),
         )
 
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 """Bump it, and add a migration below, whenever a snapshot's shape changes: entry rows are
 positional, so a new field must never restore into the wrong slot."""
+
+
+def _standing_of(row: list[Any]) -> Standing:
+    level, *rest = row
+    return Standing(Level(level), *rest)
 
 
 def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -289,5 +439,25 @@ def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {**snapshot, "last_change": None, "version": 2}
 
 
-_MIGRATIONS = {1: _since_last_change}
+def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """2 → 3: running totals and standings on entries. Totals restart from the oldest entry
+    held and standings from its level, with no crisis open: a state this old converges to
+    what a replay of the log gives once its baseline window has passed (replay for exactness)."""
+    totals, rows = Totals(), []
+    for *sums, level, leads in snapshot["entries"]:
+        time, _, conflict, cooperation = sums[:4]
+        totals = totals.plus(conflict, cooperation, time)
+        rows.append([*sums, *totals, level, time, leads, None, None, None])
+    first = rows[0][0] if rows else None
+    return {
+        **snapshot,
+        "entries": rows,
+        "first_time": first,
+        "prior_totals": list(Totals()),
+        "prior_standing": list(Standing()),
+        "version": 3,
+    }
+
+
+_MIGRATIONS = {1: _since_last_change, 2: _with_baselines}
 """From version N to N + 1."""

@@ -64,7 +64,7 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     latest = state.latest_time
     if latest is not None and time < latest - config.retention_seconds:
         return Outcome("expired", event.event_id, state.dyad)
-    scored = score(event, config.scale)
+    scored = score(event, config)
     position = state.insert(Entry(time, event.event_id, scored.conflict, scored.cooperation))
     state.last_change = event.event_id
     alerts = _publish(state, state.recompute_from(position, config), event.event_id, time, config)
@@ -158,12 +158,17 @@ def _forget_old(state: DyadState, config: EngineConfig) -> None:
 def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
     """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
+    escalation_band, de_escalation_band = state.judged_baselines(config)
+    crisis_since = state.entries[-1].crisis_since if state.entries else None
     latest = state.latest_time
     return IndexUpdate(
         dyad=state.dyad,
         as_of=from_seconds(record_time if latest is None else latest),
         escalation_index=escalation,
         de_escalation_index=de_escalation,
+        escalation_baseline=escalation_band,
+        de_escalation_baseline=de_escalation_band,
+        crisis_since=None if crisis_since is None else from_seconds(crisis_since),
         level=state.level,
         triggered_by=record_id,
         triggered_at=from_seconds(record_time),

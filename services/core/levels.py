@@ -1,31 +1,47 @@
-"""Levels from the escalation index, with hysteresis, and the transitions that make alerts."""
+"""A dyad's standing after each event: its level, its open crisis, and the alert a step deserves.
+
+Levels follow the escalation *surge*: how far the escalation index stands above the top of
+the dyad's own normal band (see baseline.py). Three rules keep them from churning:
+
+- hysteresis: a level is reached at its threshold and left only below threshold x
+  `clearing_ratio`;
+- dwell: a level is held at least `min_dwell` of event time before it may fall;
+- crisis memory: once a dyad reaches `warning`, its crisis stays open and the dyad stays at
+  least at `watch` until the crisis is resolved (cooperation surges past conflict) or has
+  been quiet (no surge to `watch`) for `crisis_memory`. A crisis that goes quiet unresolved
+  stays visible, and its resolution, months later, is still an alert.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas.outputs import AlertKind, Level, ReasonCode
-from services.core.config import EngineConfig
+from services.core.config import EngineConfig, format_duration
+from services.core.timeutil import from_seconds
 
 LEVELS = tuple(Level)
 
 
-def next_level(current: Level, escalation: float, config: EngineConfig) -> Level:
-    """Rise to the highest threshold reached; fall only below a level's clearing threshold.
+class Standing(NamedTuple):
+    """What a dyad's timeline holds after an event, besides its indices."""
 
-    The gap between a threshold and its clearing threshold keeps a dyad that hovers near
-    a threshold from flapping between two levels.
-    """
-    reached = max(
-        (lv for lv in LEVELS if escalation >= config.threshold(lv)),
-        key=lambda lv: lv.rank,
-    )
-    if reached.rank > current.rank:
-        return reached
-    level = current
-    while level is not Level.NORMAL and escalation < config.threshold(level) * config.clearing_ratio:
-        level = LEVELS[level.rank - 1]
-    return level
+    level: Level = Level.NORMAL
+    since: float | None = None
+    """Event time the level was entered (None: normal from the start)."""
+    cooperation_leads: bool = False
+    """The de-escalation surge is at least `watch` and above the escalation surge."""
+    crisis_since: float | None = None
+    """When the open crisis reached `warning` (None: no crisis open)."""
+    hot_at: float | None = None
+    """The last time the open crisis's surge stood at `watch` or above."""
+    crisis_baseline: float | None = None
+    """The escalation baseline when the crisis opened: while it is open, the dyad is judged
+    against the lower of it and the current one, so a long war never becomes its own normal."""
+
+    def escalation_baseline(self, current: float) -> float:
+        return current if self.crisis_baseline is None else min(current, self.crisis_baseline)
 
 
 @dataclass(frozen=True)
@@ -35,33 +51,131 @@ class Transition:
     reason: str
 
 
-def transition(
-    before: Level,
-    after: Level,
-    cooperation_led: bool,
-    escalation: float,
-    de_escalation: float,
+def reached(surge: float, config: EngineConfig) -> Level:
+    """The highest level whose threshold the surge reaches."""
+    return max(
+        (lv for lv in LEVELS[1:] if surge >= config.threshold(lv)),
+        key=lambda lv: lv.rank,
+        default=Level.NORMAL,
+    )
+
+
+def cleared(level: Level, surge: float, config: EngineConfig) -> Level:
+    """The level left after falling through every clearing threshold the surge is below."""
+    while level is not Level.NORMAL and surge < config.threshold(level) * config.clearing_ratio:
+        level = LEVELS[level.rank - 1]
+    return level
+
+
+def step(
+    before: Standing,
+    time: float,
+    indices: tuple[float, float],
+    passage: tuple[float, float] | None,
+    baselines: tuple[float, float],
+    settled: bool,
+    config: EngineConfig,
+) -> tuple[Standing, Transition | None]:
+    """The standing after an event at `time`, and the alert it deserves (at most one, net).
+
+    `indices` are the (escalation, de-escalation) indices just after the event; `passage` the
+    same just before it, given when the event opens a new event time; `baselines` the tops of
+    the dyad's normal bands, `settled` whether its history covers the baseline window and lag
+    (a crisis opened before keeps no baseline: none was known). Rises follow the surges
+    (index minus baseline) at once. Falls, resolutions and cooperation are judged on `passage`
+    only, on whole event times: rows of one day decide nothing by the order they sort in.
+    """
+    level, since, leads = before.level, before.since, before.cooperation_leads
+    crisis_since, hot_at, crisis_baseline = before.crisis_since, before.hot_at, before.crisis_baseline
+    escalation_baseline = before.escalation_baseline(baselines[0])
+
+    def surge(values: tuple[float, float]) -> tuple[float, float]:
+        return (values[0] - escalation_baseline, values[1] - baselines[1])
+
+    surges = surge(indices)
+    resolved = quiet = turned = False
+    if passage is not None:
+        escalation_before, de_escalation_before = passage = surge(passage)
+        leads = de_escalation_before >= config.watch_threshold and de_escalation_before > escalation_before
+        turned = leads and not before.cooperation_leads and level is not Level.NORMAL
+        calmed = cleared(level, escalation_before, config).rank < Level.WARNING.rank
+        resolved = crisis_since is not None and turned and calmed
+        quiet = (
+            crisis_since is not None
+            and hot_at is not None
+            and time - hot_at >= config.crisis_memory.total_seconds()
+        )
+        if resolved or quiet:
+            crisis_since = hot_at = crisis_baseline = None
+        floor = Level.WATCH if crisis_since is not None else Level.NORMAL
+        lower = max(cleared(level, escalation_before, config), floor, key=lambda lv: lv.rank)
+        held = since is not None and time - since < config.min_dwell.total_seconds()
+        if lower.rank < level.rank and (resolved or quiet or not held):
+            level = lower
+
+    escalation_surge = surges[0]
+    top = reached(escalation_surge, config)
+    if top.rank > level.rank:
+        level = top
+    if level.rank >= Level.WARNING.rank and crisis_since is None:
+        crisis_since, crisis_baseline = time, baselines[0] if settled else None
+    if crisis_since is not None and escalation_surge >= config.watch_threshold:
+        hot_at = time
+    entered = time if level is not before.level else since
+    after = Standing(level, entered, leads, crisis_since, hot_at, crisis_baseline)
+    shown = passage if passage is not None and level.rank <= before.level.rank else surges
+    return after, _transition(before, after, resolved, quiet, turned, shown, config)
+
+
+def _transition(
+    before: Standing,
+    after: Standing,
+    resolved: bool,
+    quiet: bool,
+    turned: bool,
+    surges: tuple[float, float],
     config: EngineConfig,
 ) -> Transition | None:
-    """The alert a step deserves, if any: at most one per step."""
-    if after.rank > before.rank:
+    was, now = before.level, after.level
+    escalation_surge, de_escalation_surge = surges
+    if now.rank > was.rank:
         return Transition(
             "escalation",
             "level-rise",
-            f"escalation index {escalation:.2f} reached the {after} threshold {config.threshold(after):g}",
+            f"escalation surge {escalation_surge:.2f} (above this dyad's normal) reached the {now} "
+            f"threshold {config.threshold(now):g}",
         )
-    if after.rank < before.rank:
+    if resolved:
+        return Transition(
+            "de-escalation",
+            "crisis-resolved",
+            f"de-escalation surge {de_escalation_surge:.2f} overtook escalation surge "
+            f"{escalation_surge:.2f}: the crisis open since {_day(before.crisis_since)} is resolved"
+            + ("" if now is not was else f"; the level stays {now}"),
+        )
+    if quiet and now.rank < was.rank:
+        return Transition(
+            "de-escalation",
+            "crisis-quiet",
+            f"no surge to watch for {format_duration(config.crisis_memory)}: the crisis open since "
+            f"{_day(before.crisis_since)} is closed unresolved",
+        )
+    if now.rank < was.rank:
         return Transition(
             "de-escalation",
             "level-fall",
-            f"escalation index {escalation:.2f} fell below the {before} clearing threshold "
-            f"{config.threshold(before) * config.clearing_ratio:g}",
+            f"escalation surge {escalation_surge:.2f} fell below the {was} clearing threshold "
+            f"{config.threshold(was) * config.clearing_ratio:g}",
         )
-    if after is not Level.NORMAL and de_escalation > escalation and not cooperation_led:
+    if turned:
         return Transition(
             "de-escalation",
             "cooperation-overtakes",
-            f"de-escalation index {de_escalation:.2f} overtook escalation index "
-            f"{escalation:.2f} at level {after}",
+            f"de-escalation surge {de_escalation_surge:.2f} overtook escalation surge "
+            f"{escalation_surge:.2f} at level {now}",
         )
     return None
+
+
+def _day(seconds: float | None) -> str:
+    return "?" if seconds is None else from_seconds(seconds).date().isoformat()

@@ -22,7 +22,7 @@ from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
 from schemas.events import CrisisEvent, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
 from services.core.curve import AnchorTrail, Curve, sample
-from services.core.scoring import score
+from services.core.scoring import goldstein_of
 from services.core.timeutil import to_seconds
 from services.web.models import DyadCurve, DyadSummary, EventDetail
 
@@ -105,15 +105,15 @@ class Projection:
             return detail
         if record.event_id in self.events:
             return None
-        scored = score(record, self.scale)
+        goldstein = goldstein_of(record, self.scale)
         code = cameo_codes().get(record.cameo_code)
         detail = EventDetail(
             event=record,
             dyad=record.dyad,
             retracted_by=self.pending_retractions.pop(record.event_id, None),
             cameo_description=code.description if code else None,
-            goldstein=scored.goldstein,
-            feeds="escalation" if scored.conflict else "de-escalation" if scored.cooperation else "neither",
+            goldstein=goldstein,
+            feeds="escalation" if goldstein < 0 else "de-escalation" if goldstein > 0 else "neither",
         )
         self.events[record.event_id] = detail
         if len(self.events) > self.max_events:

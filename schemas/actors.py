@@ -1,0 +1,114 @@
+"""Who acts for a state: the mapping from what each source says of an actor to its role.
+
+An interstate crisis is made by states: governments, leaders, ministries, armed forces and
+other state organs. Machine coders also code crime stories, citizens, media and parties to
+country pairs ("Police (United States) arrest Citizen (United Kingdom)"); those rows say
+little about relations between the two states. Each source describes actors its own way:
+
+- CAMEO actor codes (GDELT, hand-coded events): a country code followed by 3-letter type
+  codes. The role types GOV (government), MIL (military), COP (police), JUD (judiciary),
+  SPY (intelligence) and LEG (legislature) are state organs; OPP (opposition), REB, INS,
+  SEP (rebels, insurgents, separatists), UAF (unaligned armed forces), CRM (criminals) mark a
+  non-state actor even next to a state type; every other type (CVL civilians, BUS, MED,
+  EDU, LAB, REL, NGO, ...) is non-state. A bare country code is the state itself.
+  Source: CAMEO Conflict and Mediation Event Observations Codebook, v1.1b3 (Schrodt 2012),
+  chapter 3 "Actor codes", and GDELT's Actor1Type1Code..Type3Code (GDELT Event Codebook 2.0).
+- ICEWS names and sectors: an actor whose name is its country's name is the state; an actor
+  whose sectors include a state sector (Government, Executive, Military, Police, Cabinet,
+  Foreign Ministry, ...) is a state organ, unless a sector marks it as out of the state
+  (Dissident, Insurgents, Criminals / Gangs, Opposition Major Party (Out Of Government),
+  ...); anything else (citizens, media, business, named private people without sectors)
+  is non-state. Source: ICEWS Coded Event Data codebook and its sector dictionary
+  (Boschee et al., Harvard Dataverse doi:10.7910/DVN/28075), as the sectors appear in the
+  2018 daily files.
+
+ICEWS sectors describe an actor over its whole history (a politician keeps "Government"
+after leaving office), so the mapping errs towards `state` for politicians; the weight
+of non-state events (the engine's `non_state_weight`) is what bounds the cost of an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class ActorRole(StrEnum):
+    """Whether an actor speaks and acts for its state: what makes an event interstate."""
+
+    STATE = "state"
+    NON_STATE = "non-state"
+
+
+CAMEO_STATE_TYPES = frozenset({"GOV", "MIL", "COP", "JUD", "SPY", "LEG"})
+CAMEO_OUT_OF_STATE_TYPES = frozenset({"OPP", "REB", "INS", "SEP", "UAF", "CRM"})
+
+ICEWS_STATE_SECTORS = frozenset(
+    {
+        "Government",
+        "Executive",
+        "Executive Office",
+        "Cabinet",
+        "Military",
+        "Army",
+        "Navy",
+        "Air Force",
+        "Marines",
+        "Military Intelligence",
+        "National / Border Divisions",
+        "Police",
+        "Judicial",
+        "Legislative / Parliamentary",
+        "Foreign Ministry",
+        "Defense / Security Ministry",
+        "Interior / Home Ministry",
+        "Intelligence Ministry",
+        "Finance / Economy / Commerce / Trade Ministry",
+        "Justice / Law Ministry",
+        "State Media",
+    }
+)
+ICEWS_OUT_OF_STATE_SECTORS = frozenset(
+    {
+        "Dissident",
+        "Insurgents",
+        "Rebel",
+        "Separatists",
+        "Criminals / Gangs",
+        "Opposition Major Party (Out Of Government)",
+        "Protestors / Popular Opposition / Mobs",
+        "Radicals / Extremists / Fundamentalists",
+        "Unidentified Forces",
+    }
+)
+
+
+def role_from_cameo(code: str | None, country: str | None, types: Iterable[str] = ()) -> ActorRole:
+    """An actor's role from its CAMEO code (`IRNGOV`) or its type codes (GDELT's Type1..3).
+
+    Without a code or types the actor is taken as its state: a hand-coded event that names
+    only a country means the state.
+    """
+    found = [t.upper() for t in types if t]
+    if not found and code:
+        rest = code.upper()
+        if country and rest.startswith(country):
+            rest = rest[len(country) :]
+        found = [rest[at : at + 3] for at in range(0, len(rest), 3)]
+    if not found:
+        return ActorRole.STATE
+    if found[0] in CAMEO_STATE_TYPES and not CAMEO_OUT_OF_STATE_TYPES.intersection(found):
+        return ActorRole.STATE
+    return ActorRole.NON_STATE
+
+
+def role_from_icews(name: str, sectors: str, country_name: str) -> ActorRole:
+    """An ICEWS actor's role from its name, its comma-separated sectors and its country's name."""
+    if name.strip().casefold() == country_name.strip().casefold():
+        return ActorRole.STATE
+    named = {sector.strip() for sector in sectors.split(",")}
+    if named & ICEWS_OUT_OF_STATE_SECTORS:
+        return ActorRole.NON_STATE
+    if named & ICEWS_STATE_SECTORS:
+        return ActorRole.STATE
+    return ActorRole.NON_STATE
