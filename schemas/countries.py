@@ -29,6 +29,19 @@ NAME_OVERRIDES = {
     "burma": "MMR",
     "vatican city": "VAT",
     "palestine": "PSE",
+    "brunei": "BRN",
+    "micronesia": "FSM",
+    "cook island": "COK",
+    "u.s. virgin islands": "VIR",
+    "falkland islands": "FLK",
+    "reunion": "REU",  # ISO spells it Réunion
+    # Actor names ICEWS gives countries (Source Name "Russia", Source Country "Russian
+    # Federation"): the ICEWS reader reads such an actor as its state.
+    "russia": "RUS",
+    "palestinian territory, occupied": "PSE",
+    # Not a country: ICEWS's geocoder puts two events of the 2018 Q4 files in the Country
+    # (event location) column as "Bavaria"; the location is in Germany.
+    "bavaria": "DEU",
 }
 
 
@@ -39,10 +52,16 @@ def country_codes() -> frozenset[str]:
 
 @cache
 def country_code(name: str) -> str | None:
-    """The code of a country's name (ISO names, common names, ICEWS spellings); None if unknown."""
+    """The code of a country's name (ISO names, common names, ICEWS spellings); None if unknown.
+
+    Not of a 2-letter or numeric code, which pycountry's lookup would also take: "NA" is
+    ICEWS's null, not Namibia.
+    """
     key = name.strip().lower()
     if key in NAME_OVERRIDES:
         return NAME_OVERRIDES[key]
+    if len(key) < 3 or key.isdigit():
+        return None
     try:
         return str(pycountry.countries.lookup(key).alpha_3)
     except LookupError:

@@ -65,7 +65,9 @@ def cli() -> None:
     "--sweep",
     "sweep_specs",
     multiple=True,
-    help="NAME=V1,V2,... over half_life, watch, warning, critical, clearing: score a grid (needs --labels).",
+    help="NAME=V1,V2,... over half_life, watch, warning, critical, clearing, non_state, window, lag,"
+    " sigmas, min_events, dwell, memory: score a grid against the labels, each row with its alert"
+    " budget over every dyad (needs --labels).",
 )
 def backtest(
     paths: tuple[Path, ...],
@@ -76,25 +78,33 @@ def backtest(
     label_paths: tuple[Path, ...],
     sweep_specs: tuple[str, ...],
 ) -> None:
-    """Run event files (native, GDELT, ICEWS; plain or zipped) through the engine offline."""
-    from services.backtest.labels import load_labels
+    """Run event files (native, GDELT, ICEWS; plain or zipped) through the engine offline.
+
+    The summary gives the alert budget (alerts per 30 days of event time over every dyad)
+    before any scores; with --json it goes to stderr with them, and only when --labels is given.
+    """
+    from services.backtest.budget import run_budget
+    from services.backtest.labels import load_labelled, unread_events
     from services.backtest.run import run_backtest
     from services.backtest.scoring import evaluate
     from services.backtest.sweep import parse_sweep, run_sweep
-    from services.backtest.tables import render_scores, render_sweep
+    from services.backtest.tables import render_budget, render_scores, render_sweep
     from services.backtest.timeline import render_bad_rows, render_timeline
 
     settings = settings_from(config_file)
     config, options = settings.engine_config(), settings.reader_options(datetime.now(UTC))
     try:
-        crises = load_labels(list(label_paths)) if label_paths else []
+        labelled = load_labelled(list(label_paths)) if label_paths else []
         axes = parse_sweep(sweep_specs)
     except ValueError as error:
         fail(str(error))
+    crises = [labels for _, labels in labelled]
     if axes and not crises:
         fail("--sweep scores each setting against labels: give --labels too")
     if report_dir is not None:
         prepare_report_dir(report_dir)  # before the run: a bad path should not cost a long one
+    for note in unread_events(labelled, list(paths)):
+        click.echo(note, err=True)
     watched = {labels.dyad for labels in crises}
     try:
         result = run_backtest(paths, config, file_format, options, sys.stderr.isatty(), watched)
@@ -111,8 +121,12 @@ def backtest(
         for line in render_timeline(result):
             click.echo(line)
     evaluation = evaluate(result, crises) if crises else None
+    for labels in crises:
+        if labels.dyad not in result.dyads:
+            click.echo(f"labels {labels.name!r}: note: no record of {labels.dyad} in the inputs", err=True)
+    budget = list(render_budget(run_budget(result))) if crises or not as_json else []
     scores = [*(render_scores(evaluation) if evaluation else []), *(render_sweep(sweep) if sweep else [])]
-    for line in ["", *scores] if scores else []:
+    for line in [line for section in (budget, scores) if section for line in ["", *section]]:
         click.echo(line, err=as_json)
     if report_dir is not None:
         from services.backtest.report import write_report

@@ -84,7 +84,9 @@ def test_de_escalation_when_cooperation_overtakes_conflict_above_normal() -> Non
     """Cooperation is judged on whole event times: at the dyad's next, later event."""
     engine = Engine()
     engine.process(event("strike", hours=0))
-    assert engine.process(event("truce", hours=12, cameo_code="0871", source="PAK", target="IRN")).alerts == ()
+    assert (
+        engine.process(event("truce", hours=12, cameo_code="0871", source="PAK", target="IRN")).alerts == ()
+    )
     outcome = engine.process(event("talks", hours=13, cameo_code="040", source="PAK", target="IRN"))
     assert [(a.kind, a.reason_code, a.level) for a in outcome.alerts] == [
         ("de-escalation", "cooperation-overtakes", Level.WATCH)

@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 
+from services.backtest import report
+from services.backtest.budget import run_budget
+from services.backtest.labels import CrisisLabels
 from services.backtest.report import write_report
 from services.backtest.run import BacktestResult, run_backtest
+from services.backtest.tables import budget_span
 from services.core.config import EngineConfig
 from services.core.curve import sample
 from services.core.decay import decayed
@@ -176,3 +180,52 @@ def test_untrusted_event_text_never_becomes_markup(tmp_path: Path) -> None:
     assert links and all(link.startswith("#") for link in links)  # only to the page's own sections
     images = [value for tag, name, value in markup.attributes if tag == "img" and name == "src"]
     assert images and all(image.startswith("data:image/png;base64,") for image in images)
+
+
+def test_the_page_shows_the_alert_budget(result: BacktestResult, tmp_path: Path) -> None:
+    text = write_report(result, tmp_path / "report").read_text(encoding="utf-8")
+    budget = run_budget(result)
+    assert budget.alerts == len(result.alerts) >= 1
+    assert 'id="alert-budget"' in text
+    assert budget_span(budget) in text  # 2024-01-15 12:00 → 2024-01-18 12:00 UTC: 3.0 days
+    assert budget.span_days == 3.0
+    rate = f"{budget.per_30_days(budget.alerts):.2f}"
+    assert f"<tr><td>all</td><td>{budget.alerts}</td><td>{rate}</td></tr>" in text
+    assert '<tr><td><a href="#IRN-PAK">IRN-PAK</a></td>' in text  # the top dyads link to their sections
+
+
+def test_a_large_run_charts_the_labelled_dyads_and_those_that_alert_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        _event("t-001", "2024-01-15T12:00:00Z", "042", "A visit.", "CHN", "PAK"),
+        _event("t-002", "2024-01-16T16:00:00Z", "195", "A strike.", "IRN", "PAK"),
+        _event("t-003", "2024-01-17T12:00:00Z", "042", "A visit.", "CHN", "IRN"),
+        _event("t-004", "2024-01-18T12:00:00Z", "042", "Another visit.", "CHN", "IRN"),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    result = run_backtest([path], EngineConfig())
+    assert [d for d, trace in result.dyads.items() if trace.alerts] == ["IRN-PAK"]
+    calm = CrisisLabels.model_validate(
+        {
+            "name": "China–Pakistan calm",
+            "dyad": "CHN-PAK",
+            "covers": {"from": "2024-01-01", "to": "2024-01-31"},
+            "expect": {"escalation": False, "warning": False, "de_escalation": False},
+        }
+    )
+    monkeypatch.setattr(report, "CHART_EVERY_DYAD_UP_TO", 2)  # three dyads: a large run here
+    monkeypatch.setattr(report, "CHARTED_BY_ALERTS", 0)
+
+    plan = report.layout(result, ["CHN-PAK"])
+    page = write_report(result, tmp_path / "out", [calm])
+    text = page.read_text(encoding="utf-8")
+
+    assert (plan.charted, plan.sections, plan.listed) == (["CHN-PAK"], ["CHN-PAK", "IRN-PAK"], ["CHN-IRN"])
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["CHN-PAK.png"]
+    assert "Not charted" in text and 'id="IRN-PAK"' in text
+    assert all(alert.alert_id in text for alert in result.alerts)  # its alerts are still shown
+    assert '<h2 id="other-dyads">Other dyads (1)</h2>' in text
+    assert "<tr><td>CHN-IRN</td><td>2</td><td>normal</td></tr>" in text
+    assert 'id="CHN-IRN"' not in text

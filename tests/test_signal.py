@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.actors import ActorRole
+from schemas.events import Actor, CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.run import run_backtest
 from services.core import Engine, EngineConfig
@@ -21,7 +22,7 @@ REAL_QUARTER = Path(__file__).resolve().parents[1] / "replay" / "data" / "real" 
 DAY = 24.0
 
 
-def play(events: list, config: EngineConfig = CONFIG) -> list[Alert]:  # type: ignore[type-arg]
+def play(events: list[CrisisEvent], config: EngineConfig = CONFIG) -> list[Alert]:
     engine = Engine(config)
     return [alert for record in events for alert in engine.process(record).alerts]
 
@@ -49,14 +50,12 @@ def test_private_people_of_two_countries_do_not_make_an_interstate_crisis() -> N
 
 
 def test_a_code_gives_the_role_when_none_is_given() -> None:
-    from schemas.events import Actor
-
     assert Actor(name="Iran", code="IRNCVL", country="IRN").acting_role is NON_STATE
     assert Actor(name="Iran", code="IRNGOV", country="IRN").acting_role is STATE
     assert Actor(name="Iran", country="IRN").acting_role is STATE
 
 
-def busy_dyad(days: int, per_day: int = 4, goldstein: float = -4.0) -> list:  # type: ignore[type-arg]
+def busy_dyad(days: int, per_day: int = 4, goldstein: float = -4.0) -> list[CrisisEvent]:
     """Days of steady, ordinary friction: `per_day` events of `goldstein` a day."""
     return [
         event(f"d{day:03}-{n}", hours=day * DAY + n, cameo_code="112", goldstein=goldstein)
@@ -83,7 +82,7 @@ def test_a_quiet_dyads_first_strike_counts_in_full() -> None:
     assert alert.level is Level.WATCH and alert.escalation_baseline == 0.0
 
 
-def war(days: int, start: float = 0.0) -> list:  # type: ignore[type-arg]
+def war(days: int, start: float = 0.0) -> list[CrisisEvent]:
     return [
         event(f"war{day:03}-{n}", hours=start + day * DAY + n, cameo_code="195")
         for day in range(days)

@@ -5,9 +5,13 @@ multi-gigabyte backtest near the speed of a columnar parser. The CSV form (a hea
 GDELT's column names, quoted values, `NA` for nulls) goes through the csv module.
 
 GDELT writes one row per article that reports an event, so one real event comes in many
-rows. With `repeats: merge` (the default) rows with the same day, actors and event code
-share one event id and the play order merges them into one event whose weight adds up their
-mentions (see `weight_of`); with `rows`, every row is its own event.
+rows. With `repeats: merge` (the default) rows with the same day, actors, actor roles and
+event code share one event id and the play order merges them into one event whose weight adds
+up their mentions (see `weight_of`); with `rows`, every row is its own event.
+
+Each actor's role (state or non-state, see schemas/actors.py) comes from its type codes
+(Actor1Type1Code..Actor1Type3Code, the same for Actor2), or from its actor code when the row
+gives no types.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import IO, Any, NamedTuple
 
 from replay.readers.base import (
@@ -33,6 +38,7 @@ from replay.readers.base import (
     is_blank,
     text_of,
 )
+from schemas.actors import ActorRole, role_from_cameo
 from schemas.cameo import cameo_codes
 from schemas.countries import country_codes
 from schemas.events import CrisisEvent, TimePrecision
@@ -51,6 +57,12 @@ FIELDS = (
     "NumSources",
     "SOURCEURL",
 )
+"""What the reader uses; a CSV header must name all of them but SOURCEURL."""
+ACTOR_FIELDS = {
+    side: (f"{side}Code", f"{side}CountryCode", f"{side}Type1Code", f"{side}Type2Code", f"{side}Type3Code")
+    for side in ("Actor1", "Actor2")
+}
+"""What an actor's role is read from (see `Layout.roles`); a CSV header may lack the types."""
 _FIRST_COLUMNS = {  # the same positions in 1.0 and 2.0 exports
     "GLOBALEVENTID": 0,
     "SQLDATE": 1,
@@ -64,10 +76,20 @@ _FIRST_COLUMNS = {  # the same positions in 1.0 and 2.0 exports
     "GoldsteinScale": 30,
     "NumSources": 32,
 }
+_TYPE_COLUMNS = {  # the same positions in 1.0 and 2.0 exports (GDELT Event Codebook 2.0)
+    "Actor1Type1Code": 12,
+    "Actor1Type2Code": 13,
+    "Actor1Type3Code": 14,
+    "Actor2Type1Code": 22,
+    "Actor2Type2Code": 23,
+    "Actor2Type3Code": 24,
+}
 VERSION_BY_COLUMNS = {61: "GDELT 2.0", 58: "GDELT 1.0", 57: "GDELT 1.0"}
 _URL_COLUMN = {61: 60, 58: 57}
 _ACTOR_CODE = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_NULLS = ("", "NA")
+_NA = "NA"
+
+_Pick = Callable[[list[str]], Any]
 
 
 @dataclass(frozen=True)
@@ -77,23 +99,41 @@ class Layout:
     name: str
     columns: int
     index: dict[str, int]
+    actors: tuple[tuple[int, ...], tuple[int, ...]]
+    """Per actor, where its ACTOR_FIELDS are: code, country, then the type codes the file has."""
+    _pick: _Pick = field(init=False, repr=False, compare=False)
+    _actor_picks: tuple[_Pick, _Pick] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Itemgetters take a row's fields at once: `values` and `roles` run once per dyad row."""
+        object.__setattr__(self, "_pick", itemgetter(*self.index.values()))
+        source, target = self.actors
+        object.__setattr__(self, "_actor_picks", (itemgetter(*source), itemgetter(*target)))
 
     @classmethod
     def raw(cls, columns: int) -> Layout:
         url = _URL_COLUMN.get(columns)
         index = _FIRST_COLUMNS | ({"SOURCEURL": url} if url is not None else {})
-        return cls(VERSION_BY_COLUMNS[columns], columns, index)
+        where = _FIRST_COLUMNS | _TYPE_COLUMNS
+        source, target = (tuple(where[name] for name in ACTOR_FIELDS[side]) for side in ACTOR_FIELDS)
+        return cls(VERSION_BY_COLUMNS[columns], columns, index, (source, target))
 
     def values(self, fields: list[str]) -> dict[str, str]:
         """The fields the reader uses, by name; nulls (empty or `NA`) read as '', `layout` is
         the layout's name."""
-        values = {name: fields[at].strip() for name, at in self.index.items()}
-        for name, value in values.items():
-            if value in _NULLS:
-                values[name] = ""
+        values = dict(zip(self.index, map(str.strip, self._pick(fields)), strict=True))
+        if _NA in values.values():  # CSV exports; raw ones leave nulls empty
+            for name, value in values.items():
+                if value == _NA:
+                    values[name] = ""
         values.setdefault("SOURCEURL", "")  # GDELT 1.0 exports of 57 columns have none
         values["layout"] = self.name
         return values
+
+    def roles(self, fields: list[str]) -> tuple[ActorRole, ActorRole]:
+        """Both actors' roles, from their type codes, or from their actor codes without types."""
+        source, target = self._actor_picks
+        return _role(source(fields)), _role(target(fields))
 
     @classmethod
     def from_header(cls, header: list[str]) -> Layout | None:
@@ -102,7 +142,19 @@ class Layout:
         if missing:
             return None
         index = {name: positions[name] for name in FIELDS if name in positions}
-        return cls("GDELT CSV", len(header), index)
+        source, target = (
+            tuple(positions[name] for name in ACTOR_FIELDS[side] if name in positions)
+            for side in ACTOR_FIELDS
+        )
+        return cls("GDELT CSV", len(header), index, (source, target))
+
+
+@lru_cache(maxsize=8192)
+def _role(fields: tuple[str, ...]) -> ActorRole:
+    """An actor's role from its raw code, country and type codes. Cached: a file's actors repeat
+    (USAGOV, RUSMIL, ...), so most rows cost one lookup."""
+    code, country, *types = ("" if (value := raw.strip()) == _NA else value for raw in fields)
+    return role_from_cameo(code, country, types)
 
 
 class GdeltRow(NamedTuple):
@@ -111,9 +163,11 @@ class GdeltRow(NamedTuple):
     source_code: str
     source_name: str
     source_country: str
+    source_role: ActorRole
     target_code: str
     target_name: str
     target_country: str
+    target_role: ActorRole
     cameo_code: str
     goldstein: float | None
     document: str
@@ -132,11 +186,13 @@ class GdeltRow(NamedTuple):
                     "code": self.source_code,
                     "name": self.source_name,
                     "country": self.source_country,
+                    "role": self.source_role,
                 },
                 "target": {
                     "code": self.target_code,
                     "name": self.target_name,
                     "country": self.target_country,
+                    "role": self.target_role,
                 },
                 "cameo_code": self.cameo_code,
                 "goldstein": self.goldstein,
@@ -249,12 +305,18 @@ def row_to_item(
     if first == second or first not in countries or second not in countries:
         return NoDyadRows(1)
     try:
-        return _pending(row, where, text, options)
+        return _pending(row, layout.roles(fields), where, text, options)
     except BadField as error:
         return BadRow(where, error.category, str(error), text)
 
 
-def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> Pending:
+def _pending(
+    row: dict[str, str],
+    roles: tuple[ActorRole, ActorRole],
+    where: SourceLine,
+    text: str,
+    options: ReaderOptions,
+) -> Pending:
     """Every check a row can fail, so that building its event later cannot."""
     day = _day(row["SQLDATE"])
     code = row["EventCode"]
@@ -265,10 +327,13 @@ def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderO
     if not row_id.isdigit() or len(row_id) > 40:
         raise BadField("GLOBALEVENTID", "not a number", row_id)
     goldstein = _goldstein(row["GoldsteinScale"])
+    source_role, target_role = roles
     merge = options.repeats == "merge"
+    suffix = roles_suffix(source_role, target_role)
+    merged_id = f"gdelt-{row['SQLDATE']}-{source_code}-{target_code}-{code}{suffix}"
     return Pending(
         event_time=day,
-        event_id=f"gdelt-{row['SQLDATE']}-{source_code}-{target_code}-{code}" if merge else f"gdelt-{row_id}",
+        event_id=merged_id if merge else f"gdelt-{row_id}",
         row_id=row_id,
         where=where,
         weight=weight_of(_sources(row["NumSources"]), options),
@@ -276,9 +341,11 @@ def _pending(row: dict[str, str], where: SourceLine, text: str, options: ReaderO
             source_code=source_code,
             source_name=(row["Actor1Name"] or source_code)[:200],
             source_country=row["Actor1CountryCode"],
+            source_role=source_role,
             target_code=target_code,
             target_name=(row["Actor2Name"] or target_code)[:200],
             target_country=row["Actor2CountryCode"],
+            target_role=target_role,
             cameo_code=code,
             goldstein=goldstein,
             document=(row["SOURCEURL"] or where.path)[:500],
@@ -294,6 +361,24 @@ def _actor_code(row: dict[str, str], side: str) -> str:
     if not _ACTOR_CODE.match(actor_code):
         raise BadField(f"{side}Code", "not a CAMEO actor code", actor_code, category="actor code")
     return actor_code
+
+
+_MARKS = {ActorRole.STATE: "s", ActorRole.NON_STATE: "ns"}
+_SUFFIXES = {
+    (source, target): "" if source == target == ActorRole.STATE else f"-{_MARKS[source]}.{_MARKS[target]}"
+    for source in ActorRole
+    for target in ActorRole
+}
+
+
+def roles_suffix(source: ActorRole, target: ActorRole) -> str:
+    """What a merged event id adds for its actors' roles: nothing for state to state (the ids
+    merged events had before roles were read), else `-` and both roles, source first, as `s`
+    or `ns` joined by `.` (`-ns.s`: a non-state source, a state target). Rows of one day,
+    country pair and code whose roles differ (a citizens' brawl, a ministry's statement) are
+    different events. Ids before the suffix end in a digit, so no suffixed id equals an
+    unsuffixed one."""
+    return _SUFFIXES[source, target]
 
 
 def weight_of(sources: int, options: ReaderOptions) -> float:

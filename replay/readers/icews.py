@@ -1,10 +1,14 @@
 """ICEWS event files: tab-separated, a 20-column header, country names rather than codes.
 
 Like GDELT, ICEWS codes one real event once per story that reports it. Each row is one
-witness (`weight_of(1)`), and with `repeats: merge` the rows of one day, country pair and
-CAMEO code are one event (see gdelt.py). With `rows`, an event's id is its date and ICEWS
-`Event ID` together (ICEWS repeats ids across days). The row has no text of the story, so
-the verbatim quote kept is the row itself.
+witness (`weight_of(1)`), and with `repeats: merge` the rows of one day, country pair, actor
+roles and CAMEO code are one event (see gdelt.py and `roles_suffix`). With `rows`, an event's
+id is its date and ICEWS `Event ID` together (ICEWS repeats ids across days). The row has no
+text of the story, so the verbatim quote kept is the row itself.
+
+Each actor's role (state or non-state) comes from its name, sectors and country name (see
+`role_from_icews` in schemas/actors.py): "Police (United States)" is the state, "Citizen
+(United Kingdom)" is not.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from replay.readers.base import (
     lines,
     text_of,
 )
-from replay.readers.gdelt import weight_of
+from replay.readers.gdelt import roles_suffix, weight_of
+from schemas.actors import ActorRole, role_from_icews
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
 from schemas.events import CrisisEvent, TimePrecision
@@ -62,8 +67,10 @@ class IcewsRow(NamedTuple):
 
     source_name: str
     source_country: str
+    source_role: ActorRole
     target_name: str
     target_country: str
+    target_role: ActorRole
     cameo_code: str
     intensity: float
     summary: str
@@ -78,8 +85,16 @@ class IcewsRow(NamedTuple):
                 "event_id": event_id,
                 "event_time": event_time,
                 "time_precision": TimePrecision.DAY,
-                "source": {"name": self.source_name, "country": self.source_country},
-                "target": {"name": self.target_name, "country": self.target_country},
+                "source": {
+                    "name": self.source_name,
+                    "country": self.source_country,
+                    "role": self.source_role,
+                },
+                "target": {
+                    "name": self.target_name,
+                    "country": self.target_country,
+                    "role": self.target_role,
+                },
                 "cameo_code": self.cameo_code,
                 "goldstein": self.intensity,
                 "weight": weight,
@@ -143,6 +158,17 @@ def _country(row: dict[str, str], column: str) -> str | None:
     return code
 
 
+def _role(row: dict[str, str], side: str, country: str) -> ActorRole:
+    """The role of the row's `side` actor (see `role_from_icews`). An actor named after its
+    country in another spelling than the Country column's is its state too: "Russia" of the
+    "Russian Federation", 6,500 actors of the 2018 Q4 files."""
+    name = row[f"{side} Name"]
+    role = role_from_icews(name, row[f"{side} Sectors"], row[f"{side} Country"])
+    if role is ActorRole.NON_STATE and country_code(name) == country:
+        return ActorRole.STATE
+    return role
+
+
 def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> ReadItem:
     """Every check a row can fail, so that building its event later cannot."""
     source, target = _country(row, "Source Country"), _country(row, "Target Country")
@@ -163,11 +189,13 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
         raise BadField("Intensity", "not between -10 and 10", row["Intensity"], category="Goldstein")
     if not _EVENT_ID.match(row["Event ID"]):
         raise BadField("Event ID", "not an ICEWS id", row["Event ID"])
+    source_role, target_role = _role(row, "Source", source), _role(row, "Target", target)
     merge = options.repeats == "merge"
     publisher = row["Publisher"] or "ICEWS"
+    suffix = roles_suffix(source_role, target_role)
     return Pending(
         event_time=day,
-        event_id=f"icews-{day:%Y%m%d}-{source}-{target}-{code}"
+        event_id=f"icews-{day:%Y%m%d}-{source}-{target}-{code}{suffix}"
         if merge
         else f"icews-{day:%Y%m%d}-{row['Event ID']}",
         row_id=f"{day:%Y%m%d}-{row['Event ID']}",
@@ -176,8 +204,10 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
         row=IcewsRow(
             source_name=(row["Source Name"] or source)[:200],
             source_country=source,
+            source_role=source_role,
             target_name=(row["Target Name"] or target)[:200],
             target_country=target,
+            target_role=target_role,
             cameo_code=code,
             intensity=intensity,
             summary=f"{row['Source Name']} → {row['Target Name']}: {row['Event Text']}"[:1000],

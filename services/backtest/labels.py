@@ -101,10 +101,17 @@ def label_files(path: Path) -> list[Path]:
 
 def load_labels(paths: list[Path]) -> list[CrisisLabels]:
     """Raises ValueError with one line naming the file when one cannot be read."""
+    return [crisis for _, crisis in load_labelled(paths)]
+
+
+def load_labelled(paths: list[Path]) -> list[tuple[Path, CrisisLabels]]:
+    """Each labels file with what it says; raises as load_labels does."""
     crises = []
     for path in [file for given in paths for file in label_files(given)]:
         try:
-            crises.append(CrisisLabels.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))))
+            crises.append(
+                (path, CrisisLabels.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))))
+            )
         except ValidationError as error:
             raise ValueError(f"{path}: {describe(error)}") from None
         except (OSError, yaml.YAMLError) as error:
@@ -112,3 +119,28 @@ def load_labels(paths: list[Path]) -> list[CrisisLabels]:
     if not crises:
         raise ValueError(f"no labels file in {', '.join(map(str, paths))}")
     return crises
+
+
+def events_path(labels_path: Path, crisis: CrisisLabels) -> Path | None:
+    """The event file a labels file names, resolved against the labels file's folder."""
+    return None if crisis.events is None else (labels_path.parent / crisis.events).resolve()
+
+
+def unread_events(labelled: list[tuple[Path, CrisisLabels]], inputs: list[Path]) -> list[str]:
+    """A note for each labels file whose named event file is not among the inputs.
+
+    `events:` documents which file the labels speak for; the backtest scores every labels file
+    against whatever it is given, so several labels files can share one event file (it is read
+    once), and a labels file whose own file is not given is scored on the others: usually a
+    mistake worth a line on stderr, not a refusal.
+    """
+    given = {path.resolve() for path in inputs}
+    notes = []
+    for path, crisis in labelled:
+        events = events_path(path, crisis)
+        if events is not None and events not in given:
+            notes.append(
+                f"{path}: note: its events file {crisis.events} is not among the inputs;"
+                f" {crisis.dyad} is scored on the inputs given"
+            )
+    return notes

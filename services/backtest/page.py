@@ -20,11 +20,23 @@ from typing import get_args
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from schemas.events import CrisisEvent
+from services.backtest.budget import TOP_DYADS, AlertBudget, run_budget
 from services.backtest.run import BacktestResult, DyadTrace
 from services.backtest.scoring import Evaluation
 from services.backtest.sweep import SweepPoint
-from services.backtest.tables import AGGREGATE_HEADERS, SCORE_HEADERS, aggregate_row, score_row
-from services.core.config import EngineConfig
+from services.backtest.tables import (
+    AGGREGATE_HEADERS,
+    BUDGET_HEADERS,
+    SCORE_HEADERS,
+    aggregate_row,
+    budget_rows,
+    budget_span,
+    score_row,
+    sweep_headers,
+    sweep_row,
+    top_dyad_rows,
+)
+from services.core.config import EngineConfig, format_duration
 from services.core.engine import Fate
 
 
@@ -44,12 +56,33 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Budget:
+    span: str
+    totals: Table
+    top_dyads: list[tuple[str, str, list[str]]]
+    """Each of the dyads that raise most alerts: its name, its anchor on the page (empty when it
+    has no section), and its other cells."""
+    top: int = TOP_DYADS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which dyads the report draws (report.py decides), which get a section, which a line."""
+
+    charted: list[str]
+    sections: list[str]
+    listed: list[str]
+
+
+@dataclass(frozen=True)
 class DyadSection:
     name: str
     anchor: str
     trace: DyadTrace
     chart: bytes | None
-    """None: the dyad had no index update, so there is nothing to draw."""
+    """None: not drawn, because the dyad had no index update or the run is too large (`charted`)."""
+    charted: bool = True
+    """False: left out of the charts of a large run (it still has its alerts)."""
 
 
 def dyad_slug(dyad: str) -> str:
@@ -64,19 +97,29 @@ def render_page(
     evaluation: Evaluation | None,
     sweep: list[SweepPoint] | None,
     sweep_chart: bytes | None,
+    budget: AlertBudget | None = None,
+    layout: Layout | None = None,
 ) -> str:
-    """The whole page; `charts` holds the PNG of each dyad that has one."""
+    """The whole page; `charts` holds the PNG of each dyad that has one. Without a layout,
+    every dyad has a section."""
+    every = list(result.dyads)
+    plan = layout or Layout(charted=every, sections=every, listed=[])
+    charted = set(plan.charted)
+    sections = [
+        DyadSection(dyad, dyad_slug(dyad), result.dyads[dyad], charts.get(dyad), dyad in charted)
+        for dyad in plan.sections
+    ]
     return _TEMPLATES.get_template("report.html.j2").render(
         result=result,
         configuration=_configuration(result.config),
         fate_counts=_fate_counts(result),
         scores=_scores(evaluation),
+        budget=_budget(budget or run_budget(result), {section.name for section in sections}),
         sweep=_sweep(sweep),
         sweep_chart=sweep_chart,
-        dyads=[
-            DyadSection(dyad, dyad_slug(dyad), trace, charts.get(dyad))
-            for dyad, trace in result.dyads.items()
-        ],
+        dyads=sections,
+        charted=len(charts),
+        listed=[(dyad, result.dyads[dyad]) for dyad in plan.listed],
     )
 
 
@@ -91,6 +134,13 @@ def _configuration(config: EngineConfig) -> Table:
         ["warning threshold", f"{config.warning_threshold:g}"],
         ["critical threshold", f"{config.critical_threshold:g}"],
         ["clearing ratio", f"{config.clearing_ratio:g}"],
+        ["non-state weight", f"{config.non_state_weight:g}"],
+        ["baseline window", format_duration(config.baseline_window)],
+        ["baseline lag", format_duration(config.baseline_lag)],
+        ["baseline sigmas", f"{config.baseline_sigmas:g}"],
+        ["baseline min events", str(config.baseline_min_events)],
+        ["min dwell", format_duration(config.min_dwell)],
+        ["crisis memory", format_duration(config.crisis_memory)],
     ]
     return Table(["setting", "value"], rows)
 
@@ -120,17 +170,19 @@ def _scores(evaluation: Evaluation | None) -> Scores | None:
     )
 
 
+def _budget(budget: AlertBudget, sectioned: set[str]) -> Budget:
+    """The same rows as the command's text (tables.py)."""
+    top = [
+        (row[0], dyad_slug(row[0]) if row[0] in sectioned else "", row[1:]) for row in top_dyad_rows(budget)
+    ]
+    return Budget(budget_span(budget), Table(BUDGET_HEADERS, budget_rows(budget)), top)
+
+
 def _sweep(sweep: list[SweepPoint] | None) -> Table | None:
-    """One row per setting: its scores over the library, or why it was not run."""
+    """One row per setting: its scores over the library and its budget, or why it was not run."""
     if not sweep:
         return None
-    names = list(sweep[0].settings)
-    rows = [
-        [point.settings[name] for name in names]
-        + (aggregate_row(point.engine)[1:] if point.engine else [str(point.error)])
-        for point in sweep
-    ]
-    return Table([*names, *AGGREGATE_HEADERS[1:]], rows)
+    return Table(sweep_headers(sweep), [sweep_row(point) for point in sweep])
 
 
 def _plural(number: int, noun: str) -> str:

@@ -22,7 +22,7 @@ from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig, Outcome
 from services.core.curve import AnchorTrail
-from services.core.scoring import score
+from services.core.scoring import goldstein_of
 from services.core.timeutil import to_seconds
 
 LISTED_RECORDS = 5_000
@@ -74,9 +74,17 @@ class BacktestResult:
     watched: frozenset[str] = frozenset()
     """Labelled dyads: their events of Goldstein -9 or lower are kept for the baseline."""
     strong_conflict: dict[str, list[datetime]] = field(default_factory=dict)
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    """The earliest and latest event time of the records played: the run's span of event time."""
 
     def add(self, step: Step) -> None:
         self.counts[step.outcome.fate] += 1
+        moment = step.item.record.event_time
+        if self.first_time is None or moment < self.first_time:
+            self.first_time = moment
+        if self.last_time is None or moment > self.last_time:
+            self.last_time = moment
         self.alerts.extend(step.outcome.alerts)
         dyad = step.outcome.dyad
         if dyad is None:
@@ -86,7 +94,7 @@ class BacktestResult:
             dyad in self.watched
             and step.outcome.fate == "accepted"
             and isinstance(record, CrisisEvent)
-            and score(record, self.config.scale).goldstein <= STRONG_CONFLICT
+            and goldstein_of(record, self.config.scale) <= STRONG_CONFLICT
         ):
             self.strong_conflict.setdefault(dyad, []).append(record.event_time)
         listed = self.listed < LISTED_RECORDS

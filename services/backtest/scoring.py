@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from schemas.outputs import Alert, Level
+from services.backtest.budget import AlertBudget, run_budget
 from services.backtest.labels import CrisisLabels, midnight
 from services.backtest.run import BacktestResult
 from services.core.timeutil import from_seconds, to_seconds
@@ -128,10 +129,13 @@ def score_crisis(labels: CrisisLabels, detector: str, signals: list[Signal]) -> 
 class Evaluation:
     scores: list[CrisisScore]
     aggregates: list[Aggregate]
+    budget: AlertBudget | None = None
+    """The run's alert budget: the engine's alerts over every dyad, labelled or not."""
 
 
 def evaluate(result: BacktestResult, crises: list[CrisisLabels]) -> Evaluation:
-    """Every detector on every labelled crisis, then each detector over all of them."""
+    """Every detector on every labelled crisis, then each detector over all of them, and what
+    the run's alerts cost over every dyad."""
     scores: list[CrisisScore] = []
     for labels in crises:
         alerts = [alert for alert in result.alerts if alert.dyad == labels.dyad]
@@ -142,7 +146,7 @@ def evaluate(result: BacktestResult, crises: list[CrisisLabels]) -> Evaluation:
         }
         scores.extend(score_crisis(labels, detector, signals[detector]) for detector in DETECTORS)
     aggregates = [aggregate(d, [s for s in scores if s.detector == d]) for d in DETECTORS]
-    return Evaluation(scores, aggregates)
+    return Evaluation(scores, aggregates, run_budget(result))
 
 
 def _days(delta: timedelta) -> float:

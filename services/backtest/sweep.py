@@ -1,7 +1,8 @@
 """A grid of engine settings run over the same inputs, to choose thresholds by their trade-off.
 
 `--sweep half_life=1d,3d,7d --sweep watch=4,6,8` runs 9 backtests; each is scored against
-the labels, and the engine's aggregate (onset delay against false alarms) is one row.
+the labels, and the engine's aggregate (onset delay against false alarms) is one row, with
+the run's alert budget over every dyad (what the setting costs where nothing is labelled).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from replay.readers.base import ReaderOptions
 from schemas.validation import describe
+from services.backtest.budget import AlertBudget
 from services.backtest.labels import CrisisLabels
 from services.backtest.run import run_backtest
 from services.backtest.scoring import ENGINE, Aggregate, Evaluation, evaluate
@@ -26,7 +28,15 @@ SWEEP_NAMES = {
     "warning": "warning_threshold",
     "critical": "critical_threshold",
     "clearing": "clearing_ratio",
+    "non_state": "non_state_weight",
+    "window": "baseline_window",
+    "lag": "baseline_lag",
+    "sigmas": "baseline_sigmas",
+    "min_events": "baseline_min_events",
+    "dwell": "min_dwell",
+    "memory": "crisis_memory",
 }
+"""The names --sweep takes, and the EngineConfig setting each one sets."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,11 @@ class SweepPoint:
         if self.evaluation is None:
             return None
         return next(a for a in self.evaluation.aggregates if a.detector == ENGINE)
+
+    @property
+    def budget(self) -> AlertBudget | None:
+        """The run's alerts per 30 days over every dyad (None when not run)."""
+        return None if self.evaluation is None else self.evaluation.budget
 
 
 def grid(base: EngineConfig, axes: list[Axis]) -> list[tuple[dict[str, str], EngineConfig | str]]:

@@ -10,7 +10,7 @@ from schemas.events import CrisisEvent
 from schemas.outputs import Alert
 from services.backtest.run import LISTED_RECORDS, BacktestResult, Step
 from services.core.config import format_duration
-from services.core.scoring import score
+from services.core.scoring import goldstein_of
 
 ARROWS = {"escalation": "▲", "de-escalation": "▼"}
 
@@ -23,7 +23,7 @@ def _describe(step: Step, result: BacktestResult) -> str:
     record = step.item.record
     if not isinstance(record, CrisisEvent):
         return f"retracts {record.retracts}"
-    goldstein = score(record, result.config.scale).goldstein
+    goldstein = goldstein_of(record, result.config.scale)
     actors = f"{record.source.country or record.source.name}→{record.target.country or record.target.name}"
     return f"{record.cameo_code:<4} {goldstein:+5.1f} {actors:<8} {record.summary[:60]}"
 
@@ -45,7 +45,11 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
         f" clearing ×{config.clearing_ratio:g}, scale {stamp.scale} {stamp.scale_version},"
         f" config {stamp.config_hash}"
     )
+    quiet = 0
     for dyad, trace in result.dyads.items():
+        if not result.complete_listing and not trace.alerts:
+            quiet += 1  # a large run lists the dyads with alerts; the others are counted
+            continue
         yield ""
         yield f"{dyad}: {trace.records} records, peak level {trace.peak}, {len(trace.alerts)} alerts"
         if not result.complete_listing:
@@ -68,7 +72,10 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
     counts = result.counts
     yield ""
     if not result.complete_listing:
-        yield f"(over {LISTED_RECORDS} records: each dyad's alerts are listed, not its records)"
+        yield (
+            f"(over {LISTED_RECORDS} records: each dyad's alerts are listed, not its records;"
+            f" {quiet} of {len(result.dyads)} dyads without alerts are not listed)"
+        )
     yield "records: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
     if result.read.merged:
         yield f"rows merged into the event they repeat (GDELT, ICEWS): {result.read.merged}"
