@@ -40,7 +40,26 @@ class ComputedWith(StrictModel):
     config_hash: str = Field(max_length=64, description="digest of the whole engine configuration")
 
 
-class IndexUpdate(ComputedWith):
+class JudgedAgainst(StrictModel):
+    """What a dyad's level was judged against: its normal bands and its open crisis."""
+
+    escalation_baseline: float = Field(
+        default=0.0,
+        ge=0,
+        description="the top of this dyad's normal band for the escalation index; levels follow "
+        "the surge above it (0: no normal of its own yet, or published before it was added)",
+    )
+    de_escalation_baseline: float = Field(
+        default=0.0, ge=0, description="the same for the de-escalation index"
+    )
+    crisis_since: AwareDatetime | None = Field(
+        default=None,
+        description="when the dyad's open crisis reached warning: it stays at watch or above until "
+        "resolved or quiet for the crisis memory (none: no crisis open)",
+    )
+
+
+class IndexUpdate(ComputedWith, JudgedAgainst):
     """A dyad's indices after an event (or retraction) changed them."""
 
     model_config = ComputedWith.model_config | {
@@ -65,20 +84,6 @@ class IndexUpdate(ComputedWith):
     as_of: AwareDatetime = Field(description="event time the indices are evaluated at")
     escalation_index: float = Field(ge=0)
     de_escalation_index: float = Field(ge=0)
-    escalation_baseline: float = Field(
-        default=0.0,
-        ge=0,
-        description="the top of this dyad's normal band for the escalation index; levels follow "
-        "the surge above it (0: no normal of its own yet, or published before it was added)",
-    )
-    de_escalation_baseline: float = Field(
-        default=0.0, ge=0, description="the same for the de-escalation index"
-    )
-    crisis_since: AwareDatetime | None = Field(
-        default=None,
-        description="when the dyad's open crisis reached warning: it stays at watch or above until "
-        "resolved or quiet for the crisis memory (none: no crisis open)",
-    )
     level: Level
     triggered_by: Identifier = Field(description="the event or retraction that changed the dyad")
     triggered_at: AwareDatetime | None = Field(
@@ -107,7 +112,7 @@ ReasonCode = Literal[
 ]
 
 
-class Alert(ComputedWith):
+class Alert(ComputedWith, JudgedAgainst):
     """A level transition of one dyad, with the events that drove it."""
 
     model_config = ComputedWith.model_config | {
@@ -151,20 +156,6 @@ class Alert(ComputedWith):
     event_time: AwareDatetime = Field(description="event time of the triggering record")
     escalation_index: float = Field(ge=0)
     de_escalation_index: float = Field(ge=0)
-    escalation_baseline: float = Field(
-        default=0.0,
-        ge=0,
-        description="the top of this dyad's normal band for the escalation index; levels follow "
-        "the surge above it (0: no normal of its own yet, or published before it was added)",
-    )
-    de_escalation_baseline: float = Field(
-        default=0.0, ge=0, description="the same for the de-escalation index"
-    )
-    crisis_since: AwareDatetime | None = Field(
-        default=None,
-        description="when the dyad's open crisis reached warning: it stays at watch or above until "
-        "resolved or quiet for the crisis memory (none: no crisis open)",
-    )
     triggered_by: Identifier
     contributors: list[Contributor] = Field(max_length=50)
     emitted_at: AwareDatetime | None = Field(

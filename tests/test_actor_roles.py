@@ -57,7 +57,7 @@ def test_role_from_cameo(code: str | None, country: str, types: tuple[str, ...],
         ("Police (United States)", "Police,Government", "United States", STATE),
         ("Foreign Affairs (Bangladesh)", "Executive,Foreign Ministry,Government", "Bangladesh", STATE),
         ("Naval (Ukraine)", "Government,Military,Navy", "Ukraine", STATE),
-        ("Russia", "", "Russia", STATE),  # named after its country
+        ("Russia", "", "Russian Federation", STATE),  # named after its country, in another spelling
         ("Ukraine", "", "Ukraine", STATE),
         (
             "Citizen (United Kingdom)",
@@ -73,6 +73,13 @@ def test_role_from_cameo(code: str | None, country: str, types: tuple[str, ...],
             "India",
             NON_STATE,
         ),
+        (  # a sitting prime minister keeps the opposition sector of his party's past: state wins
+            "Scott Morrison",
+            "Lower House,Executive,Parties,Government,Opposition Major Party (Out Of Government)",
+            "Australia",
+            STATE,
+        ),
+        ("Criminal (India)", "Criminals / Gangs,Dissident", "India", NON_STATE),
     ],
 )
 def test_role_from_icews(name: str, sectors: str, country: str, role: ActorRole) -> None:

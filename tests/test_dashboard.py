@@ -50,8 +50,7 @@ STRIKE_QUOTE = "Iran carried out an airstrike inside Pakistani territory of Sabz
 """From pkir24-005's verbatim quote in the article file."""
 ARTICLE_ALERTS = [  # newest first, as the feed shows them: (from, to, reason, event day)
     ("watch", "normal", "level-fall", "2024-01-29"),
-    ("warning", "watch", "level-fall", "2024-01-26"),
-    ("warning", "warning", "cooperation-overtakes", "2024-01-22"),
+    ("warning", "watch", "crisis-resolved", "2024-01-26"),
     ("watch", "warning", "level-rise", "2024-01-17"),
     ("normal", "watch", "level-rise", "2024-01-16"),
 ]
@@ -141,12 +140,12 @@ def test_the_article_plays_out_live_on_the_dashboard(
     alerts = page.locator("#alerts details.alert")
     try:
         expect(irn_pak).to_have_attribute("data-level", "warning", timeout=30_000)
-        # Mid-crisis: cooperation has overtaken, the level is still warning (until Jan 26,
-        # some 8 s of replay later). The alert to warning opens to the strike that drove it.
-        expect(alerts.and_(page.locator('[data-reason="cooperation-overtakes"]'))).to_be_visible(
+        # Cooperation resolves the crisis on Jan 26 (some 18 s of replay later): the level
+        # steps down to watch. The alert to warning opens to the strike that drove it.
+        expect(alerts.and_(page.locator('[data-reason="crisis-resolved"]'))).to_be_visible(
             timeout=30_000
         )
-        expect(irn_pak).to_have_attribute("data-level", "warning")
+        expect(irn_pak).to_have_attribute("data-level", "watch")
         to_warning = alerts.and_(page.locator('[data-from="watch"][data-level="warning"]'))
         to_warning.locator("summary").click()
         strike = to_warning.locator('li.contributor[data-contributor="pkir24-005"]')

@@ -177,7 +177,7 @@ def test_the_stream_sends_index_updates_alerts_and_events_as_they_happen(
     kinds = {kind for kind, _ in received}
     assert kinds == {"index", "alert", "event"}
     levels = [data["level"] for kind, data in received if kind == "alert"]
-    assert levels == ["watch", "warning", "warning", "watch", "normal"]
+    assert levels == ["watch", "warning", "watch", "normal"]
     assert any(data["event"]["event_id"] == "pkir24-005" for kind, data in received if kind == "event")
 
 

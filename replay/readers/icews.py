@@ -158,15 +158,9 @@ def _country(row: dict[str, str], column: str) -> str | None:
     return code
 
 
-def _role(row: dict[str, str], side: str, country: str) -> ActorRole:
-    """The role of the row's `side` actor (see `role_from_icews`). An actor named after its
-    country in another spelling than the Country column's is its state too: "Russia" of the
-    "Russian Federation", 6,500 actors of the 2018 Q4 files."""
-    name = row[f"{side} Name"]
-    role = role_from_icews(name, row[f"{side} Sectors"], row[f"{side} Country"])
-    if role is ActorRole.NON_STATE and country_code(name) == country:
-        return ActorRole.STATE
-    return role
+def _role(row: dict[str, str], side: str) -> ActorRole:
+    """The role of the row's `side` actor (see `role_from_icews`)."""
+    return role_from_icews(row[f"{side} Name"], row[f"{side} Sectors"], row[f"{side} Country"])
 
 
 def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOptions) -> ReadItem:
@@ -189,7 +183,7 @@ def _item(row: dict[str, str], where: SourceLine, text: str, options: ReaderOpti
         raise BadField("Intensity", "not between -10 and 10", row["Intensity"], category="Goldstein")
     if not _EVENT_ID.match(row["Event ID"]):
         raise BadField("Event ID", "not an ICEWS id", row["Event ID"])
-    source_role, target_role = _role(row, "Source", source), _role(row, "Target", target)
+    source_role, target_role = _role(row, "Source"), _role(row, "Target")
     merge = options.repeats == "merge"
     publisher = row["Publisher"] or "ICEWS"
     suffix = roles_suffix(source_role, target_role)

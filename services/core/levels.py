@@ -44,6 +44,22 @@ class Standing(NamedTuple):
         return current if self.crisis_baseline is None else min(current, self.crisis_baseline)
 
 
+class Reading(NamedTuple):
+    """An index and the top of the dyad's normal band it is judged against."""
+
+    value: float
+    baseline: float
+
+    @property
+    def described(self) -> str:
+        """ "index 44.00, 38.10 above this dyad's normal 5.90" (the index alone without a normal)."""
+        if self.baseline == 0:
+            return f"index {self.value:.2f}"
+        surge = self.value - self.baseline
+        side = "above" if surge >= 0 else "below"
+        return f"index {self.value:.2f}, {abs(surge):.2f} {side} this dyad's normal {self.baseline:.2f},"
+
+
 @dataclass(frozen=True)
 class Transition:
     kind: AlertKind
@@ -92,7 +108,7 @@ def step(
     def surge(values: tuple[float, float]) -> tuple[float, float]:
         return (values[0] - escalation_baseline, values[1] - baselines[1])
 
-    surges = surge(indices)
+    surges, raw_passage = surge(indices), passage
     resolved = quiet = turned = False
     if passage is not None:
         escalation_before, de_escalation_before = passage = surge(passage)
@@ -123,8 +139,9 @@ def step(
         hot_at = time
     entered = time if level is not before.level else since
     after = Standing(level, entered, leads, crisis_since, hot_at, crisis_baseline)
-    shown = passage if passage is not None and level.rank <= before.level.rank else surges
-    return after, _transition(before, after, resolved, quiet, turned, shown, config)
+    judged = raw_passage if raw_passage is not None and level.rank <= before.level.rank else indices
+    readings = (Reading(judged[0], escalation_baseline), Reading(judged[1], baselines[1]))
+    return after, _transition(before, after, resolved, quiet, turned, readings, config)
 
 
 def _transition(
@@ -133,24 +150,24 @@ def _transition(
     resolved: bool,
     quiet: bool,
     turned: bool,
-    surges: tuple[float, float],
+    readings: tuple[Reading, Reading],
     config: EngineConfig,
 ) -> Transition | None:
+    """The alert for a step, its reason naming the indices and the normal they were judged by."""
     was, now = before.level, after.level
-    escalation_surge, de_escalation_surge = surges
+    escalation, de_escalation = readings
     if now.rank > was.rank:
         return Transition(
             "escalation",
             "level-rise",
-            f"escalation surge {escalation_surge:.2f} (above this dyad's normal) reached the {now} "
-            f"threshold {config.threshold(now):g}",
+            f"escalation {escalation.described} reached the {now} threshold {config.threshold(now):g}",
         )
     if resolved:
         return Transition(
             "de-escalation",
             "crisis-resolved",
-            f"de-escalation surge {de_escalation_surge:.2f} overtook escalation surge "
-            f"{escalation_surge:.2f}: the crisis open since {_day(before.crisis_since)} is resolved"
+            f"de-escalation {de_escalation.described} overtook escalation {escalation.described} "
+            f"and the crisis open since {_day(before.crisis_since)} is resolved"
             + ("" if now is not was else f"; the level stays {now}"),
         )
     if quiet and now.rank < was.rank:
@@ -164,15 +181,15 @@ def _transition(
         return Transition(
             "de-escalation",
             "level-fall",
-            f"escalation surge {escalation_surge:.2f} fell below the {was} clearing threshold "
+            f"escalation {escalation.described} fell below the {was} clearing threshold "
             f"{config.threshold(was) * config.clearing_ratio:g}",
         )
     if turned:
         return Transition(
             "de-escalation",
             "cooperation-overtakes",
-            f"de-escalation surge {de_escalation_surge:.2f} overtook escalation surge "
-            f"{escalation_surge:.2f} at level {now}",
+            f"de-escalation {de_escalation.described} overtook escalation {escalation.described} "
+            f"at level {now}",
         )
     return None
 

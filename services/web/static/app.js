@@ -30,6 +30,8 @@ const REASONS = {
   'level-rise': 'level rises',
   'level-fall': 'level falls',
   'cooperation-overtakes': 'cooperation overtakes',
+  'crisis-resolved': 'crisis resolved',
+  'crisis-quiet': 'crisis closed, quiet',
   correction: 'correction',
 };
 const CONNECTION_TEXT = {

@@ -25,6 +25,8 @@ function readColors() {
 }
 
 export const COLORS = readColors();
+/** Alerts about cooperation: drawn in D's colour, on D's curve. */
+const COOPERATIVE_REASONS = new Set(['cooperation-overtakes', 'crisis-resolved']);
 
 /** [level, threshold] for each level above the lowest, in the API's order (lowest first). */
 function thresholds(config) {
@@ -88,17 +90,17 @@ function alertMarkers(getAlerts) {
     ctx.rect(left, top, width, height);
     ctx.clip();
     for (const alert of alerts) {
+      const cooperative = COOPERATIVE_REASONS.has(alert.reason_code);
       const x = u.valToPos(Date.parse(alert.event_time) / 1000, 'x', true);
       if (x < left - 1 || x > left + width + 1) continue;
-      const color = alert.reason_code === 'cooperation-overtakes' ? COLORS.deEscalation : COLORS[alert.level];
+      const color = cooperative ? COLORS.deEscalation : COLORS[alert.level];
       ctx.strokeStyle = withAlpha(color, 0.7);
       ctx.lineWidth = dpr;
       ctx.setLineDash([4 * dpr, 3 * dpr]);
       line(ctx, x, top, x, top + height);
       ctx.setLineDash([]);
-      // A dot on the index the alert is about: levels follow E; "cooperation overtakes" is D's.
-      const value =
-        alert.reason_code === 'cooperation-overtakes' ? alert.de_escalation_index : alert.escalation_index;
+      // A dot on the index the alert is about: levels follow E; cooperation's alerts are D's.
+      const value = cooperative ? alert.de_escalation_index : alert.escalation_index;
       const yValue = u.valToPos(value, 'y', true);
       ctx.fillStyle = color;
       ctx.strokeStyle = COLORS.background;
