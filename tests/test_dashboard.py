@@ -142,9 +142,7 @@ def test_the_article_plays_out_live_on_the_dashboard(
         expect(irn_pak).to_have_attribute("data-level", "warning", timeout=30_000)
         # Cooperation resolves the crisis on Jan 26 (some 18 s of replay later): the level
         # steps down to watch. The alert to warning opens to the strike that drove it.
-        expect(alerts.and_(page.locator('[data-reason="crisis-resolved"]'))).to_be_visible(
-            timeout=30_000
-        )
+        expect(alerts.and_(page.locator('[data-reason="crisis-resolved"]'))).to_be_visible(timeout=30_000)
         expect(irn_pak).to_have_attribute("data-level", "watch")
         to_warning = alerts.and_(page.locator('[data-from="watch"][data-level="warning"]'))
         to_warning.locator("summary").click()
