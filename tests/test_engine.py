@@ -215,7 +215,7 @@ def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
     state = engine.states["IRN-PAK"]
     current = state.snapshot()
     second_version = {
-        **{k: v for k, v in current.items() if k not in ("first_time", "prior_totals", "prior_standing")},
+        **{k: v for k, v in current.items() if k not in ("let_go_since", "prior_totals", "prior_standing")},
         "entries": [[*row[:7], row[15], row[17]] for row in current["entries"]],
         "version": 2,
     }

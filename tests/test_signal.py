@@ -55,7 +55,7 @@ def test_a_code_gives_the_role_when_none_is_given() -> None:
     assert Actor(name="Iran", country="IRN").acting_role is STATE
 
 
-def busy_dyad(days: int, per_day: int = 4, goldstein: float = -4.0) -> list[CrisisEvent]:
+def busy_dyad(days: int, per_day: int = 12, goldstein: float = -1.5) -> list[CrisisEvent]:
     """Days of steady, ordinary friction: `per_day` events of `goldstein` a day."""
     return [
         event(f"d{day:03}-{n}", hours=day * DAY + n, cameo_code="112", goldstein=goldstein)
@@ -137,14 +137,20 @@ def real_quarter() -> list[Alert]:
     return run_backtest([REAL_QUARTER], CONFIG).alerts
 
 
-def per_30_days(count: int, alerts: list[Alert]) -> float:
-    return count * 30 / 88  # 4 October to 31 December 2018, the quarter's upload days
+QUARTER_DAYS = 92
+"""October to December 2018: the days the files were uploaded on and the labels cover (the
+backtest's own budget spreads alerts over every event time played, stragglers included)."""
+
+
+def per_30_days(count: int) -> float:
+    return count * 30 / QUARTER_DAYS
 
 
 def test_real_quarter_alert_budget(real_quarter: list[Alert]) -> None:
-    rises = [a for a in real_quarter if a.kind == "escalation" and a.level.rank >= Level.WARNING.rank]
-    assert per_30_days(len(rises), real_quarter) <= 12
-    assert per_30_days(len(real_quarter), real_quarter) <= 50
+    in_quarter = [a for a in real_quarter if date(2018, 10, 1) <= a.event_time.date() <= date(2018, 12, 31)]
+    rises = [a for a in in_quarter if a.kind == "escalation" and a.level.rank >= Level.WARNING.rank]
+    assert per_30_days(len(rises)) <= 12
+    assert per_30_days(len(in_quarter)) <= 50
     assert max(Counter(a.dyad for a in real_quarter).values()) <= 12  # no dyad churns
 
 

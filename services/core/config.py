@@ -67,7 +67,7 @@ class EngineConfig(BaseModel):
         default=3.0, ge=0, le=10, description="the top of a dyad's normal band: mean + this many deviations"
     )
     baseline_min_events: int = Field(
-        default=20,
+        default=10,
         ge=1,
         description="a dyad with fewer events in its baseline window has no normal of its own (zero)",
     )

@@ -44,7 +44,8 @@ class Entry:
     cooperation_leads: bool = False
     crisis_since: float | None = None
     hot_at: float | None = None
-    crisis_baseline: float | None = None
+    crisis_escalation_baseline: float | None = None
+    crisis_de_escalation_baseline: float | None = None
 
     @property
     def order(self) -> tuple[float, str]:
@@ -84,19 +85,17 @@ class Entry:
             self.cooperation_leads,
             self.crisis_since,
             self.hot_at,
-            self.crisis_baseline,
+            None
+            if self.crisis_escalation_baseline is None or self.crisis_de_escalation_baseline is None
+            else (self.crisis_escalation_baseline, self.crisis_de_escalation_baseline),
         )
 
     @standing.setter
     def standing(self, standing: Standing) -> None:
-        (
-            self.level,
-            self.level_since,
-            self.cooperation_leads,
-            self.crisis_since,
-            self.hot_at,
-            self.crisis_baseline,
-        ) = standing
+        self.level, self.level_since, self.cooperation_leads, self.crisis_since, self.hot_at, baselines = (
+            standing
+        )
+        self.crisis_escalation_baseline, self.crisis_de_escalation_baseline = baselines or (None, None)
 
     def as_row(self) -> list[Any]:
         """The fields in order: a compact form for snapshots (the level is a str enum)."""
@@ -142,12 +141,20 @@ class DyadState:
     """The ids of `entries`, for de-duplication in O(1)."""
     last_change: str | None = None
     """The record (event or retraction) that changed the entries last."""
-    first_time: float | None = None
-    """The earliest event time ever held: how much of a baseline window the dyad has seen."""
+    let_go_since: float | None = None
+    """The earliest event time of the entries let go (None: none were): with `entries`, where
+    the dyad's history starts."""
     prior_totals: Totals = field(default_factory=Totals)
     """Running totals just before `entries[0]`: what entries let go of still counts in windows."""
     prior_standing: Standing = field(default_factory=Standing)
     """The standing just before `entries[0]` (an open crisis outlives the entries that opened it)."""
+
+    @property
+    def first_time(self) -> float | None:
+        """Where the dyad's history starts: how much of a baseline window it has seen."""
+        if self.let_go_since is not None:
+            return self.let_go_since
+        return self.entries[0].time if self.entries else None
 
     @property
     def latest_time(self) -> float | None:
@@ -189,7 +196,7 @@ class DyadState:
             return (0.0, 0.0)
         time = self.entries[position].time
         lag, length = config.baseline_lag.total_seconds(), config.baseline_window.total_seconds()
-        if not self.settled(time, config):  # warming up: what the dyad has seen so far
+        if time - self.first_time < lag + length:  # warming up: what the dyad has seen so far
             lag = 0.0
         end = time - lag
         start = max(end - length, self.first_time)
@@ -206,18 +213,18 @@ class DyadState:
             band_top(window.cooperation, window.cooperation_days_squared, days, half_life_days, sigmas),
         )
 
-    def settled(self, time: float, config: EngineConfig) -> bool:
-        """Whether the dyad's history at `time` covers its baseline window and lag."""
-        reach = (config.baseline_lag + config.baseline_window).total_seconds()
-        return self.first_time is not None and time - self.first_time >= reach
+    def knows_its_normal(self, time: float) -> bool:
+        """Whether the dyad has a day of history before `time` to read its normal from (on its
+        first day its normal is not known, not zero)."""
+        return self.first_time is not None and time - self.first_time >= DAY
 
     def judged_baselines(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
         """The baselines the entry at `position` was judged against (an open crisis keeps the
-        escalation baseline it opened with, if lower)."""
+        baselines it opened with, where lower)."""
         escalation, de_escalation = self.baselines(config, position)
         if not self.entries:
             return (escalation, de_escalation)
-        return (self.entries[position].standing.escalation_baseline(escalation), de_escalation)
+        return self.entries[position].standing.judged((escalation, de_escalation))
 
     def _totals_before(self, time: float) -> Totals:
         """Running totals over the events before `time`."""
@@ -228,8 +235,6 @@ class DyadState:
         position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
         self.entries.insert(position, entry)
         self.event_ids.add(entry.event_id)
-        if self.first_time is None or entry.time < self.first_time:
-            self.first_time = entry.time
         return position
 
     def remove(self, event_id: str) -> int:
@@ -282,7 +287,7 @@ class DyadState:
                 self.indices(config, index),
                 passage,
                 self.baselines(config, index),
-                self.settled(entry.time, config),
+                self.knows_its_normal(entry.time),
                 config,
             )
             if change is not None:
@@ -366,6 +371,8 @@ class DyadState:
         """Let go of what no longer weighs: entries, tombstones and alert ids older than horizon."""
         keep_from = bisect.bisect_left(self.entries, horizon, key=lambda e: e.time)
         if keep_from > 0:
+            if self.let_go_since is None:
+                self.let_go_since = self.entries[0].time
             last_let_go = self.entries[keep_from - 1]
             self.prior_totals, self.prior_standing = last_let_go.totals, last_let_go.standing
         self.event_ids.difference_update(e.event_id for e in self.entries[:keep_from])
@@ -395,7 +402,7 @@ class DyadState:
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
             "last_change": self.last_change,
-            "first_time": self.first_time,
+            "let_go_since": self.let_go_since,
             "prior_totals": list(self.prior_totals),
             "prior_standing": list(self.prior_standing),
             "version": SNAPSHOT_VERSION,
@@ -418,7 +425,7 @@ class DyadState:
             reported_level=Level(snapshot["reported_level"]),
             event_ids={entry.event_id for entry in entries},
             last_change=snapshot["last_change"],
-            first_time=snapshot["first_time"],
+            let_go_since=snapshot["let_go_since"],
             prior_totals=Totals(*snapshot["prior_totals"]),
             prior_standing=_standing_of(snapshot["prior_standing"]),
         )
@@ -430,8 +437,9 @@ positional, so a new field must never restore into the wrong slot."""
 
 
 def _standing_of(row: list[Any]) -> Standing:
-    level, *rest = row
-    return Standing(Level(level), *rest)
+    level, since, leads, crisis_since, hot_at, baselines = row
+    frozen = None if baselines is None else (float(baselines[0]), float(baselines[1]))
+    return Standing(Level(level), since, leads, crisis_since, hot_at, frozen)
 
 
 def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -447,12 +455,11 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, *totals, level, time, leads, None, None, None])
-    first = rows[0][0] if rows else None
+        rows.append([*sums, *totals, level, time, leads, None, None, None, None])
     return {
         **snapshot,
         "entries": rows,
-        "first_time": first,
+        "let_go_since": None,
         "prior_totals": list(Totals()),
         "prior_standing": list(Standing()),
         "version": 3,

@@ -36,12 +36,16 @@ class Standing(NamedTuple):
     """When the open crisis reached `warning` (None: no crisis open)."""
     hot_at: float | None = None
     """The last time the open crisis's surge stood at `watch` or above."""
-    crisis_baseline: float | None = None
-    """The escalation baseline when the crisis opened: while it is open, the dyad is judged
-    against the lower of it and the current one, so a long war never becomes its own normal."""
+    crisis_baselines: tuple[float, float] | None = None
+    """The (escalation, de-escalation) baselines when the crisis opened: while it is open, the
+    dyad is judged against the lower of them and the current ones, so a long war never becomes
+    its own normal, nor the diplomacy it brings the normal its resolution must beat."""
 
-    def escalation_baseline(self, current: float) -> float:
-        return current if self.crisis_baseline is None else min(current, self.crisis_baseline)
+    def judged(self, current: tuple[float, float]) -> tuple[float, float]:
+        """The baselines the dyad is judged against, given its current ones."""
+        if self.crisis_baselines is None:
+            return current
+        return (min(current[0], self.crisis_baselines[0]), min(current[1], self.crisis_baselines[1]))
 
 
 class Reading(NamedTuple):
@@ -89,24 +93,32 @@ def step(
     indices: tuple[float, float],
     passage: tuple[float, float] | None,
     baselines: tuple[float, float],
-    settled: bool,
+    known: bool,
     config: EngineConfig,
 ) -> tuple[Standing, Transition | None]:
     """The standing after an event at `time`, and the alert it deserves (at most one, net).
 
     `indices` are the (escalation, de-escalation) indices just after the event; `passage` the
     same just before it, given when the event opens a new event time; `baselines` the tops of
-    the dyad's normal bands, `settled` whether its history covers the baseline window and lag
-    (a crisis opened before keeps no baseline: none was known). Rises follow the surges
-    (index minus baseline) at once. Falls, resolutions and cooperation are judged on `passage`
-    only, on whole event times: rows of one day decide nothing by the order they sort in.
+    the dyad's normal bands, `known` whether they rest on at least a day of the dyad's history.
+    Rises follow the surges (index minus baseline) at once. Falls, resolutions and cooperation
+    are judged on `passage` only, on whole event times: rows of one day decide nothing by the
+    order they sort in.
     """
     level, since, leads = before.level, before.since, before.cooperation_leads
-    crisis_since, hot_at, crisis_baseline = before.crisis_since, before.hot_at, before.crisis_baseline
-    escalation_baseline = before.escalation_baseline(baselines[0])
+    crisis_since, hot_at, crisis_baselines = before.crisis_since, before.hot_at, before.crisis_baselines
+    if crisis_since is not None and crisis_baselines is None and known:
+        # A crisis opened on the dyad's first day, before its normal was known: it keeps the
+        # first normal known (none, for a quiet dyad), or is dissolved if the dyad turns out
+        # busy and, against its normal, nothing stands out.
+        if baselines[0] == 0 or indices[0] - baselines[0] >= config.watch_threshold:
+            crisis_baselines = baselines
+        else:
+            crisis_since = hot_at = None
+    judged = Standing(crisis_baselines=crisis_baselines).judged(baselines)
 
     def surge(values: tuple[float, float]) -> tuple[float, float]:
-        return (values[0] - escalation_baseline, values[1] - baselines[1])
+        return (values[0] - judged[0], values[1] - judged[1])
 
     surges, raw_passage = surge(indices), passage
     resolved = quiet = turned = False
@@ -122,7 +134,7 @@ def step(
             and time - hot_at >= config.crisis_memory.total_seconds()
         )
         if resolved or quiet:
-            crisis_since = hot_at = crisis_baseline = None
+            crisis_since = hot_at = crisis_baselines = None
         floor = Level.WATCH if crisis_since is not None else Level.NORMAL
         lower = max(cleared(level, escalation_before, config), floor, key=lambda lv: lv.rank)
         held = since is not None and time - since < config.min_dwell.total_seconds()
@@ -134,13 +146,13 @@ def step(
     if top.rank > level.rank:
         level = top
     if level.rank >= Level.WARNING.rank and crisis_since is None:
-        crisis_since, crisis_baseline = time, baselines[0] if settled else None
+        crisis_since, crisis_baselines = time, baselines if known else None
     if crisis_since is not None and escalation_surge >= config.watch_threshold:
         hot_at = time
     entered = time if level is not before.level else since
-    after = Standing(level, entered, leads, crisis_since, hot_at, crisis_baseline)
-    judged = raw_passage if raw_passage is not None and level.rank <= before.level.rank else indices
-    readings = (Reading(judged[0], escalation_baseline), Reading(judged[1], baselines[1]))
+    after = Standing(level, entered, leads, crisis_since, hot_at, crisis_baselines)
+    shown = raw_passage if raw_passage is not None and level.rank <= before.level.rank else indices
+    readings = (Reading(shown[0], judged[0]), Reading(shown[1], judged[1]))
     return after, _transition(before, after, resolved, quiet, turned, readings, config)
 
 
