@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,10 +29,10 @@ import pytest
 import yaml
 
 from devtools.broker import KAFKA_VERSION_DEFAULT
-from schemas.outputs import Level
+from schemas.outputs import IndexUpdate, Level
 from services.cli import cli
 from services.core.config import EngineConfig
-from services.core.levels import cleared, reached
+from services.core.levels import Standing, step
 from services.kafka.worker import faust_sensors
 from services.settings import Settings
 from services.web.metrics import WorkerMetrics
@@ -393,32 +394,67 @@ def test_level_alerts_are_the_engines_levels() -> None:
         assert not re.search(r"crisismon_(de_)?escalation_index\s*[<>]", rule["expr"]), rule["alert"]
 
 
-def series_values(notation: str) -> list[float]:
-    """promtool's plain notation only ("0 10 17"): the story's steps are spelled out."""
-    return [float(value) for value in notation.split()]
+def series_values(notation: str) -> list[float | None]:
+    """promtool's plain notation only ("0 10 17"; `_` no sample, `stale` a series that left the
+    scrape, both None): the story's steps are spelled out."""
+    return [None if value in {"_", "stale"} else float(value) for value in notation.split()]
 
 
-def test_the_hysteresis_story_is_what_the_engine_computes() -> None:
-    """The levels in the promtool story are the engine's levels for its escalation indices (quiet
-    dyads: no baseline of their own, so the surge is the index; the samples are days apart)."""
+def story_series() -> dict[str, dict[str, list[float | None]]]:
+    """The hysteresis story's input series: metric name → dyad → samples."""
     (story,) = [test for test in load_yaml(RULES_TEST)["tests"] if "hysteresis" in test["name"]]
-    series: dict[tuple[str, str], list[float]] = {}
+    series: dict[str, dict[str, list[float | None]]] = {}
     for item in story["input_series"]:
         name, labels = item["series"].split("{", 1)
         (dyad,) = re.findall(r'dyad="([A-Z]{3}-[A-Z]{3})"', labels)
-        series[name, dyad] = series_values(item["values"])
+        series.setdefault(name, {})[dyad] = series_values(item["values"])
+    return series
+
+
+def samples(series: dict[str, list[float | None]], dyad: str, steps: int) -> list[float | None]:
+    """A dyad's samples over the story's `steps`, None where it has none: one series the worker
+    omits (the open crisis, when none is) is missing, or ends early on `stale`."""
+    found = series.get(dyad, [])
+    return found + [None] * (steps - len(found))
+
+
+def test_the_hysteresis_story_is_what_the_engine_computes() -> None:
+    """The levels and open crises in the promtool story are what the engine's levels
+    (`services.core.levels.step`) make of its indices and baselines, each sample a week of event
+    time after the last: past the dwell, within the crisis memory."""
+    series = story_series()
     config = EngineConfig()
-    dyads = {dyad for _, dyad in series}
-    assert "IRN-PAK" in dyads
+    week = timedelta(days=7).total_seconds()
+    dyads = set(series["crisismon_escalation_index"])
+    assert {"IRN-PAK", "ISR-LBN"} <= dyads
     for dyad in dyads:
-        level = Level.NORMAL
-        engine_levels = []
-        for escalation in series["crisismon_escalation_index", dyad]:
-            top = reached(escalation, config)
-            level = top if top.rank > level.rank else cleared(level, escalation, config)
-            engine_levels.append(float(level.rank))
-        assert series["crisismon_level", dyad] == engine_levels, dyad
-    assert series["crisismon_escalation_index", "IRN-PAK"] == [0, 10, 17, 12, 5, 2]
+        steps = len(series["crisismon_escalation_index"][dyad])
+        columns = [
+            [value or 0.0 for value in samples(series.get(name, {}), dyad, steps)]
+            for name in (
+                "crisismon_escalation_index",
+                "crisismon_de_escalation_index",
+                "crisismon_escalation_baseline",
+                "crisismon_de_escalation_baseline",
+            )
+        ]
+        standing, levels, crises = Standing(), [], []
+        for number, (escalation, de_escalation, baseline, de_baseline) in enumerate(
+            zip(*columns, strict=True)
+        ):
+            indices = (escalation, de_escalation)
+            passage = indices if number else None  # each sample stands for its whole event time
+            standing, _ = step(
+                standing, number * week, indices, passage, (baseline, de_baseline), True, config
+            )
+            levels.append(float(standing.level.rank))
+            crises.append(standing.crisis_since is not None)
+        assert samples(series["crisismon_level"], dyad, steps) == levels, dyad
+        crisis = samples(series["crisismon_crisis_since_timestamp_seconds"], dyad, steps)
+        assert [since is not None for since in crisis] == crises, dyad
+    assert series["crisismon_escalation_index"]["IRN-PAK"] == [0, 10, 17, 12, 5, 2]
+    assert any(series["crisismon_escalation_baseline"]["ISR-LBN"]), "a dyad judged against its own normal"
+    assert any(series["crisismon_crisis_since_timestamp_seconds"]["IRN-PAK"]), "a crisis that opens"
 
 
 # --- metric names ---------------------------------------------------------------------------------
@@ -477,6 +513,45 @@ def test_dashboard_uses_only_metrics_the_worker_exports() -> None:
         assert not unknown_metrics(expr), f"{where}: {expr}"
 
 
+def per_dyad_gauges() -> set[str]:
+    """The gauges the worker exports per dyad, from an index update with a normal and a crisis."""
+    metrics = WorkerMetrics(max_dyads=10)
+    crisis_since = datetime(2024, 1, 17, 12, tzinfo=UTC)
+    update = IndexUpdate(
+        dyad="IRN-PAK",
+        as_of=crisis_since,
+        escalation_index=20.0,
+        de_escalation_index=3.0,
+        level=Level.WARNING,
+        triggered_by="pkir24-007",
+        events_in_window=5,
+        escalation_baseline=4.0,
+        de_escalation_baseline=2.0,
+        crisis_since=crisis_since,
+        scale="gdelt",
+        scale_version="v1",
+        config_hash="0",
+    )
+    metrics.observe_index(update, partition=0)
+    return {
+        family.name
+        for family in metrics.registry.collect()
+        if family.type == "gauge" and any("dyad" in sample.labels for sample in family.samples)
+    }
+
+
+def test_dashboard_shows_every_per_dyad_gauge() -> None:
+    """A gauge added per dyad (the indices, their normals, the level, the open crisis) is drawn."""
+    gauges = per_dyad_gauges()
+    assert {
+        "crisismon_escalation_baseline",
+        "crisismon_de_escalation_baseline",
+        "crisismon_crisis_since_timestamp_seconds",
+    } <= gauges
+    used = set().union(*(METRIC_NAME.findall(expr) for _, expr in dashboard_queries()))
+    assert gauges - used == set()
+
+
 def test_rules_use_only_metrics_the_worker_exports() -> None:
     """Expressions, annotation templates and the series the rule tests feed in."""
     texts = [RULES.read_text(encoding="utf-8")]
@@ -505,6 +580,63 @@ def test_dashboard_queries_are_promql(tmp_path: Path) -> None:
 # --- Grafana --------------------------------------------------------------------------------------
 
 
+def panel_titled(title: str) -> dict[str, Any]:
+    panels: list[dict[str, Any]] = [panel for panel in dashboard()["panels"] if panel["title"] == title]
+    (panel,) = panels
+    return panel
+
+
+def test_the_surge_panel_is_the_index_above_its_normal_with_the_engines_thresholds() -> None:
+    """The surge is what the levels follow; its dashed lines are the engine's default thresholds."""
+    panel = panel_titled("Escalation surge")
+    (target,) = panel["targets"]
+    assert re.search(r"crisismon_escalation_index\{[^}]*\} - crisismon_escalation_baseline\b", target["expr"])
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] == "dashed"
+    config = EngineConfig()
+    assert [threshold["value"] for threshold in defaults["thresholds"]["steps"]] == [
+        None,
+        *(config.threshold(level) for level in list(Level)[1:]),
+    ]
+
+
+def test_the_indices_are_drawn_with_their_normal_dashed() -> None:
+    for title, baseline in [
+        ("Escalation index", "crisismon_escalation_baseline"),
+        ("De-escalation index", "crisismon_de_escalation_baseline"),
+    ]:
+        panel = panel_titled(title)
+        (normal,) = [target for target in panel["targets"] if baseline in target["expr"]]
+        (override,) = [
+            override
+            for override in panel["fieldConfig"]["overrides"]
+            if override["matcher"] == {"id": "byFrameRefID", "options": normal["refId"]}
+        ]
+        styles = {prop["id"]: prop["value"] for prop in override["properties"]}
+        assert styles["custom.lineStyle"]["fill"] == "dash", title
+
+
+def test_the_open_crises_table_shows_since_when_as_a_date() -> None:
+    """Grafana's date units read milliseconds: the seconds the worker exports are multiplied."""
+    panel = panel_titled("Dyads in an open crisis")
+    targets = {target["refId"]: target for target in panel["targets"]}
+    assert all(target["instant"] and target["format"] == "table" for target in targets.values())
+    assert re.search(r"crisismon_crisis_since_timestamp_seconds\{[^}]*\}\) \* 1000$", targets["A"]["expr"])
+    for ref in set(targets) - {"A"}:  # the other columns only for the dyads in a crisis
+        assert targets[ref]["expr"].endswith("and on (dyad) crisismon_crisis_since_timestamp_seconds")
+    (organize,) = [change for change in panel["transformations"] if change["id"] == "organize"]
+    since = organize["options"]["renameByName"]["Value #A"]
+    (unit,) = [
+        prop["value"]
+        for override in panel["fieldConfig"]["overrides"]
+        if override["matcher"] == {"id": "byName", "options": since}
+        for prop in override["properties"]
+        if prop["id"] == "unit"
+    ]
+    assert unit == "dateTimeAsIso"
+    assert panel["options"]["sortBy"] == [{"displayName": since, "desc": False}]
+
+
 def test_panels_use_the_provisioned_datasource() -> None:
     provisioned = {source["uid"]: source for source in load_yaml(DATASOURCES)["datasources"]}
     assert provisioned["crisismon-prometheus"]["url"] == "http://prometheus:9090"
@@ -519,13 +651,24 @@ def test_panels_use_the_provisioned_datasource() -> None:
 
 
 def test_dashboard_shows_the_engines_levels_by_name() -> None:
-    (panel,) = [
+    """Every panel that shows crisismon_level names the levels (in its defaults or in the override
+    of its level column)."""
+    panels = [
         panel for panel in dashboard()["panels"] if "crisismon_level" in json.dumps(panel.get("targets"))
     ]
-    (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
-    assert {int(value): option["text"] for value, option in mapping["options"].items()} == {
-        level.rank: level.value for level in Level
-    }
+    assert len(panels) >= 2  # the timeline and the table of open crises
+    for panel in panels:
+        field_config = panel["fieldConfig"]
+        mappings = [field_config["defaults"].get("mappings", [])] + [
+            prop["value"]
+            for override in field_config["overrides"]
+            for prop in override["properties"]
+            if prop["id"] == "mappings"
+        ]
+        (mapping,) = [mapping for found in mappings for mapping in found]
+        assert {int(value): option["text"] for value, option in mapping["options"].items()} == {
+            level.rank: level.value for level in Level
+        }, panel["title"]
     (dyad,) = [variable for variable in dashboard()["templating"]["list"] if variable["name"] == "dyad"]
     assert dyad["definition"] == "label_values(crisismon_escalation_index, dyad)"
     ids = [panel["id"] for panel in dashboard()["panels"]]

@@ -63,6 +63,29 @@ class WorkerMetrics:
             ["dyad"],
             registry=self.registry,
         )
+        self.escalation_baseline = Gauge(
+            "crisismon_escalation_baseline",
+            "Top of the dyad's normal band for the escalation index, which its level was judged"
+            " against at its latest event: levels follow the surge, the index minus this"
+            " (0: no normal of its own)",
+            ["dyad"],
+            registry=self.registry,
+        )
+        self.de_escalation_baseline = Gauge(
+            "crisismon_de_escalation_baseline",
+            "Top of the dyad's normal band for the de-escalation index at its latest event"
+            " (0: no normal of its own)",
+            ["dyad"],
+            registry=self.registry,
+        )
+        self.crisis_since = Gauge(
+            "crisismon_crisis_since_timestamp_seconds",
+            "Event time, in Unix seconds, when the dyad's open crisis reached warning (the dyad"
+            " stays at watch or above until it is resolved or quiet). No series while no crisis is"
+            " open, so count() counts open crises and no 0 reads as a crisis open since 1970",
+            ["dyad"],
+            registry=self.registry,
+        )
         self.alerts = Counter(
             "crisismon_alerts",
             "Alerts published",
@@ -108,6 +131,13 @@ class WorkerMetrics:
         self.escalation_index.labels(update.dyad).set(update.escalation_index)
         self.de_escalation_index.labels(update.dyad).set(update.de_escalation_index)
         self.level.labels(update.dyad).set(update.level.rank)
+        self.escalation_baseline.labels(update.dyad).set(update.escalation_baseline)
+        self.de_escalation_baseline.labels(update.dyad).set(update.de_escalation_baseline)
+        if update.crisis_since is None:
+            with suppress(KeyError):
+                self.crisis_since.remove(update.dyad)
+        else:
+            self.crisis_since.labels(update.dyad).set(update.crisis_since.timestamp())
 
     def observe_alert(self, alert: Alert, partition: int) -> None:
         self._admit(alert.dyad, partition).alert_labels.add((alert.kind, alert.level.value))
@@ -146,9 +176,20 @@ class WorkerMetrics:
         self.dyads_labelled.set(len(self._dyads))
         return labelled
 
+    def _dyad_gauges(self) -> tuple[Gauge, ...]:
+        """The gauges with one series per labelled dyad, all fed by `observe_index`."""
+        return (
+            self.escalation_index,
+            self.de_escalation_index,
+            self.level,
+            self.escalation_baseline,
+            self.de_escalation_baseline,
+            self.crisis_since,
+        )
+
     def _forget(self, dyad: str) -> None:
         labelled = self._dyads.pop(dyad)
-        for gauge in (self.escalation_index, self.de_escalation_index, self.level):
+        for gauge in self._dyad_gauges():
             with suppress(KeyError):
                 gauge.remove(dyad)
         for kind, level in labelled.alert_labels:
