@@ -21,12 +21,15 @@ from devtools.broker import Broker
 from services.core import EngineConfig
 from tests.curves import (
     DYAD,
+    NORMAL_CASE_END,
+    NORMAL_DYAD,
     PEAK,
     RETRACTED_AT,
     THREAT_AT,
     report_curve,
     shown_at,
     shown_before,
+    write_dyad_with_a_normal,
     write_retracted_strike,
 )
 from tests.live import CRISISMON, WorkerProcess, clean_env, eventually, replay
@@ -194,7 +197,7 @@ def test_the_article_plays_out_live_on_the_dashboard(
 
 
 CHART_DATA = "() => window.__crisismonChart?.plot?.data ?? null"
-"""What the chart draws, as uPlot holds it: [times (s), E, D]."""
+"""What the chart draws, as uPlot holds it: [times (s), E, D, the normal E is judged against]."""
 
 
 def test_the_chart_draws_the_reports_curve_through_a_retraction(
@@ -219,7 +222,7 @@ def test_the_chart_draws_the_reports_curve_through_a_retraction(
         return data if data and data[0] and data[0][-1] >= RETRACTED_AT else None
 
     def check(where: str) -> None:
-        times, escalation, de_escalation = eventually(
+        times, escalation, de_escalation, normal = eventually(
             through_the_retraction, ARRIVAL_MS / 1000, f"the chart to reach the retraction ({where})"
         )
         assert shown_at(times, escalation, THREAT_AT) == pytest.approx(PEAK, abs=0.005), where
@@ -231,10 +234,41 @@ def test_the_chart_draws_the_reports_curve_through_a_retraction(
             pytest.approx(report.escalation),
             pytest.approx(report.de_escalation),
         ), where
+        assert normal == report.escalation_baseline == [0.0] * len(times), where  # no normal of its own
 
     check("as it arrived over the stream")
     page.reload()
     check("from the API after a reload")
+    assert browser.problems() == []
+
+
+def test_the_chart_puts_the_thresholds_on_the_dyads_normal(
+    kafka_broker: Broker,
+    kafka_namespace: str,
+    worker: Callable[..., WorkerProcess],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    """Weeks of ordinary friction, then strikes: the chart gets the normal each update was judged
+    against (it draws the thresholds on it), the report's, and names it in its legend."""
+    page = browser.page
+    running = worker().wait_for_web()
+    page.goto(f"{running.url}/#{NORMAL_DYAD}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    case = write_dyad_with_a_normal(tmp_path / "normal.jsonl")
+    replay(case, kafka_broker.bootstrap, kafka_namespace)
+    report = report_curve(case, EngineConfig(), NORMAL_DYAD, NORMAL_CASE_END)
+    assert len(report.times) <= 1500, "the chart asks for 1500 points: more would be thinned"
+
+    def through_the_strikes() -> list[list[float]] | None:
+        data: list[list[float]] | None = page.evaluate(CHART_DATA)
+        return data if data and data[0] and data[0][-1] >= NORMAL_CASE_END else None
+
+    times, _, _, normal = eventually(through_the_strikes, ARRIVAL_MS / 1000, "the chart to reach the strikes")
+    assert times == pytest.approx(report.times)
+    assert normal == pytest.approx(report.escalation_baseline)
+    assert max(normal) > 0
+    expect(page.locator("#chart .u-legend")).to_contain_text("normal")
     assert browser.problems() == []
 
 

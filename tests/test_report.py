@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from matplotlib.axes import Axes
 
+from schemas.outputs import Level
 from services.backtest import report
 from services.backtest.budget import run_budget
+from services.backtest.charts import dyad_figure
 from services.backtest.labels import CrisisLabels
 from services.backtest.report import write_report
 from services.backtest.run import BacktestResult, run_backtest
 from services.backtest.tables import budget_span
 from services.core.config import EngineConfig
-from services.core.curve import sample
+from services.core.curve import AnchorTrail, sample
 from services.core.decay import decayed
+from tests.curves import NORMAL_DYAD, expected_normal, write_dyad_with_a_normal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
@@ -123,6 +129,83 @@ def test_curves_jump_at_updates_and_decay_between(result: BacktestResult) -> Non
     assert curves.escalation[-1] == pytest.approx(
         decayed(last.escalation_index, last.as_of.timestamp(), end, half_life)
     )
+
+
+def test_a_curve_holds_each_updates_normal_until_the_next() -> None:
+    """The engine judges a dyad only at its records: between two, the normal is the first's."""
+    trail = AnchorTrail()
+    trail.add(0.0, 0.0, 10.0, 0.0, 4.0)
+    trail.add(100.0, 100.0, 12.0, 1.0, 5.0)
+    trail.add(100.0, 100.0, 13.0, 1.0, 6.0)  # a second record at that time: the state after both
+    trail.add(100.0, 250.0, 9.0, 1.0, 2.0)  # a retraction issued later: drawn where it was issued
+    curve = sample(trail.anchors, half_life=1_000.0)
+    assert curve is not None
+    normal = dict(enumerate(curve.escalation_baseline))
+    assert len(normal) == len(curve.times) == len(curve.escalation)
+
+    def shown(low: float, high: float) -> set[float]:
+        return {normal[i] for i, time in enumerate(curve.times) if low < time < high}
+
+    assert shown(-math.inf, 0.0) == {0.0}
+    assert shown(0.0, 100.0) == {4.0} and shown(100.0, 250.0) == {6.0} and shown(250.0, math.inf) == {2.0}
+    at = {time: [normal[i] for i, t in enumerate(curve.times) if t == time] for time in (0.0, 100.0, 250.0)}
+    assert at == {0.0: [0.0, 4.0], 100.0: [4.0, 6.0], 250.0: [6.0, 2.0]}  # before the jump, then after
+
+
+def test_curves_carry_the_normal_each_update_was_judged_against(tmp_path: Path) -> None:
+    config = EngineConfig()
+    result = run_backtest([write_dyad_with_a_normal(tmp_path / "normal.jsonl")], config)
+    trace = result.dyads[NORMAL_DYAD]
+    updates = [step.outcome.index_update for step in trace.steps if step.outcome.index_update]
+    curve = sample(trace.trail.anchors, config.half_life_seconds)
+    assert curve is not None
+    assert curve.escalation_baseline == expected_normal(curve.times, updates)
+    assert len({normal for normal in curve.escalation_baseline if normal > 0}) > 1, "a normal that moves"
+
+
+def test_a_quiet_dyads_curve_has_no_normal(result: BacktestResult) -> None:
+    curve = sample(result.dyads["IRN-PAK"].trail.anchors, result.config.half_life_seconds)
+    assert curve is not None and set(curve.escalation_baseline) == {0.0}
+
+
+def drawn(axes: Axes) -> dict[str, list[float]]:
+    """The values of a chart's lines, by their labels."""
+    return {
+        str(line.get_label()): np.asarray(line.get_ydata(), dtype=float).tolist() for line in axes.get_lines()
+    }
+
+
+def test_the_chart_draws_the_thresholds_on_the_dyads_normal(tmp_path: Path) -> None:
+    config = EngineConfig()
+    result = run_backtest([write_dyad_with_a_normal(tmp_path / "normal.jsonl")], config)
+    trace = result.dyads[NORMAL_DYAD]
+    curve = sample(trace.trail.anchors, config.half_life_seconds)
+    assert curve is not None
+    (axes,) = dyad_figure(NORMAL_DYAD, curve, trace.alerts, config).axes
+    lines = drawn(axes)
+    assert lines["normal"] == curve.escalation_baseline
+    for level in (Level.WATCH, Level.WARNING, Level.CRITICAL):
+        threshold = config.threshold(level)
+        assert lines[f"{level} threshold"] == pytest.approx(
+            [b + threshold for b in curve.escalation_baseline]
+        )
+        assert lines[f"{level} clearing"] == pytest.approx(
+            [b + threshold * config.clearing_ratio for b in curve.escalation_baseline]
+        )
+    legend = [text.get_text() for legend in axes.figure.legends for text in legend.get_texts()]
+    assert "normal (E's baseline)" in legend and "normal + threshold" in legend
+
+
+def test_a_quiet_dyads_chart_keeps_its_flat_thresholds(result: BacktestResult) -> None:
+    config = result.config
+    trace = result.dyads["IRN-PAK"]
+    curve = sample(trace.trail.anchors, config.half_life_seconds)
+    assert curve is not None
+    (axes,) = dyad_figure("IRN-PAK", curve, trace.alerts, config).axes
+    lines = drawn(axes)
+    assert "normal" not in lines
+    assert set(lines["watch threshold"]) == {config.watch_threshold}
+    assert set(lines["critical threshold"]) == {config.critical_threshold}
 
 
 def test_dyad_without_index_update_is_listed_without_chart(tmp_path: Path) -> None:

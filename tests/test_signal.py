@@ -165,3 +165,31 @@ def test_real_quarter_catches_the_kerch_strait_incident(real_quarter: list[Alert
 
 def test_real_quarter_allies_stay_below_warning(real_quarter: list[Alert]) -> None:
     assert all(a.level.rank < Level.WARNING.rank for a in real_quarter if a.dyad == "GBR-USA")
+
+
+def test_a_level_that_comes_back_the_same_day_was_never_left() -> None:
+    """Reported by day: the day opens below the clearing threshold, its own rows bring the
+    surge back. No fall and re-rise: a level falls once its surge stayed below for min_dwell."""
+    crisis = [event(f"a{n}", hours=0, cameo_code="195") for n in range(2)]  # 20: warning
+    # 4.5 days on, 20 has decayed to 7.1, below warning's clearing (9) for a day; the day's
+    # rows: a statement, then a strike that brings the index back to 17.1
+    next_day = [
+        event("b-statement", hours=4.5 * DAY, cameo_code="010"),
+        event("c-strike", hours=4.5 * DAY, cameo_code="195"),
+    ]
+    levels = [a.level for a in play(crisis + next_day)]
+    assert levels == [Level.WATCH, Level.WARNING]
+    without_dwell = [a.level for a in play(crisis + next_day, EngineConfig(min_dwell="0s"))]
+    assert without_dwell == [Level.WATCH, Level.WARNING, Level.WATCH, Level.WARNING]
+
+
+def test_a_level_falls_once_its_surge_stayed_below_clearing_for_the_dwell() -> None:
+    """The index decays between events: the moment it crossed the clearing threshold is known,
+    so a quiet dyad's fall comes at its next event once that is min_dwell past."""
+    crisis = [event(f"a{n}", hours=0, cameo_code="195") for n in range(2)]  # 20 at t0
+    # 20 -> below warning's clearing (9) after 3.5 days; the dwell ends 6.5 days in.
+    too_soon = event("b", hours=6 * DAY, cameo_code="010", source="PAK", target="IRN")
+    late_enough = event("c", hours=7 * DAY, cameo_code="010", source="PAK", target="IRN")
+    assert [a.reason_code for a in play([*crisis, too_soon])] == ["level-rise", "level-rise"]
+    falls = [a for a in play([*crisis, late_enough]) if a.kind == "de-escalation"]
+    assert [(a.previous_level, a.level) for a in falls] == [(Level.WARNING, Level.WATCH)]

@@ -97,6 +97,11 @@ def test_two_workers_each_answer_for_every_dyad(
 
     assert first.get_json("/api/dyads/IRN-PAK/history") == second.get_json("/api/dyads/IRN-PAK/history")
     assert first.get_json("/api/dyads/IRN-PAK/curve") == second.get_json("/api/dyads/IRN-PAK/curve")
+    # The curve carries, sample by sample, the normal the dyad's updates were judged against.
+    curve = first.get_json("/api/dyads/IRN-PAK/curve?points=10000")
+    assert len(curve["escalation_baseline"]) == len(curve["times"]) == len(curve["escalation"]) > 0
+    judged = {u["escalation_baseline"] for u in first.get_json("/api/dyads/IRN-PAK/history")["updates"]}
+    assert set(curve["escalation_baseline"]) <= judged | {0.0}
 
     # Metrics are per worker: each reports the dyads of its partitions, and together all records.
     accepted = [metric_samples(w, "crisismon_events_total")['{outcome="accepted"}'] for w in (first, second)]

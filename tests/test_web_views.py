@@ -25,12 +25,16 @@ from services.web.projection import Projection
 from tests.builders import event, retraction
 from tests.curves import (
     DYAD,
+    NORMAL_CASE_END,
+    NORMAL_DYAD,
     PEAK,
     RETRACTED_AT,
     THREAT_AT,
+    expected_normal,
     report_curve,
     shown_at,
     shown_before,
+    write_dyad_with_a_normal,
     write_retracted_strike,
 )
 
@@ -158,6 +162,10 @@ def test_the_openapi_document_is_valid_and_describes_every_route() -> None:
     assert {p["name"] for p in alerts["parameters"]} == {"dyad", "min_level", "since", "limit"}
     curve = document["paths"]["/api/dyads/{dyad}/curve"]["get"]
     assert {p["name"] for p in curve["parameters"]} == {"dyad", "from", "to", "points"}
+    answer = document["components"]["schemas"]["DyadCurve"]
+    assert {"times", "escalation", "de_escalation", "escalation_baseline"} <= set(answer["required"])
+    assert answer["properties"]["escalation_baseline"]["items"] == {"type": "number"}
+    assert "threshold" in answer["properties"]["escalation_baseline"]["description"]
     assert document["security"] == [{"bearer": []}]
 
 
@@ -201,15 +209,64 @@ def test_the_api_draws_the_reports_curve_even_across_a_retraction(tmp_path: Path
     curve = projection.curve(DYAD, None, None, 1000, HALF_LIFE)
     report = report_curve(case, config)
     assert curve is not None
-    assert (curve.times, curve.escalation, curve.de_escalation) == (
+    assert (curve.times, curve.escalation, curve.de_escalation, curve.escalation_baseline) == (
         report.times,
         report.escalation,
         report.de_escalation,
+        report.escalation_baseline,
     )
+    assert set(curve.escalation_baseline) == {0.0}  # three records: no normal of its own
     assert shown_at(curve.times, curve.escalation, THREAT_AT) == pytest.approx(PEAK, abs=0.005)
     # Where the retraction was issued: the peak decayed two days, then the threat alone.
     assert shown_before(curve.times, curve.escalation, RETRACTED_AT) == pytest.approx(9.41, abs=0.005)
     assert shown_at(curve.times, curve.escalation, RETRACTED_AT) == pytest.approx(4.41, abs=0.005)
+
+
+def fed_with_a_normal(path: Path, projection: Projection) -> tuple[Projection, list[IndexUpdate]]:
+    """The projection fed the updates of NORMAL_DYAD's case, as the worker would publish them."""
+    steps = run_backtest([write_dyad_with_a_normal(path)], EngineConfig()).dyads[NORMAL_DYAD].steps
+    updates = [step.outcome.index_update for step in steps if step.outcome.index_update]
+    for update in updates:
+        projection.add_index(update)
+    return projection, updates
+
+
+def test_the_curve_carries_the_normal_each_update_was_judged_against(tmp_path: Path) -> None:
+    projection, updates = fed_with_a_normal(tmp_path / "normal.jsonl", Projection(100, 100))
+    curve = projection.curve(NORMAL_DYAD, None, None, 10_000, HALF_LIFE)
+    assert curve is not None
+    assert curve.escalation_baseline == expected_normal(curve.times, updates)
+    assert len({normal for normal in curve.escalation_baseline if normal > 0}) > 1, "a normal that moves"
+    report = report_curve(tmp_path / "normal.jsonl", EngineConfig(), NORMAL_DYAD, NORMAL_CASE_END)
+    assert (curve.times, curve.escalation_baseline) == (report.times, report.escalation_baseline)
+
+
+def test_a_thinned_curve_keeps_its_normal_aligned(tmp_path: Path) -> None:
+    projection, _ = fed_with_a_normal(tmp_path / "normal.jsonl", Projection(100, 100))
+    whole = projection.curve(NORMAL_DYAD, None, None, 10_000, HALF_LIFE)
+    thin = projection.curve(NORMAL_DYAD, None, None, 40, HALF_LIFE)
+    assert whole is not None and thin is not None and len(whole.times) > 40 >= len(thin.times)
+    assert len(thin.times) == len(thin.escalation) == len(thin.de_escalation) == len(thin.escalation_baseline)
+    samples = set(
+        zip(whole.times, whole.escalation, whole.de_escalation, whole.escalation_baseline, strict=True)
+    )
+    assert (
+        set(zip(thin.times, thin.escalation, thin.de_escalation, thin.escalation_baseline, strict=True))
+        <= samples
+    )
+    latest = projection.dyads[NORMAL_DYAD].latest.escalation_baseline
+    assert thin.escalation_baseline[-1] == whole.escalation_baseline[-1] == latest
+
+
+def test_a_bounded_trail_keeps_the_normal_of_its_anchors(tmp_path: Path) -> None:
+    bounded, updates = fed_with_a_normal(tmp_path / "normal.jsonl", Projection(100, 8))
+    kept = bounded.dyads[NORMAL_DYAD].trail.anchors
+    assert [anchor.escalation_baseline for anchor in kept] == [
+        update.escalation_baseline for update in updates[-len(kept) :]
+    ]
+    curve = bounded.curve(NORMAL_DYAD, None, None, 10_000, HALF_LIFE)
+    assert curve is not None and curve.truncated
+    assert curve.escalation_baseline == expected_normal(curve.times, updates[-len(kept) :])
 
 
 def test_updates_published_before_triggered_at_are_drawn_at_as_of() -> None:

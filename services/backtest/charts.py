@@ -26,6 +26,8 @@ from services.core.timeutil import to_seconds
 ESCALATION_COLOR = "#c0392b"
 DE_ESCALATION_COLOR = "#1f6fb4"
 LABEL_COLOR = "#5f3dc4"
+BASELINE_COLOR = "#2f9e44"
+"""The dyad's normal: the green of the `normal` level on the dashboard."""
 BAND_COLORS = {
     Level.WATCH: "#fff3b0",
     Level.WARNING: "#ffd8a8",
@@ -45,13 +47,26 @@ def render_dyad_chart(
     config: EngineConfig,
     labels: CrisisLabels | None = None,
 ) -> bytes:
-    """E and D with the level bands, the alerts and, if labelled, the crisis's days."""
+    """E and D with the level bands above the dyad's normal, the alerts and, if labelled, the
+    crisis's days."""
+    return _png(dyad_figure(dyad, curves, alerts, config, labels))
+
+
+def dyad_figure(
+    dyad: str,
+    curves: Curve,
+    alerts: list[Alert],
+    config: EngineConfig,
+    labels: CrisisLabels | None = None,
+) -> Figure:
+    """The figure of `render_dyad_chart`; its lines are labelled by what they show (`normal`,
+    `watch threshold`, `watch clearing`...), for tests to find them."""
     figure = Figure(figsize=(11, 5.2), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     times = [_date_number(t) for t in curves.times]
     peak = max([*curves.escalation, *curves.de_escalation, 0.0])
-    top = max(peak, config.critical_threshold) * 1.12
-    _draw_levels(axes, config, top)
+    top = max(peak, max(curves.escalation_baseline, default=0.0) + config.critical_threshold) * 1.12
+    _draw_levels(axes, config, times, curves.escalation_baseline, top)
     axes.plot(times, curves.escalation, color=ESCALATION_COLOR, linewidth=1.8)
     axes.plot(times, curves.de_escalation, color=DE_ESCALATION_COLOR, linewidth=1.8)
     _draw_alerts(axes, alerts)
@@ -67,36 +82,74 @@ def render_dyad_chart(
     axes.set_ylabel("index")
     axes.grid(axis="x", color="#dddddd", linewidth=0.6)
     figure.suptitle(f"{dyad}: escalation and de-escalation indices", x=0.01, ha="left")
+    handles = _legend_handles(config, normal=any(curves.escalation_baseline))
     figure.legend(
-        handles=_legend_handles(config),
+        handles=handles,
         loc="outside lower center",
-        ncols=6,
+        ncols=len(handles) if len(handles) <= 6 else 4,
         fontsize=8.5,
         frameon=False,
     )
-    return _png(figure)
+    return figure
 
 
-def _draw_levels(axes: Axes, config: EngineConfig, top: float) -> None:
-    """Light bands above thresholds, a labelled line at each, dotted clearing lines."""
+def _draw_levels(
+    axes: Axes, config: EngineConfig, times: list[float], baseline: list[float], top: float
+) -> None:
+    """The dyad's normal (the baseline E is judged against), and above it light bands from
+    each threshold, a labelled line at each, dotted clearing lines: all following the baseline,
+    which steps where the engine judged the dyad again (flat at 0 for a dyad with no normal)."""
     levels = [Level.WATCH, Level.WARNING, Level.CRITICAL]
-    bounds = [config.threshold(level) for level in levels] + [top]
+    thresholds = [config.threshold(level) for level in levels]
     labels = axes.get_yaxis_transform()
-    for level, low, high in zip(levels, bounds, bounds[1:], strict=False):
+    above = any(baseline)
+
+    def over(amount: float) -> list[float]:
+        return [value + amount for value in baseline]
+
+    for i, (level, threshold) in enumerate(zip(levels, thresholds, strict=True)):
         color = LINE_COLORS[level]
-        axes.axhspan(low, high, color=BAND_COLORS[level], alpha=0.45, linewidth=0)
-        axes.axhline(low, color=color, linewidth=1.0, linestyle="--")
-        axes.axhline(low * config.clearing_ratio, color=color, linewidth=0.7, linestyle=":")
+        low = over(threshold)
+        high = over(thresholds[i + 1]) if i + 1 < len(thresholds) else [top] * len(baseline)
+        axes.fill_between(times, low, high, step="post", color=BAND_COLORS[level], alpha=0.45, linewidth=0)
+        axes.plot(
+            times,
+            low,
+            drawstyle="steps-post",
+            color=color,
+            linewidth=1.0,
+            linestyle="--",
+            label=f"{level} threshold",
+        )
+        axes.plot(
+            times,
+            over(threshold * config.clearing_ratio),
+            drawstyle="steps-post",
+            color=color,
+            linewidth=0.7,
+            linestyle=":",
+            label=f"{level} clearing",
+        )
         axes.text(
             1.005,
-            low,
-            f"{level} {low:g}",
+            low[-1],
+            f"{level} normal+{threshold:g}" if above else f"{level} {threshold:g}",
             transform=labels,
             color=color,
             fontsize=9,
             va="center",
             ha="left",
             clip_on=False,
+        )
+    if above:
+        axes.plot(
+            times,
+            baseline,
+            drawstyle="steps-post",
+            color=BASELINE_COLOR,
+            linewidth=1.3,
+            alpha=0.8,
+            label="normal",
         )
 
 
@@ -208,8 +261,9 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _legend_handles(config: EngineConfig) -> list[Line2D]:
-    return [
+def _legend_handles(config: EngineConfig, normal: bool) -> list[Line2D]:
+    """The keys, with the dyad's normal when it has one (else the thresholds are plain)."""
+    handles = [
         Line2D([], [], color=ESCALATION_COLOR, linewidth=1.8, label="E escalation"),
         Line2D([], [], color=DE_ESCALATION_COLOR, linewidth=1.8, label="D de-escalation"),
         Line2D(
@@ -230,7 +284,21 @@ def _legend_handles(config: EngineConfig) -> list[Line2D]:
             linestyle="none",
             label="de-escalation alert (at D)",
         ),
-        Line2D([], [], color="#666666", linestyle="--", linewidth=1.0, label="threshold"),
+    ]
+    if normal:
+        handles.append(
+            Line2D([], [], color=BASELINE_COLOR, linewidth=1.3, alpha=0.8, label="normal (E's baseline)")
+        )
+    return [
+        *handles,
+        Line2D(
+            [],
+            [],
+            color="#666666",
+            linestyle="--",
+            linewidth=1.0,
+            label="normal + threshold" if normal else "threshold",
+        ),
         Line2D(
             [],
             [],

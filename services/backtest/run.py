@@ -58,7 +58,11 @@ class DyadTrace:
             self.peak = update.level
         record_time = to_seconds(step.item.record.event_time)
         self.trail.add(
-            to_seconds(update.as_of), record_time, update.escalation_index, update.de_escalation_index
+            to_seconds(update.as_of),
+            record_time,
+            update.escalation_index,
+            update.de_escalation_index,
+            update.escalation_baseline,
         )
 
 

@@ -72,7 +72,8 @@ class EngineConfig(BaseModel):
         description="a dyad with fewer events in its baseline window has no normal of its own (zero)",
     )
     min_dwell: Duration = Field(
-        default=timedelta(days=3), description="a level is held at least this long before it falls"
+        default=timedelta(days=3),
+        description="a level falls only once its surge has stayed below the clearing threshold this long",
     )
     crisis_memory: Duration = Field(
         default=timedelta(days=180),

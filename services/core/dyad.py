@@ -16,7 +16,7 @@ from schemas.outputs import Alert, Contributor, Level
 from services.core import decay
 from services.core.baseline import DAY, Totals, band_top
 from services.core.config import EngineConfig
-from services.core.levels import Standing, Transition, step
+from services.core.levels import Passage, Standing, Transition, step
 from services.core.timeutil import from_seconds, to_seconds
 
 
@@ -40,7 +40,7 @@ class Entry:
     events_total: int = 0
     day: int = 0
     level: Level = Level.NORMAL
-    level_since: float | None = None
+    calm_since: float | None = None
     cooperation_leads: bool = False
     crisis_since: float | None = None
     hot_at: float | None = None
@@ -81,7 +81,7 @@ class Entry:
     def standing(self) -> Standing:
         return Standing(
             self.level,
-            self.level_since,
+            self.calm_since,
             self.cooperation_leads,
             self.crisis_since,
             self.hot_at,
@@ -92,7 +92,7 @@ class Entry:
 
     @standing.setter
     def standing(self, standing: Standing) -> None:
-        self.level, self.level_since, self.cooperation_leads, self.crisis_since, self.hot_at, baselines = (
+        self.level, self.calm_since, self.cooperation_leads, self.crisis_since, self.hot_at, baselines = (
             standing
         )
         self.crisis_escalation_baseline, self.crisis_de_escalation_baseline = baselines or (None, None)
@@ -269,17 +269,14 @@ class DyadState:
                 entry.conflict, entry.cooperation, entry.time
             )
             passage = None
-            if previous is None or previous.time < entry.time:
-                escalation_before, de_escalation_before = (
-                    self.indices(config, index - 1) if previous else (0, 0)
-                )
-                passage = (
-                    decay.decayed(escalation_before, previous.time, entry.time, half_life)
-                    if previous
-                    else 0.0,
-                    decay.decayed(de_escalation_before, previous.time, entry.time, half_life)
-                    if previous
-                    else 0.0,
+            if previous is None:
+                passage = Passage(0.0, 0.0, entry.time)
+            elif previous.time < entry.time:
+                escalation_before, de_escalation_before = self.indices(config, index - 1)
+                passage = Passage(
+                    decay.decayed(escalation_before, previous.time, entry.time, half_life),
+                    decay.decayed(de_escalation_before, previous.time, entry.time, half_life),
+                    previous.time,
                 )
             entry.standing, change = step(
                 before,
@@ -437,9 +434,9 @@ positional, so a new field must never restore into the wrong slot."""
 
 
 def _standing_of(row: list[Any]) -> Standing:
-    level, since, leads, crisis_since, hot_at, baselines = row
+    level, calm_since, leads, crisis_since, hot_at, baselines = row
     frozen = None if baselines is None else (float(baselines[0]), float(baselines[1]))
-    return Standing(Level(level), since, leads, crisis_since, hot_at, frozen)
+    return Standing(Level(level), calm_since, leads, crisis_since, hot_at, frozen)
 
 
 def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -455,7 +452,7 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, *totals, level, time, leads, None, None, None, None])
+        rows.append([*sums, *totals, level, None, leads, None, None, None, None])
     return {
         **snapshot,
         "entries": rows,

@@ -14,6 +14,7 @@ the dyad's own normal band (see baseline.py). Three rules keep them from churnin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,8 +29,8 @@ class Standing(NamedTuple):
     """What a dyad's timeline holds after an event, besides its indices."""
 
     level: Level = Level.NORMAL
-    since: float | None = None
-    """Event time the level was entered (None: normal from the start)."""
+    calm_since: float | None = None
+    """Since when the surge has stayed below the level's clearing threshold (None: it is not)."""
     cooperation_leads: bool = False
     """The de-escalation surge is at least `watch` and above the escalation surge."""
     crisis_since: float | None = None
@@ -87,11 +88,20 @@ def cleared(level: Level, surge: float, config: EngineConfig) -> Level:
     return level
 
 
+class Passage(NamedTuple):
+    """The indices just before an event that opens a new event time, and the time of the
+    dyad's previous event (between the two they only decayed)."""
+
+    escalation: float
+    de_escalation: float
+    previous_time: float
+
+
 def step(
     before: Standing,
     time: float,
     indices: tuple[float, float],
-    passage: tuple[float, float] | None,
+    passage: Passage | None,
     baselines: tuple[float, float],
     known: bool,
     config: EngineConfig,
@@ -99,13 +109,14 @@ def step(
     """The standing after an event at `time`, and the alert it deserves (at most one, net).
 
     `indices` are the (escalation, de-escalation) indices just after the event; `passage` the
-    same just before it, given when the event opens a new event time; `baselines` the tops of
+    state just before it, given when the event opens a new event time; `baselines` the tops of
     the dyad's normal bands, `known` whether they rest on at least a day of the dyad's history.
     Rises follow the surges (index minus baseline) at once. Falls, resolutions and cooperation
     are judged on `passage` only, on whole event times: rows of one day decide nothing by the
-    order they sort in.
+    order they sort in. A level falls once its surge has stayed below the clearing threshold
+    for `min_dwell`: a level that comes back the same day was never left.
     """
-    level, since, leads = before.level, before.since, before.cooperation_leads
+    level, calm_since, leads = before.level, before.calm_since, before.cooperation_leads
     crisis_since, hot_at, crisis_baselines = before.crisis_since, before.hot_at, before.crisis_baselines
     if crisis_since is not None and crisis_baselines is None and known:
         # A crisis opened on the dyad's first day, before its normal was known: it keeps the
@@ -116,14 +127,11 @@ def step(
         else:
             crisis_since = hot_at = None
     judged = Standing(crisis_baselines=crisis_baselines).judged(baselines)
-
-    def surge(values: tuple[float, float]) -> tuple[float, float]:
-        return (values[0] - judged[0], values[1] - judged[1])
-
-    surges, raw_passage = surge(indices), passage
+    escalation_surge = indices[0] - judged[0]
     resolved = quiet = turned = False
     if passage is not None:
-        escalation_before, de_escalation_before = passage = surge(passage)
+        escalation_before = passage.escalation - judged[0]
+        de_escalation_before = passage.de_escalation - judged[1]
         leads = de_escalation_before >= config.watch_threshold and de_escalation_before > escalation_before
         turned = leads and not before.cooperation_leads and level is not Level.NORMAL
         calmed = cleared(level, escalation_before, config).rank < Level.WARNING.rank
@@ -137,23 +145,38 @@ def step(
             crisis_since = hot_at = crisis_baselines = None
         floor = Level.WATCH if crisis_since is not None else Level.NORMAL
         lower = max(cleared(level, escalation_before, config), floor, key=lambda lv: lv.rank)
-        held = since is not None and time - since < config.min_dwell.total_seconds()
-        if lower.rank < level.rank and (resolved or quiet or not held):
-            level = lower
+        if lower.rank < level.rank:
+            if calm_since is None:
+                clearing = judged[0] + config.threshold(level) * config.clearing_ratio
+                calm_since = _crossed(passage, clearing, time, config)
+            if resolved or quiet or time - calm_since >= config.min_dwell.total_seconds():
+                level, calm_since = lower, None
+        else:
+            calm_since = None
 
-    escalation_surge = surges[0]
     top = reached(escalation_surge, config)
     if top.rank > level.rank:
-        level = top
+        level, calm_since = top, None
     if level.rank >= Level.WARNING.rank and crisis_since is None:
         crisis_since, crisis_baselines = time, baselines if known else None
     if crisis_since is not None and escalation_surge >= config.watch_threshold:
         hot_at = time
-    entered = time if level is not before.level else since
-    after = Standing(level, entered, leads, crisis_since, hot_at, crisis_baselines)
-    shown = raw_passage if raw_passage is not None and level.rank <= before.level.rank else indices
+    after = Standing(level, calm_since, leads, crisis_since, hot_at, crisis_baselines)
+    shown = (
+        (passage.escalation, passage.de_escalation)
+        if passage and level.rank <= before.level.rank
+        else indices
+    )
     readings = (Reading(shown[0], judged[0]), Reading(shown[1], judged[1]))
     return after, _transition(before, after, resolved, quiet, turned, readings, config)
+
+
+def _crossed(passage: Passage, clearing: float, time: float, config: EngineConfig) -> float:
+    """When the escalation index, decaying since the previous event, went below `clearing`."""
+    if passage.escalation <= 0:
+        return passage.previous_time
+    below_for = config.half_life_seconds * math.log2(clearing / passage.escalation)
+    return max(passage.previous_time, time - below_for)
 
 
 def _transition(

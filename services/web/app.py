@@ -177,7 +177,8 @@ class WebApp:
             Route(
                 "/api/dyads/{dyad}/curve",
                 self.curve,
-                "A dyad's E and D along event time, sampled by the core: what the dashboard draws",
+                "A dyad's E and D along event time, sampled by the core, with the normal its levels"
+                " follow: what the dashboard draws",
                 DyadCurve,
                 CurveQuery,
             ),

@@ -49,6 +49,11 @@ class DyadCurve(Answer):
     )
     escalation: list[float] = Field(description="E at each of `times`")
     de_escalation: list[float] = Field(description="D at each of `times`")
+    escalation_baseline: list[float] = Field(
+        description="at each of `times`, the top of the dyad's normal band for E that its levels"
+        " follow (a level is reached at this plus its threshold): as its latest update was judged,"
+        " held until the next; 0 before the first update, or with no normal of its own"
+    )
     truncated: bool = Field(description="older updates were let go (see api_history_per_dyad)")
 
 

@@ -73,7 +73,9 @@ class Projection:
         as_of = to_seconds(update.as_of)
         # Updates published before `triggered_at` existed are placed at their `as_of`.
         caused_at = to_seconds(update.triggered_at) if update.triggered_at else as_of
-        view.trail.add(as_of, caused_at, update.escalation_index, update.de_escalation_index)
+        view.trail.add(
+            as_of, caused_at, update.escalation_index, update.de_escalation_index, update.escalation_baseline
+        )
         if len(view.trail) > self.history_per_dyad * 5 // 4:
             # In batches, so that a busy dyad does not copy its trail at every update.
             view.trail = _latest_anchors(view.trail, self.history_per_dyad)
@@ -151,8 +153,9 @@ class Projection:
     def curve(
         self, dyad: str, start: datetime | None, end: datetime | None, points: int, half_life: float
     ) -> DyadCurve | None:
-        """The dyad's E and D from `start` to `end` (default: its first change, the latest event
-        time seen), at most `points` samples. None: no update of this dyad yet."""
+        """The dyad's E and D, and the baseline E was judged against, from `start` to `end`
+        (default: its first change, the latest event time seen), at most `points` samples.
+        None: no update of this dyad yet."""
         view = self.dyads.get(dyad)
         if view is None:
             return None
@@ -162,7 +165,8 @@ class Projection:
         shown = [anchor.shown_at for anchor in anchors]
         # From the last jump before the window, whose decay runs into it, to the last within it.
         first = max(bisect_right(shown, since) - 1, 0)
-        sampled = sample(anchors[first : bisect_right(shown, until)], half_life, until) or Curve([], [], [])
+        window = anchors[first : bisect_right(shown, until)]
+        sampled = sample(window, half_life, until) or Curve([], [], [], [])
         kept = _thinned(
             sampled, [i for i, time in enumerate(sampled.times) if since <= time <= until], points
         )
@@ -171,6 +175,7 @@ class Projection:
             times=[sampled.times[i] for i in kept],
             escalation=[sampled.escalation[i] for i in kept],
             de_escalation=[sampled.de_escalation[i] for i in kept],
+            escalation_baseline=[sampled.escalation_baseline[i] for i in kept],
             truncated=view.truncated,
         )
 
@@ -198,14 +203,17 @@ def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:
     shown, which is past its `as_of` and past the one before, so it stays where it was."""
     kept = AnchorTrail()
     for anchor in trail.anchors[-count:]:
-        kept.add(anchor.as_of, anchor.shown_at, anchor.escalation, anchor.de_escalation)
+        kept.add(
+            anchor.as_of, anchor.shown_at, anchor.escalation, anchor.de_escalation, anchor.escalation_baseline
+        )
     return kept
 
 
 def _thinned(curve: Curve, indices: list[int], points: int) -> list[int]:
     """At most `points` of the samples at `indices` (in time order): past that, each of
     `points // 2` equal slices of their time keeps its highest E and its highest D, so a
-    thinned curve loses no peak."""
+    thinned curve loses no peak. Every series is read at the same samples, so they stay aligned
+    (a step of the baseline shows at the first sample kept after it)."""
     if len(indices) <= points:
         return indices
     slices = points // 2

@@ -84,7 +84,8 @@ const chart = new DyadChart(
   () => state.config,
   () => alertsOf(state.selected),
 );
-// What the chart draws (`.plot.data`: times, E, D), for tests and the curious at the console.
+// What the chart draws (`.plot.data`: times, E, D and the normal E is judged against), for
+// tests and the curious at the console.
 window.__crisismonChart = chart;
 
 // ---------------------------------------------------------------------------

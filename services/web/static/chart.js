@@ -4,6 +4,10 @@
 // samples them, a jump where each change happened and the decay between, the same curves
 // as the backtest's report. Nothing here computes an index, so the page cannot drift from
 // the engine: a retraction drops the curve where it was issued, not at the event it withdrew.
+//
+// Levels follow E above the dyad's own normal (the curve's `escalation_baseline`, a step: the
+// engine judges a dyad again at each of its events). So the thresholds are drawn at normal +
+// threshold, and step with it; for a dyad with no normal of its own (0) they are flat.
 
 import { svg } from './dom.js';
 
@@ -33,18 +37,63 @@ function thresholds(config) {
   return config.levels.slice(1).map((level) => [level, config[level]]);
 }
 
-/** A curve of the API as uPlot takes it: [times, E, D]. */
+/**
+ * A curve of the API as uPlot takes it: [times, E, D, normal]. A curve without a normal (from
+ * a worker older than the field) is judged against 0.
+ */
 export function plotted(curve) {
-  return curve ? [curve.times, curve.escalation, curve.de_escalation] : [[], [], []];
+  if (!curve) return [[], [], [], []];
+  const normal = curve.escalation_baseline ?? curve.times.map(() => 0);
+  return [curve.times, curve.escalation, curve.de_escalation, normal];
 }
 
-/** The threshold bands, clearing lines and alert markers, drawn on uPlot's canvas. */
+/** The highest value of a series, 0 for none (without spreading thousands of arguments). */
+function highest(values) {
+  return values.reduce((most, value) => (value > most ? value : most), 0);
+}
+
+/**
+ * Where the normal steps: [x, value] from the left edge, one at each change and the value
+ * held until the next (as the engine holds it between events). `xs` are in data units.
+ */
+function normalSteps(xs, normal) {
+  const steps = [[Number.NEGATIVE_INFINITY, normal[0] ?? 0]];
+  for (let i = 1; i < xs.length; i++) {
+    if (normal[i] !== normal[i - 1]) steps.push([xs[i], normal[i]]);
+  }
+  return steps;
+}
+
+/**
+ * The corners of the normal's step line from `left` to `right`: [x, value], x from the steps'
+ * times by `toX`. A threshold's line is the same corners, its value added.
+ */
+function stepCorners(steps, toX, left, right) {
+  const corners = [];
+  steps.forEach(([at, value], i) => {
+    const x = Math.min(Math.max(toX(at), left), right);
+    if (i > 0) corners.push([x, steps[i - 1][1]]);
+    corners.push([x, value]);
+  });
+  corners.push([right, steps.at(-1)[1]]);
+  return corners;
+}
+
+/**
+ * The dyad's normal, and above it the threshold bands and clearing lines, drawn on uPlot's
+ * canvas under the curves: each at normal + threshold, stepping with the normal.
+ */
 function thresholdBands(getConfig) {
   return (u) => {
     const config = getConfig();
     if (!config) return;
     const { ctx } = u;
     const { left, top, width, height } = u.bbox;
+    const [xs = [], , , normal = []] = u.data;
+    const steps = normalSteps(xs, normal);
+    // Hidden from the legend, the normal line goes; the thresholds stay where they are.
+    const judged = highest(normal) > 0;
+    const drawNormal = judged && u.series[3]?.show !== false;
     const raised = thresholds(config);
     const bands = raised.map(([level, from], i) => [level, from, raised[i + 1]?.[1] ?? Infinity]);
     ctx.save();
@@ -52,27 +101,54 @@ function thresholdBands(getConfig) {
     ctx.rect(left, top, width, height);
     ctx.clip();
     const y = (value) => u.valToPos(value, 'y', true);
+    const corners = stepCorners(steps, (value) => u.valToPos(value, 'x', true), left, left + width);
+    /** Adds the normal plus `offset` to the current path, left to right or back. */
+    const follow = (offset, backwards = false) => {
+      for (const [x, value] of backwards ? [...corners].reverse() : corners) ctx.lineTo(x, y(value + offset));
+    };
+    const trace = (offset) => {
+      ctx.beginPath();
+      follow(offset);
+      ctx.stroke();
+    };
+    // The normal where the label goes: at the left edge (after zooming in, maybe a later step).
+    const shownFrom = u.scales.x.min ?? Number.NEGATIVE_INFINITY;
+    const normalAtLeft = steps.findLast(([at]) => at <= shownFrom)?.[1] ?? steps[0][1];
     const dpr = devicePixelRatio || 1;
     for (const [level, from, to] of bands) {
-      const yFrom = y(from);
-      const yTo = Number.isFinite(to) ? y(to) : top;
       ctx.fillStyle = withAlpha(COLORS[level], 0.09);
-      ctx.fillRect(left, yTo, width, yFrom - yTo);
+      ctx.beginPath();
+      follow(from);
+      if (Number.isFinite(to)) follow(to, true);
+      else {
+        ctx.lineTo(left + width, top);
+        ctx.lineTo(left, top);
+      }
+      ctx.closePath();
+      ctx.fill();
       // The threshold itself.
       ctx.strokeStyle = withAlpha(COLORS[level], 0.6);
       ctx.lineWidth = dpr;
       ctx.setLineDash([]);
-      line(ctx, left, yFrom, left + width);
+      trace(from);
       // Where the level is left again: threshold × clearing ratio (hysteresis).
       ctx.strokeStyle = withAlpha(COLORS[level], 0.45);
       ctx.setLineDash([2 * dpr, 4 * dpr]);
-      line(ctx, left, y(from * config.clearing_ratio), left + width);
+      trace(from * config.clearing_ratio);
       ctx.setLineDash([]);
       ctx.fillStyle = withAlpha(COLORS[level], 0.85);
       ctx.font = `${11 * dpr}px system-ui, sans-serif`;
       ctx.textBaseline = 'bottom';
       ctx.textAlign = 'left'; // uPlot leaves its last axis' alignment on the context
-      if (yFrom > top + 12 * dpr) ctx.fillText(`${level} ≥ ${from}`, left + 6 * dpr, yFrom - 2 * dpr);
+      const yFrom = y(normalAtLeft + from);
+      const label = judged ? `${level} ≥ normal + ${from}` : `${level} ≥ ${from}`;
+      if (yFrom > top + 12 * dpr) ctx.fillText(label, left + 6 * dpr, yFrom - 2 * dpr);
+    }
+    // The normal itself, only for a dyad that has one: a quiet dyad's chart is as it was.
+    if (drawNormal) {
+      ctx.strokeStyle = withAlpha(COLORS.normal, 0.7);
+      ctx.lineWidth = 1.5 * dpr;
+      trace(0);
     }
     ctx.restore();
   };
@@ -181,13 +257,25 @@ export class DyadChart {
         y: {
           // From 0, and high enough to show the highest threshold: how close a dyad is
           // to a level matters as much as its shape.
-          range: (_, __, max) => [0, Math.max((max || 0) * 1.1, this.highestThreshold() * 1.08, 1)],
+          range: (u, __, max) => [
+            0,
+            Math.max((max || 0) * 1.1, (highest(u.data[3] ?? []) + this.highestThreshold()) * 1.08, 1),
+          ],
         },
       },
       series: [
         { label: 'event time', value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' },
         { label: 'escalation E', stroke: COLORS.escalation, width: 2, value, points: { show: false } },
         { label: 'de-escalation D', stroke: COLORS.deEscalation, width: 2, value, points: { show: false } },
+        // In the legend and the hover only: thresholdBands draws it, under the curves.
+        {
+          label: 'normal',
+          stroke: withAlpha(COLORS.normal, 0.7),
+          width: 1.5,
+          value,
+          paths: () => null,
+          points: { show: false },
+        },
       ],
       axes: [{ ...axis, values: timeLabels, size: 52 }, { ...axis, size: 44 }],
       legend: { live: true },
@@ -226,10 +314,10 @@ export class DyadChart {
 /**
  * A sparkline of a card's curve (from the API): plain SVG, no library. `span` is the time
  * window [start, end] in seconds, shared by all cards; the faint lines are the thresholds
- * within the card's scale.
+ * above the dyad's normal, within the card's scale.
  */
 export function sparkline(curve, config, span, width = 220, height = 44) {
-  const [xs, es, ds] = plotted(curve);
+  const [xs, es, ds, normal] = plotted(curve);
   const root = svg('svg', {
     class: 'sparkline',
     viewBox: `0 0 ${width} ${height}`,
@@ -239,15 +327,19 @@ export function sparkline(curve, config, span, width = 220, height = 44) {
   if (!xs.length || !span) return root;
   const [x0, x1] = span;
   const levels = config ? thresholds(config) : [];
-  const top = Math.max(...es, ...ds, levels[0]?.[1] ?? 0) * 1.1 || 1;
+  const top = Math.max(...es, ...ds, highest(normal) + (levels[0]?.[1] ?? 0)) * 1.1 || 1;
   const px = (t) => ((t - x0) / (x1 - x0 || 1)) * width;
   const py = (v) => height - 2 - (v / top) * (height - 4);
+  const steps = normalSteps(xs, normal);
+  const corners = stepCorners(steps, px, 0, width);
+  /** The normal plus `offset` as SVG points. */
+  const stepped = (offset) => corners.map(([x, v]) => `${x.toFixed(1)},${py(v + offset).toFixed(1)}`).join(' ');
   for (const [level, threshold] of levels) {
-    if (threshold <= top) {
-      const y = py(threshold).toFixed(1);
-      root.append(svg('line', { x1: 0, x2: width, y1: y, y2: y, class: `threshold ${level}` }));
+    if (steps.some(([, value]) => value + threshold <= top)) {
+      root.append(svg('polyline', { points: stepped(threshold), class: `threshold ${level}` }));
     }
   }
+  if (highest(normal) > 0) root.append(svg('polyline', { points: stepped(0), class: 'spark-normal' }));
   const path = (values) => values.map((v, i) => `${px(xs[i]).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
   root.append(
     svg('polyline', { points: path(ds), class: 'spark-d' }),
