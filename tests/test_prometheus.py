@@ -176,10 +176,10 @@ def test_prometheus_scrapes_the_indices_their_normals_and_the_crisis_and_fires_t
     replay(rest, kafka_broker.bootstrap, kafka_namespace)
     wait_processed(kafka_broker.bootstrap, kafka_namespace)
     resolved = latest_index(kafka_broker.bootstrap, kafka_namespace)["IRN-PAK"]
-    assert resolved.crisis_since is None and resolved.level is Level.NORMAL
+    assert resolved.crisis_since is None and resolved.level is Level.WATCH  # resolved, not yet calm
     eventually(
         lambda: (
-            server.value("crisismon_level", "IRN-PAK") == 0
+            server.value("crisismon_level", "IRN-PAK") == 1
             and server.value("crisismon_crisis_since_timestamp_seconds", "IRN-PAK") is None
         ),
         what="the resolved crisis's series to go",

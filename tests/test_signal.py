@@ -193,3 +193,22 @@ def test_a_level_falls_once_its_surge_stayed_below_clearing_for_the_dwell() -> N
     assert [a.reason_code for a in play([*crisis, too_soon])] == ["level-rise", "level-rise"]
     falls = [a for a in play([*crisis, late_enough]) if a.kind == "de-escalation"]
     assert [(a.previous_level, a.level) for a in falls] == [(Level.WARNING, Level.WATCH)]
+
+
+def test_a_resolved_crisis_is_not_the_normal_of_the_weeks_after_it() -> None:
+    """A flare-up two weeks after a reconciliation is judged against the dyad's normal from
+    before the crisis, not against the crisis still in its baseline window."""
+    calm = [
+        event(f"a{day:02}", hours=day * DAY, cameo_code="040", source="PAK", target="IRN")
+        for day in range(40)
+    ]
+    crisis = [event(f"c{n:02}", hours=40 * DAY + n * 6, cameo_code="195") for n in range(12)]
+    talks = [
+        event(f"t{n}", hours=58 * DAY + n * DAY, cameo_code="057", source="PAK", target="IRN")
+        for n in range(3)
+    ]
+    flare_up = [event("z-strike", hours=72 * DAY, cameo_code="195")]
+    alerts = play(calm + crisis + talks + flare_up)
+    assert "crisis-resolved" in [a.reason_code for a in alerts]
+    (again,) = [a for a in alerts if a.triggered_by == "z-strike"]
+    assert again.kind == "escalation" and again.escalation_baseline == 0.0

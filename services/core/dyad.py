@@ -46,6 +46,7 @@ class Entry:
     hot_at: float | None = None
     crisis_escalation_baseline: float | None = None
     crisis_de_escalation_baseline: float | None = None
+    post_crisis_until: float | None = None
 
     @property
     def order(self) -> tuple[float, str]:
@@ -88,14 +89,17 @@ class Entry:
             None
             if self.crisis_escalation_baseline is None or self.crisis_de_escalation_baseline is None
             else (self.crisis_escalation_baseline, self.crisis_de_escalation_baseline),
+            self.post_crisis_until,
         )
 
     @standing.setter
     def standing(self, standing: Standing) -> None:
-        self.level, self.calm_since, self.cooperation_leads, self.crisis_since, self.hot_at, baselines = (
-            standing
+        self.level, self.calm_since, self.cooperation_leads, self.crisis_since, self.hot_at = standing[:5]
+        self.crisis_escalation_baseline, self.crisis_de_escalation_baseline = standing.crisis_baselines or (
+            None,
+            None,
         )
-        self.crisis_escalation_baseline, self.crisis_de_escalation_baseline = baselines or (None, None)
+        self.post_crisis_until = standing.post_crisis_until
 
     def as_row(self) -> list[Any]:
         """The fields in order: a compact form for snapshots (the level is a str enum)."""
@@ -434,9 +438,9 @@ positional, so a new field must never restore into the wrong slot."""
 
 
 def _standing_of(row: list[Any]) -> Standing:
-    level, calm_since, leads, crisis_since, hot_at, baselines = row
+    level, calm_since, leads, crisis_since, hot_at, baselines, post_crisis_until = row
     frozen = None if baselines is None else (float(baselines[0]), float(baselines[1]))
-    return Standing(Level(level), calm_since, leads, crisis_since, hot_at, frozen)
+    return Standing(Level(level), calm_since, leads, crisis_since, hot_at, frozen, post_crisis_until)
 
 
 def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -452,7 +456,7 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, *totals, level, None, leads, None, None, None, None])
+        rows.append([*sums, *totals, level, None, leads, None, None, None, None, None])
     return {
         **snapshot,
         "entries": rows,

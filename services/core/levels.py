@@ -38,9 +38,12 @@ class Standing(NamedTuple):
     hot_at: float | None = None
     """The last time the open crisis's surge stood at `watch` or above."""
     crisis_baselines: tuple[float, float] | None = None
-    """The (escalation, de-escalation) baselines when the crisis opened: while it is open, the
-    dyad is judged against the lower of them and the current ones, so a long war never becomes
-    its own normal, nor the diplomacy it brings the normal its resolution must beat."""
+    """The (escalation, de-escalation) baselines when the crisis opened: while it is open, and
+    until the baseline window has moved past it, the dyad is judged against the lower of them
+    and the current ones. A long war never becomes its own normal, nor the diplomacy it brings
+    the normal its resolution must beat, nor the crisis the normal of the weeks after it."""
+    post_crisis_until: float | None = None
+    """When a closed crisis's days have left the baseline window (None: no crisis closed)."""
 
     def judged(self, current: tuple[float, float]) -> tuple[float, float]:
         """The baselines the dyad is judged against, given its current ones."""
@@ -118,6 +121,9 @@ def step(
     """
     level, calm_since, leads = before.level, before.calm_since, before.cooperation_leads
     crisis_since, hot_at, crisis_baselines = before.crisis_since, before.hot_at, before.crisis_baselines
+    post_crisis_until = before.post_crisis_until
+    if post_crisis_until is not None and time >= post_crisis_until:
+        crisis_baselines = post_crisis_until = None
     if crisis_since is not None and crisis_baselines is None and known:
         # A crisis opened on the dyad's first day, before its normal was known: it keeps the
         # first normal known (none, for a quiet dyad), or is dissolved if the dyad turns out
@@ -142,7 +148,8 @@ def step(
             and time - hot_at >= config.crisis_memory.total_seconds()
         )
         if resolved or quiet:
-            crisis_since = hot_at = crisis_baselines = None
+            crisis_since = hot_at = None
+            post_crisis_until = time + (config.baseline_lag + config.baseline_window).total_seconds()
         floor = Level.WATCH if crisis_since is not None else Level.NORMAL
         lower = max(cleared(level, escalation_before, config), floor, key=lambda lv: lv.rank)
         if lower.rank < level.rank:
@@ -158,10 +165,12 @@ def step(
     if top.rank > level.rank:
         level, calm_since = top, None
     if level.rank >= Level.WARNING.rank and crisis_since is None:
-        crisis_since, crisis_baselines = time, baselines if known else None
+        crisis_since, post_crisis_until = time, None
+        if crisis_baselines is None and known:
+            crisis_baselines = baselines
     if crisis_since is not None and escalation_surge >= config.watch_threshold:
         hot_at = time
-    after = Standing(level, calm_since, leads, crisis_since, hot_at, crisis_baselines)
+    after = Standing(level, calm_since, leads, crisis_since, hot_at, crisis_baselines, post_crisis_until)
     shown = (
         (passage.escalation, passage.de_escalation)
         if passage and level.rank <= before.level.rank
