@@ -142,6 +142,7 @@ def test_the_article_plays_out_live_on_the_dashboard(
     alerts = page.locator("#alerts details.alert")
     try:
         expect(irn_pak).to_have_attribute("data-level", "warning", timeout=30_000)
+        expect(irn_pak.locator(".crisis-open")).to_contain_text("crisis open since 2024-01-17")
         # Cooperation resolves the crisis on Jan 26 (some 18 s of replay later): the level
         # steps down to watch. The alert to warning opens to the strike that drove it.
         expect(alerts.and_(page.locator('[data-reason="crisis-resolved"]'))).to_be_visible(timeout=30_000)
@@ -176,6 +177,7 @@ def test_the_article_plays_out_live_on_the_dashboard(
     assert shown == ARTICLE_ALERTS
     assert all(alert.get_attribute("data-dyad") == "IRN-PAK" for alert in alerts.all())
     expect(irn_pak).to_have_attribute("data-level", "watch")  # resolved; the index not yet cleared
+    expect(irn_pak.locator(".crisis-open")).to_have_count(0)
     expect(page.locator("#chart-alerts .marker")).to_have_count(len(ARTICLE_ALERTS))
     expect(page.locator("#events article.event")).to_have_count(len(rest) + 1)
     latest = page.locator('#events article[data-event-id="pkir24-026"]')

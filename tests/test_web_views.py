@@ -69,6 +69,18 @@ def test_a_dyad_summary_is_its_latest_update_and_alert() -> None:
     assert summary.escalation_index == updates[-1].escalation_index
     assert summary.level == updates[-1].level
     assert summary.last_alert == alerts[-1] and summary.alerts == len(alerts)
+    assert summary.escalation_baseline == updates[-1].escalation_baseline
+    assert summary.crisis_since == updates[-1].crisis_since
+
+
+def test_a_dyad_summary_says_when_its_open_crisis_began() -> None:
+    updates, _ = crisis()
+    opened = next(update for update in updates if update.crisis_since is not None)
+    projection = Projection(100, 100)
+    for update in updates[: updates.index(opened) + 1]:
+        projection.add_index(update)
+    (summary,) = projection.summaries()
+    assert summary.crisis_since == opened.crisis_since and summary.level.rank >= 2
 
 
 def test_repeated_alerts_and_updates_count_once() -> None:

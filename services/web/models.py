@@ -20,6 +20,11 @@ class DyadSummary(Answer):
     escalation_index: float
     de_escalation_index: float
     level: Level
+    escalation_baseline: float = Field(description="the top of the dyad's normal band E was judged against")
+    crisis_since: AwareDatetime | None = Field(
+        description="when the dyad's open crisis reached warning (none: no crisis open); a crisis that"
+        " went quiet unresolved keeps the dyad at watch"
+    )
     as_of: AwareDatetime = Field(description="event time of the latest index update")
     last_change: AwareDatetime | None = Field(
         description="event time of the latest alert (level change or cooperation overtaking)"

@@ -131,6 +131,8 @@ class Projection:
                 escalation_index=view.latest.escalation_index,
                 de_escalation_index=view.latest.de_escalation_index,
                 level=view.latest.level,
+                escalation_baseline=view.latest.escalation_baseline,
+                crisis_since=view.latest.crisis_since,
                 as_of=view.latest.as_of,
                 last_change=last_alert.event_time if last_alert else None,
                 last_alert=last_alert,

@@ -459,7 +459,23 @@ function cardContent(summary, span) {
         h('span', { class: 'label' }, 'D'),
         formatNumber(summary.de_escalation_index),
       ),
+      summary.escalation_baseline > 0
+        ? h(
+            'span',
+            { class: 'value normal', title: "the dyad's normal: levels follow E above it" },
+            h('span', { class: 'label' }, 'normal'),
+            formatNumber(summary.escalation_baseline),
+          )
+        : null,
     ),
+    summary.crisis_since
+      ? h(
+          'span',
+          { class: 'crisis-open', title: 'open until cooperation resolves it or it stays quiet' },
+          'crisis open since ',
+          timeElement(summary.crisis_since),
+        )
+      : null,
     sparkline(state.sparklines.get(summary.dyad), state.config, span),
     h(
       'span',
