@@ -19,6 +19,7 @@ from services.backtest import report
 from services.backtest.budget import run_budget
 from services.backtest.charts import dyad_figure
 from services.backtest.labels import CrisisLabels
+from services.backtest.page import inputs_read
 from services.backtest.report import write_report
 from services.backtest.run import BacktestResult, run_backtest
 from services.backtest.tables import budget_span
@@ -312,3 +313,12 @@ def test_a_large_run_charts_the_labelled_dyads_and_those_that_alert_most(
     assert '<h2 id="other-dyads">Other dyads (1)</h2>' in text
     assert "<tr><td>CHN-IRN</td><td>2</td><td>normal</td></tr>" in text
     assert 'id="CHN-IRN"' not in text
+
+
+def test_the_page_counts_an_archives_members_under_the_archive() -> None:
+    members = [f"q4.zip!2018100{day}-icews-events.tab" for day in range(1, 4)]
+    assert inputs_read(["a.jsonl", *members, "b.zip!only.tab"]) == [
+        "a.jsonl",
+        "q4.zip (3 files)",
+        "b.zip (1 file)",
+    ]

@@ -111,6 +111,7 @@ def render_page(
     ]
     return _TEMPLATES.get_template("report.html.j2").render(
         result=result,
+        inputs=inputs_read(result.read.inputs),
         configuration=_configuration(result.config),
         fate_counts=_fate_counts(result),
         scores=_scores(evaluation),
@@ -121,6 +122,18 @@ def render_page(
         charted=len(charts),
         listed=[(dyad, result.dyads[dyad]) for dyad in plan.listed],
     )
+
+
+def inputs_read(names: list[str]) -> list[str]:
+    """The inputs read, an archive's members counted under the archive ("a.zip (86 files)")."""
+    members: dict[str, int] = {}
+    for name in names:
+        archive = name.split("!", 1)[0]
+        members[archive] = members.get(archive, 0) + 1
+    return [
+        archive if count == 1 and archive in names else f"{archive} ({_plural(count, 'file')})"
+        for archive, count in members.items()
+    ]
 
 
 def _configuration(config: EngineConfig) -> Table:

@@ -18,7 +18,7 @@ def columns(headers: list[str], rows: list[list[str]]) -> Iterator[str]:
 
 
 def _yes(value: bool | None) -> str:
-    return "—" if value is None else ("yes" if value else "NO")
+    return "—" if value is None else ("yes" if value else "no")
 
 
 def _days(value: float | None) -> str:
