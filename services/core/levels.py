@@ -1,11 +1,14 @@
 """A dyad's standing after each event: its level, its open crisis, and the alert a step deserves.
 
 Levels follow the escalation *surge*: how far the escalation index stands above the top of
-the dyad's own normal band (see baseline.py). Three rules keep them from churning:
+the dyad's own normal band (see baseline.py). Four rules keep them from churning:
 
 - hysteresis: a level is reached at its threshold and left only below threshold x
   `clearing_ratio`;
-- dwell: a level is held at least `min_dwell` of event time before it may fall;
+- dwell: a level falls only once its surge has stayed below that clearing threshold for
+  `min_dwell` of event time;
+- whole event times: falls, resolutions and cooperation are judged on the state before an
+  event that opens a new event time, so rows of one day decide nothing by their sort order;
 - crisis memory: once a dyad reaches `warning`, its crisis stays open and the dyad stays at
   least at `watch` until the crisis is resolved (cooperation surges past conflict) or has
   been quiet (no surge to `watch`) for `crisis_memory`. A crisis that goes quiet unresolved
