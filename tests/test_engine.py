@@ -216,7 +216,7 @@ def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
     current = state.snapshot()
     second_version = {
         **{k: v for k, v in current.items() if k not in ("let_go_since", "prior_totals", "prior_standing")},
-        "entries": [[*row[:7], row[15], row[17]] for row in current["entries"]],
+        "entries": [[*row[:7], row[8][0], row[8][2]] for row in current["entries"]],  # level, leads
         "version": 2,
     }
     first_version = {k: v for k, v in second_version.items() if k not in ("version", "last_change")}
@@ -225,7 +225,7 @@ def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
         assert [(e.order, e.totals, e.level) for e in restored.entries] == [
             (e.order, e.totals, e.level) for e in state.entries
         ]
-        assert restored.first_time == state.first_time and restored.entries[-1].crisis_since is None
+        assert restored.first_time == state.first_time and restored.entries[-1].standing.crisis_since is None
     assert DyadState.restore(first_version).last_change is None
     assert DyadState.restore(current) == state
 

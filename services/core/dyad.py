@@ -31,79 +31,21 @@ class Entry:
     anchor: float = 0.0
     conflict_sum: float = 0.0
     cooperation_sum: float = 0.0
-    conflict_total: float = 0.0
-    conflict_day: float = 0.0
-    conflict_days_squared: float = 0.0
-    cooperation_total: float = 0.0
-    cooperation_day: float = 0.0
-    cooperation_days_squared: float = 0.0
-    events_total: int = 0
-    day: int = 0
-    level: Level = Level.NORMAL
-    calm_since: float | None = None
-    cooperation_leads: bool = False
-    crisis_since: float | None = None
-    hot_at: float | None = None
-    crisis_escalation_baseline: float | None = None
-    crisis_de_escalation_baseline: float | None = None
-    post_crisis_until: float | None = None
+    totals: Totals = field(default_factory=Totals)
+    standing: Standing = field(default_factory=Standing)
 
     @property
     def order(self) -> tuple[float, str]:
         return (self.time, self.event_id)
 
     @property
-    def totals(self) -> Totals:
-        return Totals(
-            self.conflict_total,
-            self.conflict_day,
-            self.conflict_days_squared,
-            self.cooperation_total,
-            self.cooperation_day,
-            self.cooperation_days_squared,
-            self.events_total,
-            self.day,
-        )
-
-    @totals.setter
-    def totals(self, totals: Totals) -> None:
-        (
-            self.conflict_total,
-            self.conflict_day,
-            self.conflict_days_squared,
-            self.cooperation_total,
-            self.cooperation_day,
-            self.cooperation_days_squared,
-            self.events_total,
-            self.day,
-        ) = totals
-
-    @property
-    def standing(self) -> Standing:
-        return Standing(
-            self.level,
-            self.calm_since,
-            self.cooperation_leads,
-            self.crisis_since,
-            self.hot_at,
-            None
-            if self.crisis_escalation_baseline is None or self.crisis_de_escalation_baseline is None
-            else (self.crisis_escalation_baseline, self.crisis_de_escalation_baseline),
-            self.post_crisis_until,
-        )
-
-    @standing.setter
-    def standing(self, standing: Standing) -> None:
-        self.level, self.calm_since, self.cooperation_leads, self.crisis_since, self.hot_at = standing[:5]
-        self.crisis_escalation_baseline, self.crisis_de_escalation_baseline = standing.crisis_baselines or (
-            None,
-            None,
-        )
-        self.post_crisis_until = standing.post_crisis_until
+    def level(self) -> Level:
+        return self.standing.level
 
     def as_row(self) -> list[Any]:
-        """The fields in order: a compact form for snapshots (the level is a str enum)."""
-        return [getattr(self, name) for name in _ENTRY_FIELDS]
+        """The fields in order, totals and standing as lists: a compact form for snapshots."""
+        *head, totals, standing = (getattr(self, name) for name in _ENTRY_FIELDS)
+        return [*head, list(totals), list(standing)]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -111,9 +53,18 @@ class Entry:
             raise ValueError(
                 f"an entry row of {len(row)} fields, not {len(_ENTRY_FIELDS)}: migrate the snapshot"
             )
-        entry = cls(*row)
-        entry.level = Level(entry.level)
-        return entry
+        time, event_id, conflict, cooperation, anchor, conflict_sum, cooperation_sum, totals, standing = row
+        return cls(
+            time,
+            event_id,
+            conflict,
+            cooperation,
+            anchor,
+            conflict_sum,
+            cooperation_sum,
+            Totals(*totals),
+            _standing_of(standing),
+        )
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -322,7 +273,7 @@ class DyadState:
             )
         )
         at = self.entries[position].time if self.entries else 0.0
-        crisis_since = self.entries[position].crisis_since if self.entries else None
+        crisis_since = self.entries[position].standing.crisis_since if self.entries else None
         return Alert(
             alert_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
             dyad=self.dyad,
@@ -456,7 +407,7 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, *totals, level, None, leads, None, None, None, None, None])
+        rows.append([*sums, list(totals), list(Standing(level, cooperation_leads=leads))])
     return {
         **snapshot,
         "entries": rows,

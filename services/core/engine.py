@@ -159,7 +159,7 @@ def index_now(state: DyadState, record_id: str, record_time: float, config: Engi
     """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
     escalation_band, de_escalation_band = state.judged_baselines(config)
-    crisis_since = state.entries[-1].crisis_since if state.entries else None
+    crisis_since = state.entries[-1].standing.crisis_since if state.entries else None
     latest = state.latest_time
     return IndexUpdate(
         dyad=state.dyad,
