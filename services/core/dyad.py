@@ -33,6 +33,9 @@ class Entry:
     cooperation_sum: float = 0.0
     totals: Totals = field(default_factory=Totals)
     standing: Standing = field(default_factory=Standing)
+    judged_against: tuple[float, float] = (0.0, 0.0)
+    """The (escalation, de-escalation) baselines the dyad was judged against just after it (an
+    open crisis keeps the baselines it opened with, where lower)."""
 
     @property
     def order(self) -> tuple[float, str]:
@@ -44,8 +47,8 @@ class Entry:
 
     def as_row(self) -> list[Any]:
         """The fields in order, totals and standing as lists: a compact form for snapshots."""
-        *head, totals, standing = (getattr(self, name) for name in _ENTRY_FIELDS)
-        return [*head, list(totals), list(standing)]
+        *head, totals, standing, judged_against = (getattr(self, name) for name in _ENTRY_FIELDS)
+        return [*head, list(totals), list(standing), list(judged_against)]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -53,7 +56,18 @@ class Entry:
             raise ValueError(
                 f"an entry row of {len(row)} fields, not {len(_ENTRY_FIELDS)}: migrate the snapshot"
             )
-        time, event_id, conflict, cooperation, anchor, conflict_sum, cooperation_sum, totals, standing = row
+        (
+            time,
+            event_id,
+            conflict,
+            cooperation,
+            anchor,
+            conflict_sum,
+            cooperation_sum,
+            totals,
+            standing,
+            judged,
+        ) = row
         return cls(
             time,
             event_id,
@@ -64,6 +78,7 @@ class Entry:
             cooperation_sum,
             Totals(*totals),
             _standing_of(standing),
+            (float(judged[0]), float(judged[1])),
         )
 
 
@@ -173,14 +188,6 @@ class DyadState:
         first day its normal is not known, not zero)."""
         return self.first_time is not None and time - self.first_time >= DAY
 
-    def judged_baselines(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
-        """The baselines the entry at `position` was judged against (an open crisis keeps the
-        baselines it opened with, where lower)."""
-        escalation, de_escalation = self.baselines(config, position)
-        if not self.entries:
-            return (escalation, de_escalation)
-        return self.entries[position].standing.judged((escalation, de_escalation))
-
     def _totals_before(self, time: float) -> Totals:
         """Running totals over the events before `time`."""
         position = bisect.bisect_left(self.entries, time, key=lambda e: e.time) - 1
@@ -233,15 +240,17 @@ class DyadState:
                     decay.decayed(de_escalation_before, previous.time, entry.time, half_life),
                     previous.time,
                 )
+            baselines = self.baselines(config, index)
             entry.standing, change = step(
                 before,
                 entry.time,
                 self.indices(config, index),
                 passage,
-                self.baselines(config, index),
+                baselines,
                 self.knows_its_normal(entry.time),
                 config,
             )
+            entry.judged_against = entry.standing.judged(baselines)
             if change is not None:
                 alert = self.make_alert(change, before.level, entry.level, entry.event_id, index, config)
                 alerts.append(alert)
@@ -259,7 +268,9 @@ class DyadState:
     ) -> Alert:
         """An alert about the state just after the entry at `position`."""
         escalation, de_escalation = self.indices(config, position)
-        escalation_band, de_escalation_band = self.judged_baselines(config, position)
+        escalation_band, de_escalation_band = (
+            self.entries[position].judged_against if self.entries else (0.0, 0.0)
+        )
         stamp = config.computed_with
         identity = "|".join(
             (
@@ -400,14 +411,15 @@ def _since_last_change(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """2 → 3: running totals and standings on entries. Totals restart from the oldest entry
-    held and standings from its level, with no crisis open: a state this old converges to
-    what a replay of the log gives once its baseline window has passed (replay for exactness)."""
+    """2 → 3: running totals, standings and baselines on entries. Totals restart from the oldest
+    entry held, standings from its level with no crisis open, baselines from none known: a state
+    this old converges to what a replay of the log gives once its baseline window has passed
+    (replay for exactness)."""
     totals, rows = Totals(), []
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, list(totals), list(Standing(level, cooperation_leads=leads))])
+        rows.append([*sums, list(totals), list(Standing(level, cooperation_leads=leads)), [0.0, 0.0]])
     return {
         **snapshot,
         "entries": rows,

@@ -158,7 +158,7 @@ def _forget_old(state: DyadState, config: EngineConfig) -> None:
 def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
     """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
-    escalation_band, de_escalation_band = state.judged_baselines(config)
+    escalation_band, de_escalation_band = state.entries[-1].judged_against if state.entries else (0.0, 0.0)
     crisis_since = state.entries[-1].standing.crisis_since if state.entries else None
     latest = state.latest_time
     return IndexUpdate(
