@@ -26,7 +26,7 @@ from tqdm import tqdm
 from replay.readers import BadRow, Located
 from replay.readers.base import NoDyadRows, Pending, ReaderOptions, category_of
 from replay.readers.dispatch import Input, inputs_of, read_input
-from schemas.events import parse_record, record_id
+from schemas.events import Witnesses, parse_record, record_id, witnessed_weight
 from schemas.validation import describe
 from services.core.timeutil import too_far_ahead
 
@@ -78,23 +78,46 @@ def read_in_play_order(
 ) -> Iterator[Located]:
     """Every readable record of the files in play order; the rest is counted in `report`.
 
-    Raises InputError (on the first `next`) when a file cannot be read at all.
+    In `published` order (`options.order`) each file is a batch played whole before the next,
+    in file name order (GDELT's names are their publication times): what `crisismon follow`
+    produces, file by file as they are published, so a backtest in this order gives its alerts.
+    The rows of one event spread over several files then make several records, which the
+    engine adds together (see `CrisisEvent.witnesses`).
+
+    Raises InputError (on the first `next`) when a file cannot be read at all; every file is
+    opened before any record is played, so a missing one stops the run before it starts.
     """
     report = report if report is not None else ReadReport()
-    playable = _read_all(list(paths), file_format, options or ReaderOptions(), report, progress)
-    return merge_repeats(external_sort(playable), report)
+    options = options or ReaderOptions()
+    paths = list(paths)
+    batches = [[path] for path in sorted(paths, key=lambda p: (p.name, str(p)))]
+    if options.order == "event-time":
+        batches = [paths]
+    return _played(batches, file_format, options, report, progress)
+
+
+def _played(
+    batches: list[list[Path]], file_format: str, options: ReaderOptions, report: ReadReport, progress: bool
+) -> Iterator[Located]:
+    for path in (path for batch in batches for path in batch):
+        with ExitStack() as stack:
+            next(inputs_of(path, stack), None)  # raises InputError for a file that cannot be opened
+    total = sum(path.stat().st_size for batch in batches for path in batch if path.is_file())
+    with tqdm(total=total, unit="B", unit_scale=True, desc="read", disable=not progress) as bar:
+        for batch in batches:
+            yield from merge_repeats(
+                external_sort(_read_all(batch, file_format, options, report, bar)), report
+            )
 
 
 def _read_all(
-    paths: list[Path], file_format: str, options: ReaderOptions, report: ReadReport, progress: bool
+    paths: list[Path], file_format: str, options: ReaderOptions, report: ReadReport, bar: tqdm[None]
 ) -> Iterator[Playable]:
-    total = sum(path.stat().st_size for path in paths if path.is_file())
-    with tqdm(total=total, unit="B", unit_scale=True, desc="read", disable=not progress) as bar:
-        for path in paths:
-            with ExitStack() as stack:
-                for source in inputs_of(path, stack):
-                    report.inputs.append(source.name)
-                    yield from _read_one(source, file_format, options, report, bar)
+    for path in paths:
+        with ExitStack() as stack:
+            for source in inputs_of(path, stack):
+                report.inputs.append(source.name)
+                yield from _read_one(source, file_format, options, report, bar)
 
 
 def _read_one(
@@ -182,10 +205,11 @@ def _unspill(spill: IO[bytes]) -> Iterator[Playable]:
 
 
 def merge_repeats(ordered: Iterable[Playable], report: ReadReport) -> Iterator[Located]:
-    """Each run of Pending rows with one id becomes one event, their weights added up to 1.
+    """Each run of Pending rows with one id becomes one event that names them as its witnesses.
 
     A record read whole (native) passes as it is: a repeated id there is a duplicate, which
-    the engine counts once.
+    the engine counts once. Rows of one event read in another batch (a later GDELT file) make
+    another record with the same id, which the engine adds to the event (see `witnesses_of`).
     """
     run: list[Pending] = []
     for item in ordered:
@@ -204,14 +228,28 @@ def merge_repeats(ordered: Iterable[Playable], report: ReadReport) -> Iterator[L
         yield from _built(run, report)
 
 
+def witnesses_of(run: list[Pending]) -> Witnesses:
+    """The run's distinct rows with their shares, in the order read, up to a whole event.
+
+    Rows past the one that completes the event add nothing to its weight, so they are not named:
+    a record stays small however many articles repeat an event, and the engine stops counting
+    rows for an event it holds whole.
+    """
+    witnesses: Witnesses = {}
+    for row in run:
+        witnesses.setdefault(row.row_id, row.weight)  # a row given twice is one witness
+        if witnessed_weight(witnesses) >= 1.0:
+            break
+    return witnesses
+
+
 def _built(run: list[Pending], report: ReadReport) -> Iterator[Located]:
-    """The first row's event (its source and quote) at the weight of the run's distinct rows.
+    """The first row's event (its source and quote), standing for the run's rows.
 
     The readers check every field first, so building cannot fail; if it ever did, the row
     would be reported like any bad row rather than stop the run.
     """
-    weights = {row.row_id: row.weight for row in run}  # a row given twice is one witness
     try:
-        yield run[0].located(min(1.0, sum(weights.values())))
+        yield run[0].located(witnesses_of(run))
     except (ValidationError, ValueError) as error:
         report.add_bad(BadRow(run[0].where, category_of(error), describe(error), run[0].event_id))

@@ -5,9 +5,10 @@ Input is untrusted, so every string and list is bounded and unknown fields are r
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AwareDatetime,
@@ -18,6 +19,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
 from schemas.actors import ActorRole, role_from_cameo
@@ -75,6 +77,32 @@ class Actor(StrictModel):
         return self.role if self.role is not None else role_from_cameo(self.code, self.country)
 
 
+MAX_WITNESSES = 100
+"""A record names at most this many witnesses: shares are at least 1/full_weight_sources, and
+a record stops naming them once they add up to a whole event."""
+Share = Annotated[float, Field(gt=0, le=1, description="the row's share of one confirmed event")]
+Witnesses = dict[Identifier, Share]
+"""Source rows (GDELT's GLOBALEVENTID, ICEWS's Event ID) that report one event, by their share."""
+
+
+def witnessed_weight(witnesses: Witnesses) -> float:
+    """What rows reporting one event weigh together: their shares added up, to one event at most.
+
+    `math.fsum` is exact, so the weight does not depend on the order the rows arrived in: the
+    same rows give the same weight to a backtest and to a follower that met them file by file.
+    """
+    return min(1.0, math.fsum(witnesses.values()))
+
+
+def corroborated(counted: Witnesses | None, named: Witnesses | None) -> Witnesses | None:
+    """An event's rows once a record naming `named` is added to the rows `counted` so far; None
+    when the record adds none: it names no rows (a native copy), only rows counted already, or
+    the event is whole (`counted` None). A row counted already keeps the share it came with."""
+    if counted is None or not named or named.keys() <= counted.keys():
+        return None
+    return named | counted
+
+
 class Provenance(StrictModel):
     document: str = Field(min_length=1, max_length=500, description="where the event was reported")
     quote: str = Field(min_length=1, max_length=2000, description="verbatim from the document")
@@ -122,10 +150,27 @@ class CrisisEvent(StrictModel):
         description="taken from the configured scale when absent",
     )
     weight: float = Field(default=1.0, ge=0, le=1000)
+    witnesses: Witnesses | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_WITNESSES,
+        description="for machine-coded sources, the source rows this record stands for, each with"
+        " its share of one confirmed event; `weight` is then their shares added up (at most 1). The"
+        " rows of one event arrive over hours or days: a later record with the same event_id that"
+        " names new rows adds their shares to the event; one that names none is a duplicate",
+    )
     summary: str = Field(default="", max_length=1000)
     provenance: Provenance
 
     _utc = field_validator("event_time")(_as_utc)
+
+    @model_validator(mode="after")
+    def _weight_of_witnesses(self) -> Self:
+        if self.witnesses is not None and not math.isclose(
+            self.weight, witnessed_weight(self.witnesses), abs_tol=1e-9
+        ):
+            raise ValueError("weight must be the witnesses' shares added up, at most 1")
+        return self
 
     @field_validator("cameo_code")
     @classmethod

@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from replay.readers import FORMATS, InputError
+from replay.readers.base import PLAY_ORDERS, PlayOrder
 from schemas.outputs import Alert, Level
 from schemas.validation import describe
 from services.settings import Settings, load_settings
@@ -23,6 +24,12 @@ from services.settings import Settings, load_settings
 USAGE_EXIT = 2
 DEMO_SPEED_DEFAULT = 43200
 """Twelve hours of event time per second: the article's two weeks play in about half a minute."""
+
+
+ORDER_HELP = (
+    "event-time: every record in event-time order; published: file by file in name order, as"
+    " `crisismon follow` plays files as they are published (its alerts, id for id)."
+)
 
 
 def fail(message: str) -> NoReturn:
@@ -49,6 +56,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "file_format", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option(
+    "--order", type=click.Choice(PLAY_ORDERS), default="event-time", show_default=True, help=ORDER_HELP
+)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML, TOML or JSON settings.")
 @click.option("--json", "as_json", is_flag=True, help="Only alerts on stdout, one JSON object per line.")
 @click.option(
@@ -72,6 +82,7 @@ def cli() -> None:
 def backtest(
     paths: tuple[Path, ...],
     file_format: str,
+    order: PlayOrder,
     config_file: Path | None,
     as_json: bool,
     report_dir: Path | None,
@@ -92,7 +103,7 @@ def backtest(
     from services.backtest.timeline import render_bad_rows, render_timeline
 
     settings = settings_from(config_file)
-    config, options = settings.engine_config(), settings.reader_options(datetime.now(UTC))
+    config, options = settings.engine_config(), settings.reader_options(datetime.now(UTC), order)
     try:
         labelled = load_labelled(list(label_paths)) if label_paths else []
         axes = parse_sweep(sweep_specs)
@@ -227,6 +238,9 @@ def parse_speed(_: Any, __: Any, value: str) -> float | None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "file_format", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option(
+    "--order", type=click.Choice(PLAY_ORDERS), default="event-time", show_default=True, help=ORDER_HELP
+)
+@click.option(
     "--speed",
     default="max",
     show_default=True,
@@ -237,12 +251,13 @@ def parse_speed(_: Any, __: Any, value: str) -> float | None:
 def replay(
     paths: tuple[Path, ...],
     file_format: str,
+    order: PlayOrder,
     speed: float | None,
     bootstrap: str | None,
     namespace: str | None,
     config_file: Path | None,
 ) -> None:
-    """Produce event files to crisis.events in event-time order, keyed by dyad."""
+    """Produce event files to crisis.events in play order (see --order), keyed by dyad."""
     from replay.producer import replay as replay_files
     from schemas.topics import Topics
     from services.backtest.timeline import render_bad_rows
@@ -260,7 +275,7 @@ def replay(
                 file_format,
                 speed,
                 progress=sys.stderr.isatty(),
-                options=settings.reader_options(datetime.now(UTC)),
+                options=settings.reader_options(datetime.now(UTC), order),
                 when_read=lambda: ensure_topics(settings.kafka_bootstrap, topics),
             )
         )

@@ -21,7 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from replay.readers.base import ReaderOptions
+from replay.readers.base import PlayOrder, ReaderOptions
+from schemas.events import MAX_WITNESSES
 from services.core.config import Duration, EngineConfig
 
 
@@ -59,7 +60,10 @@ class Settings(BaseSettings, EngineConfig):
         description="GDELT/ICEWS rows of one day, actors and event code: one event, or each its own",
     )
     full_weight_sources: int = Field(
-        default=5, ge=1, description="sources at which a GDELT/ICEWS event weighs as much as a hand-coded one"
+        default=5,
+        ge=1,
+        le=MAX_WITNESSES,
+        description="sources at which a GDELT/ICEWS event weighs as much as a hand-coded one",
     )
     max_future_skew: Duration = Field(
         default=timedelta(days=1),
@@ -89,9 +93,9 @@ class Settings(BaseSettings, EngineConfig):
             raise ValueError("max_future_skew must be at least 0 and under half of the retention")
         return self
 
-    def reader_options(self, now: datetime) -> ReaderOptions:
+    def reader_options(self, now: datetime, order: PlayOrder = "event-time") -> ReaderOptions:
         """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""
-        return ReaderOptions(self.repeats, self.full_weight_sources, now, self.max_future_skew)
+        return ReaderOptions(self.repeats, self.full_weight_sources, now, self.max_future_skew, order)
 
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""

@@ -12,7 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from schemas.events import CrisisEvent, Retraction
+from schemas.events import CrisisEvent, Retraction, Witnesses, witnessed_weight
 
 MAX_LINE_BYTES = 1 << 20
 """No real row comes near a megabyte; a longer line is reported and skipped, never held whole."""
@@ -62,8 +62,8 @@ class CheckedRow(Protocol):
 class Pending:
     """A machine-coded row (GDELT, ICEWS) whose fields are checked, kept compact until played.
 
-    Rows with one id report one real event: the play order sorts these small values, adds up
-    the weights of a run of equal ids (to 1 at most) and builds one CrisisEvent per run, so a
+    Rows with one id report one real event: the play order sorts these small values and builds
+    one CrisisEvent per run of equal ids, naming the run's rows as its witnesses, so a
     multi-gigabyte file is sorted without holding (or spilling) a model per row.
     """
 
@@ -80,9 +80,10 @@ class Pending:
         up on every call, a quarter slower both ways where the external sort spills its runs."""
         return (Pending, _constructor_arguments(self))
 
-    def located(self, weight: float | None = None) -> Located:
-        event = self.row.event(self.event_id, self.event_time, self.weight if weight is None else weight)
-        return Located(self.where, event)
+    def located(self, witnesses: Witnesses) -> Located:
+        """The row's event, standing for the rows `witnesses` names (this one among them)."""
+        event = self.row.event(self.event_id, self.event_time, witnessed_weight(witnesses))
+        return Located(self.where, event.model_copy(update={"witnesses": witnesses}))
 
 
 _constructor_arguments = attrgetter(*(field.name for field in fields(Pending)))
@@ -112,16 +113,25 @@ class NoDyadRows:
 ReadItem = Located | Pending | BadRow | NoDyadRows
 
 
+PlayOrder = Literal["event-time", "published"]
+"""How files are played: all their records in event-time order (what happened, with hindsight),
+or file by file in name order, each file's records in event-time order (what a follower saw as
+each file was published: see `read_in_play_order`)."""
+PLAY_ORDERS: tuple[PlayOrder, ...] = ("event-time", "published")
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
-    """How machine-coded rows (GDELT, ICEWS) become events (see the README and gdelt.py), and
-    which event times are too far ahead of the clock to accept (see `too_far_ahead`)."""
+    """How machine-coded rows (GDELT, ICEWS) become events (see the README and gdelt.py), which
+    event times are too far ahead of the clock to accept (see `too_far_ahead`), and the order
+    files are played in."""
 
     repeats: Literal["merge", "rows"] = "merge"
     full_weight_sources: int = 5
     clock: datetime | None = None
     """When the run started; None (tests, fixed inputs) accepts any time the schema does."""
     max_future_skew: timedelta = timedelta(days=1)
+    order: PlayOrder = "event-time"
 
 
 class Reader(Protocol):

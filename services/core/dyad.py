@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
+from schemas.events import Witnesses, corroborated, witnessed_weight
 from schemas.outputs import Alert, Contributor, Level
 from services.core import decay
 from services.core.baseline import DAY, Totals, band_top
@@ -36,6 +37,9 @@ class Entry:
     judged_against: tuple[float, float] = (0.0, 0.0)
     """The (escalation, de-escalation) baselines the dyad was judged against just after it (an
     open crisis keeps the baselines it opened with, where lower)."""
+    witnesses: Witnesses | None = None
+    """The source rows counted so far, while they add up to less than a whole event (see
+    `DyadState.corroboration`); None when the event is whole: a later copy is a duplicate."""
 
     @property
     def order(self) -> tuple[float, str]:
@@ -47,8 +51,8 @@ class Entry:
 
     def as_row(self) -> list[Any]:
         """The fields in order, totals and standing as lists: a compact form for snapshots."""
-        *head, totals, standing, judged_against = (getattr(self, name) for name in _ENTRY_FIELDS)
-        return [*head, list(totals), list(standing), list(judged_against)]
+        *head, totals, standing, judged_against, witnesses = (getattr(self, name) for name in _ENTRY_FIELDS)
+        return [*head, list(totals), list(standing), list(judged_against), witnesses]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -67,6 +71,7 @@ class Entry:
             totals,
             standing,
             judged,
+            witnesses,
         ) = row
         return cls(
             time,
@@ -79,10 +84,19 @@ class Entry:
             Totals(*totals),
             _standing_of(standing),
             (float(judged[0]), float(judged[1])),
+            witnesses,
         )
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+class Corroboration(NamedTuple):
+    """New rows reporting a held event: where its entry is, its new weight, all its rows."""
+
+    position: int
+    weight: float
+    witnesses: Witnesses
 
 
 class Published(NamedTuple):
@@ -193,6 +207,21 @@ class DyadState:
         position = bisect.bisect_left(self.entries, time, key=lambda e: e.time) - 1
         return self.entries[position].totals if position >= 0 else self.prior_totals
 
+    def corroboration(self, event_id: str, time: float, witnesses: Witnesses | None) -> Corroboration | None:
+        """What `witnesses` add to the held event `event_id` at `time`: None when they add nothing.
+
+        They add nothing when the record names no witnesses (a native record: its copy is a
+        duplicate), when the event is already whole, when every row named was counted already,
+        or when the held event is at another time (a conflicting copy: the first one stands).
+        """
+        if not witnesses:
+            return None
+        position = bisect.bisect_left(self.entries, (time, event_id), key=lambda e: e.order)
+        if position == len(self.entries) or self.entries[position].event_id != event_id:
+            return None
+        together = corroborated(self.entries[position].witnesses, witnesses)
+        return None if together is None else Corroboration(position, witnessed_weight(together), together)
+
     def insert(self, entry: Entry) -> int:
         position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
         self.entries.insert(position, entry)
@@ -207,7 +236,8 @@ class DyadState:
 
     def recompute_from(self, position: int, config: EngineConfig) -> list[Alert]:
         """Redo the timeline from `position` on; returns the alerts it now holds there."""
-        alerts = []
+        alerts: list[Alert] = []
+        told: set[str] = set()
         half_life = config.half_life_seconds
         for index in range(position, len(self.entries)):
             entry = self.entries[index]
@@ -253,7 +283,9 @@ class DyadState:
             entry.judged_against = entry.standing.judged(baselines)
             if change is not None:
                 alert = self.make_alert(change, before.level, entry.level, entry.event_id, index, config)
-                alerts.append(alert)
+                if alert.alert_id not in told:  # the same move again at the same time is no news
+                    told.add(alert.alert_id)
+                    alerts.append(alert)
         return alerts
 
     def make_alert(
@@ -266,24 +298,31 @@ class DyadState:
         config: EngineConfig,
         event_time: float | None = None,
     ) -> Alert:
-        """An alert about the state just after the entry at `position`."""
+        """An alert about the state just after the entry at `position`.
+
+        Its id names the dyad's move (kind, levels, reason) and the event time it happened at,
+        not which event of that time is the trigger: events of one time (GDELT's, to the day)
+        arrive in any order and over many files, and each arrival can make another of them
+        the one that tips the level. The move is the same news, so it keeps one id.
+        """
         escalation, de_escalation = self.indices(config, position)
         escalation_band, de_escalation_band = (
             self.entries[position].judged_against if self.entries else (0.0, 0.0)
         )
-        stamp = config.computed_with
+        at = self.entries[position].time if self.entries else 0.0
+        if event_time is not None:
+            at = event_time
         identity = "|".join(
             (
-                stamp.config_hash,
+                config.computed_with.config_hash,
                 self.dyad,
-                triggered_by,
+                from_seconds(at).isoformat(),
                 step.kind,
                 str(previous_level),
                 str(level),
                 step.reason_code,
             )
         )
-        at = self.entries[position].time if self.entries else 0.0
         crisis_since = self.entries[position].standing.crisis_since if self.entries else None
         return Alert(
             alert_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
@@ -293,7 +332,7 @@ class DyadState:
             previous_level=previous_level,
             reason=step.reason,
             reason_code=step.reason_code,
-            event_time=from_seconds(at if event_time is None else event_time),
+            event_time=from_seconds(at),
             escalation_index=escalation,
             de_escalation_index=de_escalation,
             escalation_baseline=escalation_band,
@@ -394,7 +433,7 @@ class DyadState:
         )
 
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 """Bump it, and add a migration below, whenever a snapshot's shape changes: entry rows are
 positional, so a new field must never restore into the wrong slot."""
 
@@ -430,5 +469,11 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_MIGRATIONS = {1: _since_last_change, 2: _with_baselines}
+def _with_witnesses(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """3 → 4: entries keep the source rows counted while an event is not yet whole. Entries of
+    older snapshots are taken as whole: a later row of their event counts as a duplicate."""
+    return {**snapshot, "entries": [[*row, None] for row in snapshot["entries"]], "version": 4}
+
+
+_MIGRATIONS = {1: _since_last_change, 2: _with_baselines, 3: _with_witnesses}
 """From version N to N + 1."""

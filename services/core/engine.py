@@ -20,6 +20,7 @@ from services.core.timeutil import from_seconds, to_seconds
 
 Fate = Literal[
     "accepted",
+    "corroborated",
     "duplicate",
     "retracted",
     "expired",
@@ -58,24 +59,46 @@ def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConf
 def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     time = to_seconds(event.event_time)
     if state.holds(event.event_id):
-        return _duplicate(state, event.event_id, time, config)
+        return _corroborate(state, event, time, config)
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
     latest = state.latest_time
     if latest is not None and time < latest - config.retention_seconds:
         return Outcome("expired", event.event_id, state.dyad)
     scored = score(event, config)
-    position = state.insert(Entry(time, event.event_id, scored.conflict, scored.cooperation))
-    state.last_change = event.event_id
-    alerts = _publish(state, state.recompute_from(position, config), event.event_id, time, config)
-    _forget_old(state, config)
-    return Outcome(
-        "accepted",
-        event.event_id,
-        state.dyad,
-        index_now(state, event.event_id, time, config),
-        alerts,
+    partial = None if event.witnesses is None or event.weight >= 1.0 else dict(event.witnesses)
+    position = state.insert(
+        Entry(time, event.event_id, scored.conflict, scored.cooperation, witnesses=partial)
     )
+    return _changed(state, "accepted", event.event_id, position, time, config)
+
+
+def _corroborate(state: DyadState, event: CrisisEvent, time: float, config: EngineConfig) -> Outcome:
+    """A held event reported again: new source rows add their shares to its weight (see
+    `CrisisEvent.witnesses`); a copy that names no new row is a duplicate.
+
+    This is how GDELT's rows of one event, published over many 15-minute files, become the
+    same event live as in a backtest: the merge happens here, in the one core, whatever
+    order or batches the rows come in.
+    """
+    added = state.corroboration(event.event_id, time, event.witnesses)
+    if added is None:
+        return _duplicate(state, event.event_id, time, config)
+    scored = score(event, config, weight=added.weight)
+    entry = state.entries[added.position]
+    entry.conflict, entry.cooperation = scored.conflict, scored.cooperation
+    entry.witnesses = None if added.weight >= 1.0 else added.witnesses
+    return _changed(state, "corroborated", event.event_id, added.position, time, config)
+
+
+def _changed(
+    state: DyadState, fate: Fate, event_id: str, position: int, time: float, config: EngineConfig
+) -> Outcome:
+    """The dyad's timeline redone from the entry `event_id` added or changed at `position`."""
+    state.last_change = event_id
+    alerts = _publish(state, state.recompute_from(position, config), event_id, time, config)
+    _forget_old(state, config)
+    return Outcome(fate, event_id, state.dyad, index_now(state, event_id, time, config), alerts)
 
 
 def _retract(state: DyadState, retraction: Retraction, config: EngineConfig) -> Outcome:

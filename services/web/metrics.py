@@ -22,6 +22,7 @@ from services.core.engine import Fate
 
 COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
     "accepted": "accepted",
+    "corroborated": "corroborated",
     "duplicate": "duplicate",
     "rejected": "rejected",
     "retraction-applied": "retraction",
@@ -31,7 +32,8 @@ COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
     "no-dyad": "ignored",
 }
 """`crisismon_events_total{outcome}` by what became of a record: rejected ones went to the
-dead-letter topic; ignored ones are valid but change no index (no dyad, older than the
+dead-letter topic; corroborated ones add source rows to an event already counted
+(GDELT's repeats); ignored ones are valid but change no index (no dyad, older than the
 retention, already retracted)."""
 OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 

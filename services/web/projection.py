@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from itertools import groupby
 
 from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
-from schemas.events import CrisisEvent, Retraction
+from schemas.events import CrisisEvent, Retraction, corroborated, witnessed_weight
 from schemas.outputs import Alert, IndexUpdate, Level
 from services.core.curve import AnchorTrail, Curve, sample
 from services.core.scoring import goldstein_of
@@ -105,8 +105,9 @@ class Projection:
                 return None
             detail = self.events[record.retracts] = target.model_copy(update={"retracted_by": record})
             return detail
-        if record.event_id in self.events:
-            return None
+        known = self.events.get(record.event_id)
+        if known is not None:
+            return self._corroborated(record.event_id, known, record)
         goldstein = goldstein_of(record, self.scale)
         code = cameo_codes().get(record.cameo_code)
         detail = EventDetail(
@@ -120,6 +121,16 @@ class Projection:
         self.events[record.event_id] = detail
         if len(self.events) > self.max_events:
             self.events.popitem(last=False)
+        return detail
+
+    def _corroborated(self, event_id: str, known: EventDetail, record: CrisisEvent) -> EventDetail | None:
+        """A held event with the rows a later record adds (as the engine adds them), or None when
+        the record names none it has not (a duplicate, or a native copy)."""
+        together = corroborated(known.event.witnesses, record.witnesses)
+        if together is None:
+            return None
+        event = known.event.model_copy(update={"witnesses": together, "weight": witnessed_weight(together)})
+        detail = self.events[event_id] = known.model_copy(update={"event": event})
         return detail
 
     # Questions
