@@ -1,8 +1,24 @@
-"""GDELT event exports: 2.0 (61 tab-separated columns), 1.0 (57 or 58), or CSV with a header.
+"""GDELT event exports: raw (tab-separated), or CSV (BigQuery's, R's) with or without a header.
 
-Raw exports are tab-separated with no quoting, so a row is one `split`; that is what keeps a
-multi-gigabyte backtest near the speed of a columnar parser. The CSV form (a header row with
-GDELT's column names, quoted values, `NA` for nulls) goes through the csv module.
+The layouts, told apart by the first line (`GdeltReader.read`):
+
+- Raw exports, as GDELT publishes them: no header, 61 tab-separated columns (2.0), 57 or 58
+  (1.0 daily files), no quoting, nulls left empty. A row is one `split`, and a row of no dyad
+  is counted from its bytes, never decoded: that is what keeps a multi-gigabyte backtest near
+  the speed of a columnar parser.
+- CSV with a header row naming GDELT's columns (`GLOBALEVENTID,SQLDATE,...`, quoted or not, in
+  any order): the columns are found by name (`Layout.from_header`). R's `write.csv` and
+  BigQuery's exports with a header look like this.
+- CSV without a header, as BigQuery exports the events tables (`gdelt-bq.full.events`: 1.0,
+  58 columns; `gdelt-bq.gdeltv2.events`: 2.0, 61 columns): the raw export's columns in the raw
+  export's order, comma-separated, fields quoted (every one, or only where needed). A first
+  line whose first field is a number and that the csv module reads as 57, 58 or 61 fields is
+  such a row (`is_headerless_csv`); each row's layout is then the raw one of its column count.
+
+Both CSV forms go through the csv module (quoted fields hold commas: "Beijing, China") and
+share `_csv_rows`. In every layout a null may be spelt empty, `NA` (R) or `NULL` (BigQuery's
+clients): see NULLS. An export that typed the CAMEO code columns as numbers (the real BigQuery
+sample in tests/data did) lost the leading zero of roots 01..09; `_event_code` restores it.
 
 GDELT writes one row per article that reports an event, so one real event comes in many
 rows. With `repeats: merge` (the default) rows with the same day, actors, actor roles and
@@ -55,9 +71,11 @@ FIELDS = (
     "EventCode",
     "GoldsteinScale",
     "NumSources",
-    "SOURCEURL",
 )
-"""What the reader uses; a CSV header must name all of them but SOURCEURL."""
+"""What the reader uses; a CSV header must name all of them."""
+OPTIONAL_FIELDS = ("EventRootCode", "SOURCEURL")
+"""What the reader uses when a file has it (read as null when not): GDELT 1.0 files of 57
+columns have no SOURCEURL, and a CSV header may lack either (see `_event_code` for the root)."""
 ACTOR_FIELDS = {
     side: (f"{side}Code", f"{side}CountryCode", f"{side}Type1Code", f"{side}Type2Code", f"{side}Type3Code")
     for side in ("Actor1", "Actor2")
@@ -73,6 +91,7 @@ _FIRST_COLUMNS = {  # the same positions in 1.0 and 2.0 exports
     "Actor2Name": 16,
     "Actor2CountryCode": 17,
     "EventCode": 26,
+    "EventRootCode": 28,
     "GoldsteinScale": 30,
     "NumSources": 32,
 }
@@ -86,8 +105,17 @@ _TYPE_COLUMNS = {  # the same positions in 1.0 and 2.0 exports (GDELT Event Code
 }
 VERSION_BY_COLUMNS = {61: "GDELT 2.0", 58: "GDELT 1.0", 57: "GDELT 1.0"}
 _URL_COLUMN = {61: 60, 58: 57}
+RAW_COLUMNS = "a GDELT export row has 57, 58 or 61"
+"""What a row without a header is checked against, for the reason of a row of another width."""
 _ACTOR_CODE = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_NA = "NA"
+NULLS = frozenset({"", "NA", "NULL"})
+"""How exports spell a null field: raw exports leave it empty, R writes `NA`, BigQuery's
+clients `NULL`. No field the reader uses has any of them as a real value."""
+_HEADER = re.compile(rb'(?:^|[,\t])"?GLOBALEVENTID"?(?:[,\t\r\n]|$)')
+"""GDELT's first column name as a whole field, not a word inside one: a native line's
+provenance says "GLOBALEVENTID 83784238", which is no header."""
+_CSV_ROW_START = re.compile(rb'^(?:"[0-9]{1,40}"|[0-9]{1,40}),')
+"""A CSV export's row: a GLOBALEVENTID, quoted or not, then a comma (a raw export's has a tab)."""
 
 _Pick = Callable[[list[str]], Any]
 
@@ -103,12 +131,16 @@ class Layout:
     """Per actor, where its ACTOR_FIELDS are: code, country, then the type codes the file has."""
     _pick: _Pick = field(init=False, repr=False, compare=False)
     _actor_picks: tuple[_Pick, _Pick] = field(init=False, repr=False, compare=False)
+    _country_pick: _Pick = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Itemgetters take a row's fields at once: `values` and `roles` run once per dyad row."""
+        """Itemgetters take a row's fields at once: `values` and `roles` run once per dyad row,
+        `is_dyad` once per row."""
         object.__setattr__(self, "_pick", itemgetter(*self.index.values()))
         source, target = self.actors
         object.__setattr__(self, "_actor_picks", (itemgetter(*source), itemgetter(*target)))
+        countries = itemgetter(self.index["Actor1CountryCode"], self.index["Actor2CountryCode"])
+        object.__setattr__(self, "_country_pick", countries)
 
     @classmethod
     def raw(cls, columns: int) -> Layout:
@@ -118,15 +150,22 @@ class Layout:
         source, target = (tuple(where[name] for name in ACTOR_FIELDS[side]) for side in ACTOR_FIELDS)
         return cls(VERSION_BY_COLUMNS[columns], columns, index, (source, target))
 
+    def is_dyad(self, fields: list[str]) -> bool:
+        """Whether the row's actors are of two different countries: the one check a CSV row of
+        no dyad (most rows of a whole-table export) gets before it is counted."""
+        first, second = (code.strip() for code in self._country_pick(fields))
+        countries = country_codes()
+        return first != second and first in countries and second in countries
+
     def values(self, fields: list[str]) -> dict[str, str]:
-        """The fields the reader uses, by name; nulls (empty or `NA`) read as '', `layout` is
+        """The fields the reader uses, by name; nulls (any of NULLS) read as '', `layout` is
         the layout's name."""
-        values = dict(zip(self.index, map(str.strip, self._pick(fields)), strict=True))
-        if _NA in values.values():  # CSV exports; raw ones leave nulls empty
-            for name, value in values.items():
-                if value == _NA:
-                    values[name] = ""
-        values.setdefault("SOURCEURL", "")  # GDELT 1.0 exports of 57 columns have none
+        values = {
+            name: "" if (value := raw.strip()) in NULLS else value
+            for name, raw in zip(self.index, self._pick(fields), strict=True)
+        }
+        for name in OPTIONAL_FIELDS:
+            values.setdefault(name, "")
         values["layout"] = self.name
         return values
 
@@ -138,10 +177,10 @@ class Layout:
     @classmethod
     def from_header(cls, header: list[str]) -> Layout | None:
         positions = {name.strip(): at for at, name in enumerate(header)}
-        missing = [name for name in FIELDS[:-1] if name not in positions]
+        missing = [name for name in FIELDS if name not in positions]
         if missing:
             return None
-        index = {name: positions[name] for name in FIELDS if name in positions}
+        index = {name: positions[name] for name in (*FIELDS, *OPTIONAL_FIELDS) if name in positions}
         source, target = (
             tuple(positions[name] for name in ACTOR_FIELDS[side] if name in positions)
             for side in ACTOR_FIELDS
@@ -153,8 +192,14 @@ class Layout:
 def _role(fields: tuple[str, ...]) -> ActorRole:
     """An actor's role from its raw code, country and type codes. Cached: a file's actors repeat
     (USAGOV, RUSMIL, ...), so most rows cost one lookup."""
-    code, country, *types = ("" if (value := raw.strip()) == _NA else value for raw in fields)
+    code, country, *types = ("" if (value := raw.strip()) in NULLS else value for raw in fields)
     return role_from_cameo(code, country, types)
+
+
+RAW_LAYOUTS = {columns: Layout.raw(columns) for columns in VERSION_BY_COLUMNS}
+"""The layout of a row without a header, by its column count (raw and headerless CSV exports)."""
+NO_DYAD_BATCH = 10_000
+"""CSV rows of no dyad are reported in counts of this many, not one item per row."""
 
 
 class GdeltRow(NamedTuple):
@@ -204,7 +249,28 @@ class GdeltRow(NamedTuple):
 
 
 def is_header(first_line: bytes) -> bool:
-    return b"GLOBALEVENTID" in first_line[:200]
+    """A CSV header: GDELT's GLOBALEVENTID as one of its fields."""
+    return _HEADER.search(first_line) is not None
+
+
+def starts_like_csv_row(first_line: bytes) -> bool:
+    """A row of a CSV export rather than of a raw one: which parser the rows need."""
+    return _CSV_ROW_START.match(first_line) is not None
+
+
+def is_headerless_csv(first_line: bytes) -> bool:
+    """A row of a CSV export without a header (BigQuery's): it starts like one and the csv
+    module reads it as a GDELT export's 57, 58 or 61 fields. A first line cut at 4 KiB still
+    counts them all: it is cut in its last field, SOURCEURL (the others are short), and the csv
+    module reads an unclosed quote to the end."""
+    if not starts_like_csv_row(first_line):
+        return False
+    text = first_line.decode("utf-8", errors="replace").rstrip("\r\n")
+    try:
+        fields = next(csv.reader([text]))
+    except csv.Error:
+        return False
+    return len(fields) in VERSION_BY_COLUMNS
 
 
 class GdeltReader:
@@ -214,16 +280,25 @@ class GdeltReader:
     description = "a GDELT export"
 
     def sniff(self, first_line: bytes) -> bool:
-        """A header with GDELT's column names, or a raw export's column count (a looser test:
-        registered after the formats that have a header)."""
-        return is_header(first_line) or first_line.count(b"\t") + 1 in VERSION_BY_COLUMNS
+        """A header with GDELT's column names, a raw export's column count, or a CSV row of a
+        GDELT export's width that starts with a number (looser tests: registered after the
+        formats that have a header, and a native line starts with `{`)."""
+        return (
+            is_header(first_line)
+            or first_line.count(b"\t") + 1 in VERSION_BY_COLUMNS
+            or is_headerless_csv(first_line)
+        )
 
     def read(self, handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
+        """The first line chooses the parser. A CSV export whose first row has the wrong width
+        still goes to the csv module (it starts like a CSV row), so that only that row is bad."""
         start = handle.tell()
         first = handle.readline(4096)
         handle.seek(start)
         if is_header(first):
-            yield from _read_csv(handle, name, options)
+            yield from _read_csv(handle, name, options, has_header=True)
+        elif starts_like_csv_row(first):
+            yield from _read_csv(handle, name, options, has_header=False)
         else:
             yield from _read_raw(handle, name, options)
 
@@ -233,7 +308,6 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
     (most of them) are only counted, never decoded."""
     countries = {code.encode() for code in country_codes()}
     first_country, second_country = _FIRST_COLUMNS["Actor1CountryCode"], _FIRST_COLUMNS["Actor2CountryCode"]
-    layouts = {columns: Layout.raw(columns) for columns in VERSION_BY_COLUMNS}
     for block in blocks(handle, name):
         if isinstance(block, BadRow):
             yield block
@@ -242,7 +316,7 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
         no_dyad = 0
         for number, raw in enumerate(chunk, start=first_number):
             columns = raw.count(b"\t") + 1
-            layout = layouts.get(columns)
+            layout = RAW_LAYOUTS.get(columns)
             if layout is None:
                 if not is_blank(raw):
                     yield _wrong_columns(columns, SourceLine(name, number), raw)
@@ -259,51 +333,63 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
 
 
 def _wrong_columns(columns: int, where: SourceLine, raw: bytes) -> BadRow:
-    reason = f"{columns} tab-separated columns; a GDELT export row has 57, 58 or 61"
+    reason = f"{columns} tab-separated columns; {RAW_COLUMNS}"
     return BadRow(where, "columns", reason, text_of(raw))
 
 
-def _read_csv(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[ReadItem]:
+def _read_csv(handle: IO[bytes], name: str, options: ReaderOptions, has_header: bool) -> Iterator[ReadItem]:
     text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
     try:
-        yield from _csv_rows(csv.reader(text), name, options)
+        yield from _csv_rows(csv.reader(text), name, options, has_header)
     finally:
         text.detach()  # the stream stays open for its owner
 
 
-def _csv_rows(rows: Any, name: str, options: ReaderOptions) -> Iterator[ReadItem]:
-    layout: Layout | None = None
+def _csv_rows(rows: Any, name: str, options: ReaderOptions, has_header: bool) -> Iterator[ReadItem]:
+    """The rows of a CSV export: with a header, in its layout; without one, in the raw layout of
+    each row's column count. A row of no dyad costs its parse and two lookups (`is_dyad`); a
+    blank line is no row."""
+    layouts: dict[int, Layout] | None = None if has_header else RAW_LAYOUTS
+    expected = RAW_COLUMNS
+    no_dyad = 0
     while True:
         try:
             fields = next(rows)
         except StopIteration:
-            return
+            break
         except csv.Error as error:
             yield BadRow(SourceLine(name, rows.line_num), "CSV", f"not CSV: {error}", "")
             continue
-        where = SourceLine(name, rows.line_num)
-        if layout is None:
-            layout = Layout.from_header(fields)
-            if layout is None:
-                yield BadRow(where, "header", "the header lacks GDELT's column names", ",".join(fields)[:500])
+        if layouts is None:
+            header = Layout.from_header(fields)
+            if header is None:
+                reason = "the header lacks GDELT's column names"
+                yield BadRow(SourceLine(name, rows.line_num), "header", reason, ",".join(fields)[:500])
                 return
+            layouts, expected = {header.columns: header}, f"the header has {header.columns}"
             continue
-        if len(fields) != layout.columns:
-            reason = f"{len(fields)} columns; the header has {layout.columns}"
-            yield BadRow(where, "columns", reason, ",".join(fields))
-            continue
-        yield row_to_item(fields, layout, where, ",".join(fields), options)
+        layout = layouts.get(len(fields))
+        if layout is None:
+            if fields:
+                reason = f"{len(fields)} columns; {expected}"
+                yield BadRow(SourceLine(name, rows.line_num), "columns", reason, ",".join(fields))
+        elif not layout.is_dyad(fields):
+            no_dyad += 1
+            if no_dyad == NO_DYAD_BATCH:
+                yield NoDyadRows(no_dyad)
+                no_dyad = 0
+        else:
+            yield row_to_item(fields, layout, SourceLine(name, rows.line_num), ",".join(fields), options)
+    if no_dyad:
+        yield NoDyadRows(no_dyad)
 
 
 def row_to_item(
     fields: list[str], layout: Layout, where: SourceLine, text: str, options: ReaderOptions
-) -> ReadItem:
-    """One row as a Pending event, NoDyadRows(1), or a BadRow naming the first wrong field."""
+) -> Pending | BadRow:
+    """One row of a dyad (its caller checked the countries) as a Pending event, or a BadRow
+    naming the first wrong field."""
     row = layout.values(fields)
-    countries = country_codes()
-    first, second = row["Actor1CountryCode"], row["Actor2CountryCode"]
-    if first == second or first not in countries or second not in countries:
-        return NoDyadRows(1)
     try:
         return _pending(row, layout.roles(fields), where, text, options)
     except BadField as error:
@@ -319,9 +405,7 @@ def _pending(
 ) -> Pending:
     """Every check a row can fail, so that building its event later cannot."""
     day = _day(row["SQLDATE"])
-    code = row["EventCode"]
-    if code not in cameo_codes():
-        raise BadField("EventCode", "unknown CAMEO code", code, category="CAMEO code")
+    code = _event_code(row["EventCode"], row["EventRootCode"])
     source_code, target_code = _actor_code(row, "Actor1"), _actor_code(row, "Actor2")
     row_id = row["GLOBALEVENTID"]
     if not row_id.isdigit() or len(row_id) > 40:
@@ -353,6 +437,18 @@ def _pending(
             coded_by=f"{row['layout']} (machine-coded), GLOBALEVENTID {row_id}, {where}"[:200],
         ),
     )
+
+
+def _event_code(code: str, root: str) -> str:
+    """The row's CAMEO code, with the leading zero restored that an export typing the codes as
+    numbers dropped (BigQuery tables with INTEGER code columns): a code begins with its
+    two-digit root, so a one-digit EventRootCode ("8") says EventCode "80" is 080, and "10"
+    with root "1" is 010 (make a statement), not 10 (demand), nor "20" 20 (mass violence)."""
+    lost_zero = len(root) == 1 and root != "0" and not code.startswith("0")
+    restored = f"0{code}" if lost_zero else code
+    if restored not in cameo_codes():
+        raise BadField("EventCode", "unknown CAMEO code", code, category="CAMEO code")
+    return restored
 
 
 def _actor_code(row: dict[str, str], side: str) -> str:
