@@ -1,8 +1,9 @@
 """The one place where the worker is wired together from its parts and the settings.
 
-The Kafka side (`services.kafka`: the Faust app with its processor, the feed of the topics)
-and the web side (`services.web`: the view, the dashboard and API, the metrics) know nothing
-of each other or of the settings; this module builds them and hands each what it needs.
+The Kafka side (`services.kafka`: the Faust app with its processor, the feed of the topics,
+the intake that appends what the API is sent) and the web side (`services.web`: the view,
+the dashboard and API, the metrics) know nothing of each other or of the settings; this
+module builds them and hands each what it needs: the intake is the web side's `EventSink`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import faust
 
 from schemas.topics import Topics
 from services.kafka.feed import Feed
+from services.kafka.intake import KafkaIntake
 from services.kafka.topics import ensure_topics
 from services.kafka.worker import WorkerOptions, create_app
 from services.settings import Settings
@@ -37,7 +39,18 @@ def build_worker(settings: Settings) -> faust.App:
     )
     feed = Feed(settings.kafka_bootstrap, topics, view)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    web = WebApp(view, metrics.registry, config, settings.web_host, settings.web_port, token)
+    web = WebApp(
+        view,
+        metrics.registry,
+        config,
+        settings.web_host,
+        settings.web_port,
+        token,
+        sink=KafkaIntake(settings.kafka_bootstrap, topics.events),
+        max_body_bytes=settings.api_max_body_bytes,
+        max_future_skew=settings.max_future_skew,
+        api_events=metrics.api_events,
+    )
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_web() -> None:

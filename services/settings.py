@@ -49,6 +49,11 @@ class Settings(BaseSettings, EngineConfig):
         default=None, description="when set, the dashboard and /api need it as a bearer token"
     )
     api_max_events: int = Field(default=50_000, ge=100, description="events the API keeps for lookup")
+    api_max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="the largest body POST /api/events takes; a bigger one is refused (413) unread",
+    )
     api_history_per_dyad: int = Field(
         default=5_000, ge=10, description="index updates the API keeps per dyad"
     )

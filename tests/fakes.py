@@ -5,10 +5,11 @@ keep what was sent, all writing to one journal so the order of work can be check
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from schemas.events import parse_record
+from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from services.core import EngineConfig
 from services.kafka.worker import Outputs, Processor
@@ -101,3 +102,33 @@ def a_worker(config: EngineConfig | None = None) -> Worker:
         max_future_skew=SKEW,
     )
     return Worker(processor, index, alerts, dead_letters, store, journal)
+
+
+@dataclass
+class FakeEventSink:
+    """The web side's `EventSink` in memory: it keeps what it acknowledged, with its source.
+    `refuse` names ids it does not acknowledge (`everything`: none), giving `why`."""
+
+    appended: list[tuple[CrisisEvent | Retraction, str]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    everything: bool = False
+    why: str = "Kafka at 127.0.0.1:9 cannot be reached"
+    calls: int = 0
+    closed: bool = False
+
+    async def append(self, records: Sequence[CrisisEvent | Retraction], source: str) -> list[str | None]:
+        self.calls += 1
+        outcomes: list[str | None] = []
+        for record in records:
+            if self.everything or record_id(record) in self.refuse:
+                outcomes.append(self.why)
+            else:
+                self.appended.append((record, source))
+                outcomes.append(None)
+        return outcomes
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def ids(self) -> list[str]:
+        return [record_id(record) for record, _ in self.appended]

@@ -1,9 +1,11 @@
 """The worker's web server: the dashboard at `/`, the JSON API under `/api`, and `/metrics`.
 
-Read-only. Answers come from the projection every worker builds from the topics, so they
-are complete whichever worker is asked. With `api_token` set, everything but `/metrics`
-needs it: as a bearer token, or as the cookie the dashboard gets when it is opened once as
-`/?access_token=...` (browsers cannot put headers on an EventSource).
+Answers come from the projection every worker builds from the topics, so they are complete
+whichever worker is asked. The one write, `POST /api/events`, appends analysts' records to
+`crisis.events` through an `EventSink` (services.web.intake). With `api_token` set,
+everything but `/metrics` needs it: as a bearer token, or, to read, as the cookie the
+dashboard gets when it is opened once as `/?access_token=...` (browsers cannot put headers
+on an EventSource). A write needs the bearer token itself: see `WebApp.require_token`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,24 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from aiohttp.web_urldispatcher import _default_expect_handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from schemas.events import CrisisEvent, Retraction, record_id
 from schemas.outputs import Level
 from schemas.validation import describe
 from services.core import EngineConfig
+from services.web.intake import EventSink, NotRecords, read_body
+from services.web.metrics import api_events_counter
 from services.web.models import (
     AlertList,
     AlertQuery,
@@ -38,9 +46,12 @@ from services.web.models import (
     EventQuery,
     History,
     HistoryQuery,
+    PostedEvents,
     Problem,
+    Rejection,
     StreamMessage,
     Thresholds,
+    UnacknowledgedEvents,
     ViewStatus,
 )
 from services.web.view import View
@@ -52,9 +63,37 @@ TOKEN_PARAMETER = "access_token"
 SESSION_COOKIE = "crisismon_session"
 KEEPALIVE_SECONDS = 15.0
 SHUTDOWN_SECONDS = 2.0
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing; any other is a write."""
 
 Query = TypeVar("Query", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error answer a route gives, for the OpenAPI document."""
+
+    status: int
+    description: str
+    answer: type[BaseModel] = Problem
+
+
+READ_FAILURES = (
+    Failure(400, "bad parameter"),
+    Failure(401, "missing or wrong token"),
+    Failure(404, "not found"),
+)
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """What a route reads, for the OpenAPI document: records of these models, as JSON Lines or
+    as a JSON array (or one object)."""
+
+    description: str
+    records: tuple[type[BaseModel], ...]
 
 
 @dataclass(frozen=True)
@@ -67,11 +106,24 @@ class Route:
     answer: type[BaseModel]
     query: type[BaseModel] | None = None
     media_type: str = "application/json"
+    method: Literal["get", "post"] = "get"
+    body: RequestBody | None = None
+    failures: tuple[Failure, ...] = READ_FAILURES
 
 
 def json_response(answer: BaseModel, status: int = 200) -> web.Response:
     return web.Response(
         text=answer.model_dump_json(by_alias=True), status=status, content_type="application/json"
+    )
+
+
+def problem_response(answer: Problem) -> web.Response:
+    """A `Problem` (or a richer one) answered, not raised: for statuses aiohttp has no simple
+    exception for."""
+    return web.Response(
+        text=answer.model_dump_json(by_alias=True),
+        status=answer.status,
+        content_type="application/problem+json",
     )
 
 
@@ -133,6 +185,23 @@ def bearer_token(request: web.Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
+async def deliver(sink: EventSink, records: list[CrisisEvent | Retraction], source: str) -> list[str | None]:
+    """The sink's outcome per record; should it break its contract and raise, every record
+    counts as not acknowledged, and the client still gets its answer."""
+    try:
+        return await sink.append(records, source)
+    except Exception as error:
+        log.exception("the event sink failed on %d records from %s", len(records), source)
+        return [f"the event sink failed: {type(error).__name__}"] * len(records)
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether an `Origin` header names the server the request was sent to (`null`, sent by
+    sandboxed pages and some redirects, names none)."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
 def dyad_of(request: web.Request) -> str:
     dyad = request.match_info["dyad"].upper()
     if not re.fullmatch(r"[A-Z]{3}-[A-Z]{3}", dyad):
@@ -149,7 +218,15 @@ class WebApp:
         host: str,
         port: int,
         token: str | None,
+        sink: EventSink | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_future_skew: timedelta = timedelta(days=1),
+        api_events: Counter | None = None,
     ) -> None:
+        """`sink`: where `POST /api/events` appends (none: it answers 503). `max_body_bytes`:
+        the largest body it reads. `max_future_skew`: as the worker's, so that the API refuses
+        what the worker would. `api_events`: where it counts records by outcome (none: a
+        counter of its own, not exported)."""
         self.view = view
         self.projection = view.projection
         self.broadcaster = view.broadcaster
@@ -158,6 +235,10 @@ class WebApp:
         self.host = host
         self.port = port
         self.token = token
+        self.sink = sink
+        self.max_body_bytes = max_body_bytes
+        self.max_future_skew = max_future_skew
+        self.api_events = api_events if api_events is not None else api_events_counter(None)
         self.session = (
             hmac.new(token.encode(), b"crisismon dashboard session", hashlib.sha256).hexdigest()
             if token
@@ -190,6 +271,33 @@ class WebApp:
                 EventList,
                 EventQuery,
             ),
+            Route(
+                "/api/events",
+                self.append_events,
+                "Append events and retractions to crisis.events; answered once Kafka has"
+                " acknowledged every accepted record",
+                PostedEvents,
+                method="post",
+                body=RequestBody(
+                    "CrisisEvent or Retraction records: JSON Lines (application/x-ndjson or"
+                    " application/jsonl; blank lines skipped), or a JSON array of them, or one"
+                    " (application/json). With another type or none, the first character that is"
+                    " not a space tells: `[` an array, `{` one object or JSON Lines",
+                    (CrisisEvent, Retraction),
+                ),
+                failures=(
+                    Failure(400, "the body is neither JSON Lines nor a JSON array or object"),
+                    Failure(401, "missing or wrong bearer token (the dashboard's cookie is not enough)"),
+                    Failure(403, "sent by a page of another origin"),
+                    Failure(413, "the body is over api_max_body_bytes"),
+                    Failure(422, "no record was valid: each is listed with why", PostedEvents),
+                    Failure(
+                        503,
+                        "Kafka did not acknowledge some records (listed), or the server takes no events",
+                        UnacknowledgedEvents,
+                    ),
+                ),
+            ),
             Route("/api/events/{event_id}", self.event, "One event with its source and quote", EventDetail),
             Route(
                 "/api/config", self.thresholds, "The thresholds and half-life the levels follow", Thresholds
@@ -206,14 +314,22 @@ class WebApp:
         self.application = self.build()
 
     def build(self) -> web.Application:
-        application = web.Application(middlewares=[self.require_token, self.problems])
+        application = web.Application(
+            middlewares=[self.refuse_cross_origin_writes, self.require_token, self.problems]
+        )
         for route in self.routes:
-            application.router.add_get(route.path, route.handler)
+            if route.method == "post":
+                application.router.add_post(
+                    route.path, route.handler, expect_handler=self.expect_body_within_limit
+                )
+            else:
+                application.router.add_get(route.path, route.handler)
         application.router.add_get("/api/openapi.json", self.openapi)
         application.router.add_get("/metrics", self.prometheus)
         application.router.add_get("/", self.dashboard)
         application.router.add_static("/static", STATIC_DIR)
         application.on_shutdown.append(self.close_streams)
+        application.on_cleanup.append(self.close_sink)
         application.on_response_prepare.append(revalidate_static)
         return application
 
@@ -236,22 +352,51 @@ class WebApp:
     # Middlewares
 
     @web.middleware
+    async def refuse_cross_origin_writes(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A write whose `Origin` is another site's is refused (403), token or not.
+
+        Browsers add `Origin` to every cross-origin POST; analysts' tools (curl, scripts) send
+        none, and the dashboard writes nothing. Without it, any web page a user of a worker
+        with no token opens could POST records to it (an HTML form can send a text/plain body
+        that reads as JSON). With a token this is a second lock: see `require_token`.
+        """
+        origin = request.headers.get("Origin")
+        if request.method in SAFE_METHODS or origin is None or same_origin(origin, request.host):
+            return await handler(request)
+        return problem_response(
+            Problem(status=403, detail=f"writes from a page of another origin ({origin[:100]}) are refused")
+        )
+
+    @web.middleware
     async def require_token(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Reads take the token as a bearer token, as `?access_token=`, or as the dashboard's
+        cookie. Writes take only the bearer token: a browser sends the cookie with any request
+        to this server, also one a page of another site makes it send (cross-site request
+        forgery: SameSite=Strict helps, but not against a page of a sibling host of the same
+        site), while an `Authorization` header is only ever sent by who holds the token. The
+        token in the query is refused for writes too, as addresses end up in logs and history.
+        """
         if self.token is None or request.path == "/metrics":
             return await handler(request)
         from_query = request.query.get(TOKEN_PARAMETER)
-        given = from_query or bearer_token(request)
-        if given is not None:
+        if request.method not in SAFE_METHODS:
+            given = bearer_token(request)
+            allowed = given is not None and same_secret(given, self.token)
+        elif (given := from_query or bearer_token(request)) is not None:
             allowed = same_secret(given, self.token)
         else:
             allowed = same_secret(request.cookies.get(SESSION_COOKIE, ""), self.session)
         if not allowed:
             if request.path == "/":
                 raise web.HTTPUnauthorized(text=LOCKED_PAGE, content_type="text/html")
+            needed = (
+                "a valid bearer token is required (CRISISMON_API_TOKEN)"
+                if request.method in SAFE_METHODS
+                else "a write needs a valid bearer token in an Authorization header (CRISISMON_API_TOKEN):"
+                " the dashboard's cookie and ?access_token= are not taken for writes"
+            )
             raise web.HTTPUnauthorized(
-                text=Problem(
-                    status=401, detail="a valid bearer token is required (CRISISMON_API_TOKEN)"
-                ).model_dump_json(),
+                text=Problem(status=401, detail=needed).model_dump_json(),
                 content_type="application/problem+json",
                 headers={"WWW-Authenticate": 'Bearer realm="crisismon"'},
             )
@@ -319,6 +464,104 @@ class WebApp:
         if detail is None:
             raise problem(404, f"no event {event_id!r} (never seen, or older than the api_max_events kept)")
         return json_response(detail)
+
+    async def append_events(self, request: web.Request) -> web.Response:
+        """`POST /api/events`: validate the body's records as the worker would, append the valid
+        ones through the sink, and answer once it has had every one acknowledged.
+
+        200 when some were appended (the refused ones listed); 422 when none were valid (all
+        listed); 400 when the body is not records at all; 413 when it is over the limit (it is
+        not read past it); 503 when the sink did not acknowledge some (named), or there is none.
+        """
+        if self.sink is None:
+            return problem_response(Problem(status=503, detail="no event sink: this server takes no events"))
+        body = await self.read_within_limit(request)
+        if body is None:
+            return self.too_large()
+        try:
+            # Off the event loop: a full body takes a while to validate, and the worker's
+            # stream processors share the loop.
+            posted = await asyncio.to_thread(
+                read_body, body, request.content_type, datetime.now(UTC), self.max_future_skew
+            )
+        except NotRecords as error:
+            return problem_response(Problem(status=400, detail=str(error)))
+        self.api_events.labels("rejected").inc(posted.rejected_total)
+        rejected = [Rejection(number=number, reason=reason) for number, reason in posted.rejected]
+        if not posted.records:
+            return json_response(
+                PostedEvents(
+                    read_as=posted.layout,
+                    accepted=[],
+                    rejected=rejected,
+                    rejected_total=posted.rejected_total,
+                ),
+                422,
+            )
+        source = f"api:{request.remote or 'unknown'}"
+        outcomes = await deliver(self.sink, posted.records, source)
+        ids = [record_id(record) for record in posted.records]
+        accepted = [id_ for id_, why in zip(ids, outcomes, strict=True) if why is None]
+        missing = [(id_, why) for id_, why in zip(ids, outcomes, strict=True) if why is not None]
+        self.api_events.labels("accepted").inc(len(accepted))
+        self.api_events.labels("unacknowledged").inc(len(missing))
+        if missing:
+            first_reason = missing[0][1]
+            log.warning(
+                "%d of %d records from %s not acknowledged: %s", len(missing), len(ids), source, first_reason
+            )
+            return problem_response(
+                UnacknowledgedEvents(
+                    status=503,
+                    detail=f"{len(missing)} of {len(ids)} valid records were not acknowledged"
+                    f" ({first_reason}); sending them again is safe",
+                    unacknowledged=[id_ for id_, _ in missing],
+                    accepted=accepted,
+                    rejected=rejected,
+                    rejected_total=posted.rejected_total,
+                )
+            )
+        log.info("%d records appended from %s, %d refused", len(ids), source, posted.rejected_total)
+        return json_response(
+            PostedEvents(
+                read_as=posted.layout,
+                accepted=accepted,
+                rejected=rejected,
+                rejected_total=posted.rejected_total,
+            )
+        )
+
+    async def read_within_limit(self, request: web.Request) -> bytes | None:
+        """The body, or None as soon as it is known to be over the limit: from its announced
+        length before a byte is read, or while reading one sent without a length (chunked)."""
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def too_large(self) -> web.Response:
+        return problem_response(
+            Problem(status=413, detail=f"the body is over {self.max_body_bytes} bytes (api_max_body_bytes)")
+        )
+
+    async def expect_body_within_limit(self, request: web.Request) -> web.StreamResponse | None:
+        """A client that asks before sending a body (`Expect: 100-continue`, as curl does for
+        big ones) is told 413 at once when the length it announces is over the limit, instead
+        of being invited to send what would be refused."""
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return self.too_large()
+        await _default_expect_handler(request)
+        return None
+
+    async def close_sink(self, _: web.Application) -> None:
+        if self.sink is not None:
+            await self.sink.close()
 
     async def thresholds(self, request: web.Request) -> web.Response:
         config = self.config
@@ -395,12 +638,15 @@ def openapi_document(routes: list[Route], secured: bool) -> dict[str, Any]:
         modes[route.answer] = "serialization"
         if route.query is not None:
             modes[route.query] = "validation"
+        for failure in route.failures:
+            modes[failure.answer] = "serialization"
+        for record in route.body.records if route.body else ():
+            modes[record] = "validation"
     _, schemas = models_json_schema(
         list(modes.items()),
         ref_template="#/components/schemas/{model}",
     )
     components = schemas["$defs"]
-    problem_ref = {"$ref": "#/components/schemas/Problem"}
     paths: dict[str, Any] = {}
     for route in routes:
         parameters = [
@@ -411,32 +657,36 @@ def openapi_document(routes: list[Route], secured: bool) -> dict[str, Any]:
             for name, schema in components[route.query.__name__]["properties"].items():
                 parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
         errors = {
-            str(code): {"description": text, "content": {"application/problem+json": {"schema": problem_ref}}}
-            for code, text in ((400, "bad parameter"), (401, "missing or wrong token"), (404, "not found"))
-        }
-        paths[route.path] = {
-            "get": {
-                "summary": route.summary,
-                "parameters": parameters,
-                "responses": {
-                    "200": {
-                        "description": route.summary,
-                        "content": {
-                            route.media_type: {
-                                "schema": {"$ref": f"#/components/schemas/{route.answer.__name__}"}
-                            }
-                        },
-                    },
-                    **errors,
+            str(failure.status): {
+                "description": failure.description,
+                "content": {
+                    "application/problem+json"
+                    if issubclass(failure.answer, Problem)
+                    else "application/json": {"schema": reference(failure.answer)}
                 },
             }
+            for failure in route.failures
         }
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": route.summary,
+                    "content": {route.media_type: {"schema": reference(route.answer)}},
+                },
+                **errors,
+            },
+        }
+        if route.body is not None:
+            operation["requestBody"] = request_body(route.body)
+        paths.setdefault(route.path, {})[route.method] = operation
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "CrisisMon API",
             "version": "1",
-            "description": "Read-only views of the crisis topics.",
+            "description": "Views of the crisis topics, and the appending of records to crisis.events.",
         },
         "paths": paths,
         "components": {"schemas": components},
@@ -445,3 +695,23 @@ def openapi_document(routes: list[Route], secured: bool) -> dict[str, Any]:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
     return document
+
+
+def reference(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def request_body(body: RequestBody) -> dict[str, Any]:
+    """OpenAPI 3.1 cannot say "each line is one of these" (3.2's itemSchema can): the JSON Lines
+    types show the schema of one line."""
+    record = {"oneOf": [reference(model) for model in body.records]}
+    one_per_line = {"schema": record}
+    return {
+        "required": True,
+        "description": body.description,
+        "content": {
+            "application/x-ndjson": one_per_line,
+            "application/jsonl": one_per_line,
+            "application/json": {"schema": {"oneOf": [{"type": "array", "items": record}, record]}},
+        },
+    }

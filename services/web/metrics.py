@@ -37,6 +37,9 @@ dead-letter topic; corroborated ones add source rows to an event already counted
 retention, already retracted)."""
 OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 
+API_OUTCOMES = ("accepted", "rejected", "unacknowledged")
+"""`crisismon_api_events_total{outcome}`: what became of the records POSTed to /api/events."""
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -127,6 +130,7 @@ class WorkerMetrics:
             "Dyads whose series were dropped to keep at most max_dyads labelled",
             registry=self.registry,
         )
+        self.api_events = api_events_counter(self.registry)
 
     def observe_index(self, update: IndexUpdate, partition: int) -> None:
         self._admit(update.dyad, partition)
@@ -196,6 +200,22 @@ class WorkerMetrics:
                 gauge.remove(dyad)
         for kind, level in labelled.alert_labels:
             self.alerts.remove(dyad, kind, level)
+
+
+def api_events_counter(registry: CollectorRegistry | None) -> Counter:
+    """Records POSTed to /api/events by outcome; with no registry, a counter nobody exports
+    (for a web app built without the worker's metrics)."""
+    counter = Counter(
+        "crisismon_api_events",
+        "Records POSTed to /api/events, by outcome: accepted (Kafka acknowledged them), rejected"
+        " (invalid, or too far ahead of the clock), unacknowledged (valid, but Kafka did not confirm"
+        " them)",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in API_OUTCOMES:
+        counter.labels(outcome)
+    return counter
 
 
 @dataclass

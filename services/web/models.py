@@ -157,3 +157,48 @@ class EventQuery(Answer):
     )
     dyad: DyadKey | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
+
+
+BodyLayout = Literal["json-lines", "json-array", "json-object"]
+MAX_REJECTIONS_LISTED = 1_000
+"""An answer lists at most this many refused records (all are counted): a body of a million
+one-byte lines must not get an answer fifty times its size."""
+
+
+class Rejection(Answer):
+    """A record of a POSTed body that was refused, and why."""
+
+    number: int = Field(
+        ge=1,
+        description="where it was: its line in JSON Lines, its position in a JSON array, 1 for a"
+        " single object (counting from 1)",
+    )
+    reason: str = Field(description="one line: the field and what is wrong with it")
+
+
+class PostedEvents(Answer):
+    """What `POST /api/events` did with a body (200: some were appended; 422: none were)."""
+
+    read_as: BodyLayout = Field(description="how the body was read")
+    accepted: list[Identifier] = Field(
+        description="the ids (event_id or retraction_id) of the records on crisis.events, in the"
+        " body's order: Kafka acknowledged every one before this answer was sent"
+    )
+    rejected: list[Rejection] = Field(
+        description=f"refused records in the body's order: the first {MAX_REJECTIONS_LISTED}"
+    )
+    rejected_total: int = Field(description="refused records, all of them")
+
+
+class UnacknowledgedEvents(Problem):
+    """503 from `POST /api/events`: Kafka did not acknowledge some valid records. Sending those
+    again is safe (the worker counts a repeated id as a duplicate)."""
+
+    unacknowledged: list[Identifier] = Field(
+        description="ids of valid records Kafka did not acknowledge: they may or may not be on the log"
+    )
+    accepted: list[Identifier] = Field(description="ids of the records Kafka did acknowledge")
+    rejected: list[Rejection] = Field(
+        description=f"refused records in the body's order: the first {MAX_REJECTIONS_LISTED}"
+    )
+    rejected_total: int = Field(description="refused records, all of them")
