@@ -29,10 +29,10 @@ from prometheus_client import generate_latest
 from devtools.broker import Broker
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert
-from schemas.topics import PARTITIONS, Topics
+from schemas.topics import PARTITIONS, SOURCE_HEADER, Topics
 from services.core import EngineConfig
 from services.core.timeutil import too_far_ahead
-from services.kafka.intake import SOURCE_HEADER, KafkaIntake
+from services.kafka.intake import KafkaIntake
 from services.kafka.topics import reader
 from services.web.app import SESSION_COOKIE, WebApp, openapi_document
 from services.web.intake import NotRecords, read_body

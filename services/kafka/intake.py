@@ -1,9 +1,7 @@
 """Records POSTed to the API, onto `crisis.events`: the web side's `EventSink` port
 (services.web.intake) on aiokafka, wired in by services.bootstrap.
 
-The records go the way `crisismon replay` sends them (replay/producer.py): keyed by dyad, so
-a dyad's records stay in order on one partition; stamped with their event time, which is what
-the worker checks `max_future_skew` against; valued by the record's JSON. The producer is
+The records go the way every way in sends them (schemas.topics.event_message). The producer is
 idempotent with acks from every in-sync replica, so an acknowledged record is durably on the
 log once, however often the producer had to retry it.
 """
@@ -19,13 +17,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas.events import CrisisEvent, Retraction
+from schemas.topics import SOURCE_HEADER, event_message
 
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_SECONDS = 15.0
 """The longest a request waits for Kafka (connecting included): after it, what is not yet
 acknowledged is reported so, and the client can send it again."""
-SOURCE_HEADER = "crisismon-source"
 
 
 class KafkaIntake:
@@ -53,15 +51,14 @@ class KafkaIntake:
             return [why] * len(records)
         deliveries: list[asyncio.Future[Any] | str] = []
         for record in records:
-            dyad = record.dyad
+            message = event_message(record)
             try:
                 deliveries.append(
                     await producer.send(
                         self.topic,
-                        value=record.model_dump_json().encode(),
-                        key=dyad.encode() if dyad else None,
-                        # Kafka takes no timestamp before 1970; 0 reads as none (the clock) downstream
-                        timestamp_ms=max(0, int(record.event_time.timestamp() * 1000)),
+                        value=message.value,
+                        key=message.key,
+                        timestamp_ms=message.timestamp_ms,
                         headers=[(SOURCE_HEADER, source.encode())],
                     )
                 )
