@@ -13,7 +13,7 @@ import heapq
 import pickle
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,8 +75,11 @@ def read_in_play_order(
     options: ReaderOptions | None = None,
     report: ReadReport | None = None,
     progress: bool = False,
+    names: Mapping[Path, str] | None = None,
 ) -> Iterator[Located]:
     """Every readable record of the files in play order; the rest is counted in `report`.
+    `names` names files in SourceLines where their path would not say where they came from (a
+    downloaded file: its URL).
 
     In `published` order (`options.order`) each file is a batch played whole before the next,
     in file name order (GDELT's names are their publication times): what `crisismon follow`

@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from schemas.events import CrisisEvent, Retraction
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
+from schemas.progress import FollowedFile
 
-MODELS: tuple[type[BaseModel], ...] = (CrisisEvent, Retraction, IndexUpdate, Alert, DeadLetter)
+MODELS: tuple[type[BaseModel], ...] = (CrisisEvent, Retraction, IndexUpdate, Alert, DeadLetter, FollowedFile)
 SCHEMAS_DIR = Path(__file__).parent
 
 

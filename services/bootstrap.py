@@ -1,4 +1,5 @@
-"""The one place where the worker is wired together from its parts and the settings.
+"""The one place where the services are wired together from their parts and the settings: the
+worker, and the follower of a live source (`run_follower`).
 
 The Kafka side (`services.kafka`: the Faust app with its processor, the feed of the topics,
 the intake that appends what the API is sent) and the web side (`services.web`: the view,
@@ -9,9 +10,15 @@ module builds them and hands each what it needs: the intake is the web side's `E
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import faust
 
+from replay.follow.follower import Follower, FollowOptions, FollowReport
+from replay.follow.metrics import FollowMetrics
+from replay.follow.progress import ProgressLog
+from replay.follow.source import Source
+from replay.producer import EventProducer
 from schemas.topics import Topics
 from services.kafka.feed import Feed
 from services.kafka.intake import KafkaIntake
@@ -67,3 +74,32 @@ def run_worker(settings: Settings) -> None:
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Worker(build_worker(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+async def run_follower(
+    settings: Settings, source: Source, once: bool, poll: timedelta, file_format: str
+) -> FollowReport:
+    """Follow `source` onto crisis.events (topics created if missing), with its /metrics on
+    `follow_metrics_port` (0: none), until stopped or, with `once`, caught up."""
+    topics = Topics(settings.namespace)
+    await ensure_topics(settings.kafka_bootstrap, topics)
+    metrics = FollowMetrics()
+    if settings.follow_metrics_port:
+        metrics.serve(settings.web_host, settings.follow_metrics_port)
+    options = FollowOptions(
+        once,
+        poll,
+        settings.follow_attempts,
+        settings.follow_backoff,
+        file_format,
+        settings.reader_options(datetime.now(UTC)),
+    )
+    progress = ProgressLog(settings.kafka_bootstrap, topics.follow_progress, source.key)
+    headers = {"crisismon-follow": source.key}
+    async with EventProducer(settings.kafka_bootstrap, topics.events, headers) as events:
+        await progress.start()
+        try:
+            return await Follower(source, events, progress, metrics, options).run()
+        finally:
+            await progress.stop()
+            await source.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -288,6 +288,154 @@ def replay(
         f"replay {report.run_id}: {report.produced} records produced, {report.failed} failed"
         f" ({read.rows} rows read: {read.no_dyad} of no dyad, {read.merged} merged into the event"
         f" they repeat, {read.bad_count} bad)",
+        err=True,
+    )
+    if report.failed:
+        sys.exit(1)
+
+
+def parse_since(_: Any, __: Any, value: str | None) -> datetime | None:
+    """ISO 8601 (a date, or a time; UTC unless it says otherwise), or a span back from now."""
+    if value is None:
+        return None
+    from services.core.config import parse_duration
+
+    span = parse_duration(value)
+    if isinstance(span, timedelta):
+        return datetime.now(UTC) - span
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "give a time such as 2018-11-25 or 2018-11-25T12:00Z, or a span such as 6h"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_poll(_: Any, __: Any, value: float | None) -> timedelta | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter("give a number of seconds above 0")
+    return None if value is None else timedelta(seconds=value)
+
+
+def follow_options(function: Any) -> Any:
+    """--poll, --once and --metrics-port, shared by every source, then the Kafka options."""
+    for option in reversed(
+        [
+            click.option(
+                "--poll",
+                type=float,
+                callback=parse_poll,
+                help="Seconds between looks for new files [CRISISMON_FOLLOW_POLL, 900], with jitter.",
+            ),
+            click.option("--once", is_flag=True, help="Catch up, then exit (1 if a file failed)."),
+            click.option(
+                "--metrics-port",
+                type=int,
+                help="/metrics port [CRISISMON_FOLLOW_METRICS_PORT, 6067; 0: none].",
+            ),
+        ]
+    ):
+        function = option(function)
+    return kafka_options(function)
+
+
+@cli.group()
+def follow() -> None:
+    """Produce a live source to crisis.events as it publishes, restart-safe.
+
+    Files are produced once each, in name order; which ones are done is kept in Kafka
+    (crisis.follow.progress), so a restarted follower neither skips nor repeats a file. On
+    the same files, the alerts are those of `crisismon backtest --order published`.
+    """
+
+
+@follow.command("gdelt")
+@click.option(
+    "--base-url", default=None, help="Where GDELT 2.0 publishes (a mirror, a test server). [GDELT's own]"
+)
+@click.option(
+    "--since",
+    callback=parse_since,
+    help="Backfill from this time first: 2018-11-25, 2018-11-25T12:00Z, or a span back from now (6h, 2d).",
+)
+@follow_options
+def follow_gdelt(
+    base_url: str | None,
+    since: datetime | None,
+    poll: timedelta | None,
+    once: bool,
+    metrics_port: int | None,
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+) -> None:
+    """Follow GDELT 2.0's events exports, published every 15 minutes."""
+    from replay.follow.gdelt import GDELT_BASE_URL, GdeltSource
+
+    url = base_url or GDELT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        fail(f"--base-url {url!r}: give an http:// or https:// URL")
+    settings = follow_settings(config_file, bootstrap, namespace, metrics_port)
+    source = GdeltSource(url, since, settings.follow_timeout)
+    run_follow(settings, source, once, poll, "gdelt")
+
+
+@follow.command("dir")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--format", "file_format", type=click.Choice(FORMATS), default="auto", show_default=True)
+@follow_options
+def follow_dir(
+    path: Path,
+    file_format: str,
+    poll: timedelta | None,
+    once: bool,
+    metrics_port: int | None,
+    bootstrap: str | None,
+    namespace: str | None,
+    config_file: Path | None,
+) -> None:
+    """Follow a folder another system drops event files into (any format `replay` reads).
+
+    A file is read once it has not changed for follow_settle (5 s): write files under a
+    temporary name (.part, .tmp, or hidden) and rename them when complete, or do not pause
+    longer than that while writing.
+    """
+    from replay.follow.folder import FolderSource
+
+    settings = follow_settings(config_file, bootstrap, namespace, metrics_port)
+    run_follow(settings, FolderSource(path, settings.follow_settle), once, poll, file_format)
+
+
+def follow_settings(
+    config_file: Path | None, bootstrap: str | None, namespace: str | None, metrics_port: int | None
+) -> Settings:
+    settings = settings_from(
+        config_file, kafka_bootstrap=bootstrap, namespace=namespace, follow_metrics_port=metrics_port
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def run_follow(settings: Settings, source: Any, once: bool, poll: timedelta | None, file_format: str) -> None:
+    """Run the follower; one line for a source that cannot be listed (with --once) or a port
+    that is taken, a summary when it stops."""
+    from replay.follow.source import FetchError
+    from services.bootstrap import run_follower
+
+    try:
+        report = run_async(run_follower(settings, source, once, poll or settings.follow_poll, file_format))
+    except FetchError as error:
+        click.echo(f"crisismon: cannot list {source.key}: {error}", err=True)
+        sys.exit(1)
+    except OSError as error:  # the metrics port
+        fail(f"cannot serve /metrics on port {settings.follow_metrics_port}: {error.strerror or error}")
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        return
+    click.echo(
+        f"follow {source.key}: {report.produced} files produced ({report.records} records),"
+        f" {report.failed} failed; {report.done_before} done before",
         err=True,
     )
     if report.failed:

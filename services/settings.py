@@ -74,6 +74,32 @@ class Settings(BaseSettings, EngineConfig):
         default=timedelta(days=1),
         description="event times further ahead of the clock are refused: dead-lettered or bad rows",
     )
+    follow_poll: Duration = Field(
+        default=timedelta(minutes=15),
+        gt=timedelta(0),
+        description="how often `follow` looks for new files (GDELT publishes every 15 minutes)",
+    )
+    follow_attempts: int = Field(
+        default=5, ge=1, description="tries to fetch and read a file before `follow` reports it and moves on"
+    )
+    follow_backoff: Duration = Field(
+        default=timedelta(seconds=2),
+        gt=timedelta(0),
+        description="the wait after a failed try, doubled (with jitter) after each, at most 5 minutes",
+    )
+    follow_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        description="the longest `follow` waits for one download, or for a server to say anything",
+    )
+    follow_settle: Duration = Field(
+        default=timedelta(seconds=5),
+        ge=timedelta(0),
+        description="`follow dir`: a file is complete once its size and time stay unchanged this long",
+    )
+    follow_metrics_port: int = Field(
+        default=6067, ge=0, le=65535, description="`follow`'s own /metrics port (0: none)"
+    )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
 

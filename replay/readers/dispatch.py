@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from replay.readers.base import BadRow, InputError, ReaderOptions, ReadItem, SourceLine
+from replay.readers.base import BadRow, InputError, Reader, ReaderOptions, ReadItem, SourceLine
 from replay.readers.registry import READERS
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -31,13 +31,15 @@ class Input:
         return int(self.handle.tell() * self.disk_size / self.size) if self.size else self.disk_size
 
 
-def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
-    """The file itself, or every member of a zip archive in name order."""
+def open_inputs(path: Path, stack: ExitStack, name: str | None = None) -> Iterator[Input]:
+    """The file itself, or every member of a zip archive in name order; `name` names the file in
+    SourceLines (default: its path; a followed file: where it was published)."""
+    name = name or str(path)
     handle = stack.enter_context(path.open("rb"))
     if handle.read(4) != ZIP_MAGIC:
         handle.seek(0)
         size = path.stat().st_size
-        yield Input(str(path), handle, size, size)
+        yield Input(name, handle, size, size)
         return
     handle.seek(0)
     try:
@@ -45,18 +47,30 @@ def open_inputs(path: Path, stack: ExitStack) -> Iterator[Input]:
         members = sorted((info for info in archive.infolist() if not info.is_dir()), key=lambda i: i.filename)
         for info in members:
             with archive.open(info) as member:
-                yield Input(f"{path}!{info.filename}", member, info.file_size, info.compress_size)
+                yield Input(f"{name}!{info.filename}", member, info.file_size, info.compress_size)
     except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
-        raise InputError(f"{path}: unreadable zip archive: {error}") from None
+        raise InputError(f"{name}: unreadable zip archive: {error}") from None
 
 
 def _rows(source: Input, file_format: str, options: ReaderOptions) -> Iterator[ReadItem]:
     """The reader its format names (or auto-detection finds), over one stream."""
+    return _reader_for(source, file_format).read(source.handle, source.name, options)
+
+
+def _reader_for(source: Input, file_format: str) -> Reader:
+    """The stream's reader, the stream left where it reads from (InputError: none knows it)."""
     head = source.handle.read(4096)
     start = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0  # Windows editors write one first
     source.handle.seek(start)  # every reader starts after it
-    reader = READERS.choose(file_format, head[start:].split(b"\n", 1)[0], source.name)
-    return reader.read(source.handle, source.name, options)
+    return READERS.choose(file_format, head[start:].split(b"\n", 1)[0], source.name)
+
+
+def check_readable(path: Path, file_format: str, name: str | None = None) -> None:
+    """Raises InputError when `path` cannot be read at all: it cannot be opened, it is a broken
+    zip, or no reader knows one of its streams. Cheap: it looks at each stream's first line."""
+    with ExitStack() as stack:
+        for source in inputs_of(path, stack, name):
+            _reader_for(source, file_format)
 
 
 def read_events(
@@ -78,9 +92,9 @@ def read_input(source: Input, file_format: str, options: ReaderOptions) -> Itera
         )
 
 
-def inputs_of(path: Path, stack: ExitStack) -> Iterator[Input]:
+def inputs_of(path: Path, stack: ExitStack, name: str | None = None) -> Iterator[Input]:
     """open_inputs, with the OS's reasons for not opening a file turned into InputError."""
     try:
-        yield from open_inputs(path, stack)
+        yield from open_inputs(path, stack, name)
     except OSError as error:
         raise InputError(f"{error.filename or path}: {error.strerror or error}") from None
