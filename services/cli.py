@@ -565,25 +565,45 @@ def broker_status(port: int, kafka_version: str | None) -> None:
     callback=parse_speed,
     help="Event seconds per second, or `max`.",
 )
+@click.option(
+    "--follow",
+    "follow_url",
+    metavar="URL",
+    help="Follow GDELT 2.0 at URL (e.g. http://data.gdeltproject.org/gdeltv2/) instead of the article.",
+)
+@click.option(
+    "--since", callback=parse_since, help="With --follow: backfill from this time (as follow gdelt)."
+)
 @kafka_options
 @click.option("--web-port", type=int, help="Worker web port [CRISISMON_WEB_PORT, 6066].")
 def demo(
     once: bool,
     speed: float | None,
+    follow_url: str | None,
+    since: datetime | None,
     bootstrap: str | None,
     namespace: str | None,
     config_file: Path | None,
     web_port: int | None,
 ) -> None:
-    """The local stack replaying the article's crisis: broker, worker, events and alerts as they land."""
+    """The local stack replaying the article's crisis (or following GDELT live with --follow):
+    broker, worker, events and alerts as they land."""
     from devtools.broker import BrokerError
-    from services.demo import run_demo
+    from replay.follow.source import FetchError
+    from services.demo import Followed, run_demo
 
+    if follow_url is not None and not follow_url.startswith(("http://", "https://")):
+        fail(f"--follow {follow_url!r}: give an http:// or https:// URL")
+    if since is not None and follow_url is None:
+        fail("--since goes with --follow")
+    followed = Followed(follow_url, since) if follow_url else None
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # transient leader moves on new topics
     try:
-        summary = run_demo(settings, config_file, once, speed, click.echo)
+        summary = run_demo(settings, config_file, once, speed, click.echo, followed)
+    except FetchError as error:
+        fail(f"cannot follow {follow_url}: {error}")
     except BrokerError as error:
         fail(f"broker failed to start: {error}")
     except KeyboardInterrupt:

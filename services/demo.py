@@ -2,12 +2,14 @@
 
 A local broker (started if none answers), the worker in a subprocess with the demo's settings,
 the article replayed at a watchable speed, and each event and alert printed as it lands, so the
-terminal tells the story the dashboard shows.
+terminal tells the story the dashboard shows. With `--follow URL`, a GDELT 2.0 feed is followed
+instead, live: each file's count, event and alert as they come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from devtools import broker as local_broker
 from replay.ordering import read_in_play_order
 from replay.producer import replay
+from replay.readers.base import ReaderOptions
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert, Level
 from schemas.topics import Topics
@@ -166,7 +169,21 @@ async def show_events(
         await consumer.stop()
 
 
-async def play(settings: Settings, once: bool, speed: float | None, show: Callable[[str], None]) -> Summary:
+@dataclass(frozen=True)
+class Followed:
+    """`demo --follow`: a GDELT 2.0 feed to follow instead of replaying the article."""
+
+    base_url: str
+    since: datetime | None = None
+
+
+async def play(
+    settings: Settings,
+    once: bool,
+    speed: float | None,
+    show: Callable[[str], None],
+    followed: Followed | None = None,
+) -> Summary:
     topics = Topics(settings.namespace)
     await ensure_topics(settings.kafka_bootstrap, topics)
     summary = Summary()
@@ -185,28 +202,56 @@ async def play(settings: Settings, once: bool, speed: float | None, show: Callab
     options = settings.reader_options(datetime.now(UTC))
     plan, notes = narration([item.record for item in read_in_play_order([ARTICLE], options=options)], speed)
     consumer = await events_from_now(settings.kafka_bootstrap, topics.events)
-    events = asyncio.create_task(show_events(consumer, notes, show, stop))
-    show(plan)
-    # no progress bar: the events shown are the progress
-    report = await replay(
-        [ARTICLE],
-        settings.kafka_bootstrap,
-        topics.events,
-        speed=speed,
-        max_wait=MAX_WAIT_SECONDS,
-        options=options,
-    )
-    show(f"replayed {report.produced} events of {ARTICLE.name}" + ("" if once else "; Ctrl-C stops it all"))
+    events = asyncio.create_task(show_events(consumer, notes if followed is None else {}, show, stop))
+    if followed is None:
+        show(plan)
+        await replay_article(settings, once, speed, show, options)
+    else:
+        await follow_gdelt(settings, once, followed, show)
     if once:
         if not await wait_until_caught_up(
             settings.kafka_bootstrap, topics.app_id, topics.events, timeout=180
         ):
-            raise TimeoutError("the worker did not process the replay within 180 s")
+            raise TimeoutError("the worker did not process the events within 180 s")
         await asyncio.sleep(2)  # the last alerts travel from the worker to the tail
         stop.set()
     await tail
     await events
     return summary
+
+
+async def replay_article(
+    settings: Settings, once: bool, speed: float | None, show: Callable[[str], None], options: ReaderOptions
+) -> None:
+    """The article at `speed`, long waits cut short (the events shown are the progress)."""
+    report = await replay(
+        [ARTICLE],
+        settings.kafka_bootstrap,
+        Topics(settings.namespace).events,
+        speed=speed,
+        max_wait=MAX_WAIT_SECONDS,
+        options=options,
+    )
+    show(f"replayed {report.produced} events of {ARTICLE.name}" + ("" if once else "; Ctrl-C stops it all"))
+
+
+async def follow_gdelt(
+    settings: Settings, once: bool, followed: Followed, show: Callable[[str], None]
+) -> None:
+    """GDELT at `followed.base_url`, as `crisismon follow gdelt` does, each file's count shown."""
+    from replay.follow.gdelt import GdeltSource
+    from services.bootstrap import run_follower
+
+    logging.getLogger("replay.follow").setLevel(logging.INFO)  # one line per file: the progress
+    since = f" from {followed.since:%Y-%m-%d %H:%M} UTC" if followed.since else " from its newest file"
+    pace = "catching up, then done" if once else f"a look every {format_duration(settings.follow_poll)}"
+    show(
+        f"following GDELT 2.0 at {followed.base_url}{since}: {pace}"
+        + ("" if once else "; Ctrl-C stops it all")
+    )
+    source = GdeltSource(followed.base_url, followed.since, settings.follow_timeout)
+    report = await run_follower(settings, source, once, settings.follow_poll, "gdelt")
+    show(f"followed {report.produced} files ({report.records} records), {report.failed} failed")
 
 
 def run_demo(
@@ -215,6 +260,7 @@ def run_demo(
     once: bool,
     speed: float | None,
     show: Callable[[str], None],
+    followed: Followed | None = None,
 ) -> Summary:
     # SIGTERM (a `timeout`, a service manager) stops the demo like Ctrl-C: the `finally` below
     # runs and the worker and broker it started go with it.
@@ -226,7 +272,7 @@ def run_demo(
     show(f"worker started (pid {worker.pid}, log {settings.data_dir / 'worker.log'})")
     show(f"dashboard: http://{settings.web_host}:{settings.web_port}/  (metrics at /metrics, API at /api)")
     try:
-        return asyncio.run(play(settings, once, speed, show))
+        return asyncio.run(play(settings, once, speed, show, followed))
     finally:
         stop_worker(worker)
         if started_broker is not None:

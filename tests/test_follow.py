@@ -337,3 +337,51 @@ def test_follow_dir_reads_a_slowly_written_file_once_it_is_complete(
     assert len(progress(kafka_broker.bootstrap, kafka_namespace)) == 2  # each file once
     log_alerts = engine_over_the_log(kafka_broker.bootstrap, kafka_namespace)
     assert log_alerts["CHN-USA"] == by_dyad(expected.alerts)["CHN-USA"]
+
+
+def test_the_demo_follows_a_gdelt_feed_and_shows_its_alerts(
+    kafka_broker: Broker, kafka_namespace: str, gdelt: tuple, tmp_path: Path
+) -> None:
+    server, root = gdelt
+    files = exports(build_gdelt_folder(root, slot_rows(gdelt_rows(), days=TRADE_WAR), server.base_url))
+    run = subprocess.run(
+        [
+            *(CRISISMON, "demo", "--follow", server.base_url, "--since", "2018-02-01", "--once"),
+            *("--bootstrap", kafka_broker.bootstrap, "--namespace", kafka_namespace),
+            *("--web-port", str(free_port())),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(CRISISMON_DATA_DIR=str(tmp_path / "demo"), CRISISMON_FOLLOW_METRICS_PORT="0"),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"followed {len(files)} files" in run.stdout
+    assert "CHN-USA escalation normal → watch" in run.stdout
+    assert run.stdout.splitlines()[-1].split()[:2] == ["CHN-USA", "critical"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gdelt", "--base-url", "ftp://x/"], "give an http:// or https:// URL"),
+        (["gdelt", "--since", "yesterday"], "give a time such as"),
+        (["gdelt", "--poll", "0"], "above 0"),
+        (["dir", "/no/such/folder"], "does not exist"),
+    ],
+)
+def test_a_follow_mistake_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    run = subprocess.run(
+        [CRISISMON, "follow", *args], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
+
+
+def test_a_feed_that_cannot_be_listed_is_one_line_and_exit_1(
+    kafka_broker: Broker, kafka_namespace: str
+) -> None:
+    run = follow(
+        kafka_broker.bootstrap, kafka_namespace, "gdelt", "--base-url", f"http://127.0.0.1:{free_port()}/"
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "cannot list gdelt http://127.0.0.1:" in run.stderr.splitlines()[-1]

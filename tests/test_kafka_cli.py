@@ -34,6 +34,8 @@ def crisismon(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ["broker", "stop"],
         ["broker", "status"],
         ["demo"],
+        ["follow", "gdelt"],
+        ["follow", "dir"],
         ["schemas", "export"],
     ],
 )
