@@ -12,7 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from schemas.events import CrisisEvent, Retraction, Witnesses, witnessed_weight
+from schemas.events import CrisisEvent, Retraction, Witnesses
 
 MAX_LINE_BYTES = 1 << 20
 """No real row comes near a megabyte; a longer line is reported and skipped, never held whole."""
@@ -55,7 +55,7 @@ class CheckedRow(Protocol):
     format, so that a Pending stays compact, fast to sort and to spill, and pickles (by its
     module-level class). Building its event is the last step, done once per merged run."""
 
-    def event(self, event_id: str, event_time: datetime, weight: float) -> CrisisEvent: ...
+    def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,7 @@ class Pending:
 
     def located(self, witnesses: Witnesses) -> Located:
         """The row's event, standing for the rows `witnesses` names (this one among them)."""
-        event = self.row.event(self.event_id, self.event_time, witnessed_weight(witnesses))
-        return Located(self.where, event.model_copy(update={"witnesses": witnesses}))
+        return Located(self.where, self.row.event(self.event_id, self.event_time, witnesses))
 
 
 _constructor_arguments = attrgetter(*(field.name for field in fields(Pending)))

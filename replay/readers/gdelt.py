@@ -57,7 +57,7 @@ from replay.readers.base import (
 from schemas.actors import ActorRole, role_from_cameo
 from schemas.cameo import cameo_codes
 from schemas.countries import country_codes
-from schemas.events import CrisisEvent, TimePrecision
+from schemas.events import CrisisEvent, TimePrecision, Witnesses, witnessed_weight
 
 FIELDS = (
     "GLOBALEVENTID",
@@ -219,8 +219,8 @@ class GdeltRow(NamedTuple):
     quote: str
     coded_by: str
 
-    def event(self, event_id: str, event_time: datetime, weight: float) -> CrisisEvent:
-        """The row's event at the weight its repeats add up to; `_pending` checked every field."""
+    def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent:
+        """The row's event, standing for the rows `witnesses` names; `_pending` checked every field."""
         description = cameo_codes()[self.cameo_code].description
         return CrisisEvent.model_validate(
             {
@@ -241,7 +241,8 @@ class GdeltRow(NamedTuple):
                 },
                 "cameo_code": self.cameo_code,
                 "goldstein": self.goldstein,
-                "weight": weight,
+                "weight": witnessed_weight(witnesses),
+                "witnesses": witnesses,
                 "summary": f"{self.source_name} → {self.target_name}: {description}"[:1000],
                 "provenance": {"document": self.document, "quote": self.quote, "coded_by": self.coded_by},
             }

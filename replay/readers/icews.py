@@ -34,7 +34,7 @@ from replay.readers.gdelt import roles_suffix, weight_of
 from schemas.actors import ActorRole, role_from_icews
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
-from schemas.events import CrisisEvent, TimePrecision
+from schemas.events import CrisisEvent, TimePrecision, Witnesses, witnessed_weight
 
 COLUMNS = (
     "Event ID",
@@ -78,8 +78,8 @@ class IcewsRow(NamedTuple):
     quote: str
     coded_by: str
 
-    def event(self, event_id: str, event_time: datetime, weight: float) -> CrisisEvent:
-        """The row's event at the weight its repeats add up to; `_item` checked every field."""
+    def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent:
+        """The row's event, standing for the rows `witnesses` names; `_item` checked every field."""
         return CrisisEvent.model_validate(
             {
                 "event_id": event_id,
@@ -97,7 +97,8 @@ class IcewsRow(NamedTuple):
                 },
                 "cameo_code": self.cameo_code,
                 "goldstein": self.intensity,
-                "weight": weight,
+                "weight": witnessed_weight(witnesses),
+                "witnesses": witnesses,
                 "summary": self.summary,
                 "provenance": {"document": self.document, "quote": self.quote, "coded_by": self.coded_by},
             }
