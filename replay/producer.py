@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -68,7 +69,7 @@ class EventProducer:
     async def send(self, item: Located) -> None:
         if len(self._in_flight) >= DELIVERY_BATCH:
             await self.settle()
-        message = event_message(item.record)
+        message = event_message(item.record, datetime.now(UTC))
         self._in_flight.append(
             await self._kafka.send(
                 self.topic,

@@ -6,6 +6,7 @@ retention. What each carries is in the models: `crisis.events` CrisisEvent or Re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from schemas.events import CrisisEvent, Retraction
@@ -82,14 +83,17 @@ class EventMessage:
     value: bytes
     """Its JSON."""
     timestamp_ms: int
-    """Its event time, which the worker checks `max_future_skew` against. Kafka takes no
-    timestamp before 1970: 0 then, which reads as none (the clock) downstream."""
+    """Its event time, but never later than when it is produced: the worker checks
+    `max_future_skew` against it, and a broker refuses a timestamp too far ahead of its clock
+    (Kafka 4, by default: an hour), which an event dated tomorrow would be. Kafka takes none
+    before 1970: 0 then, which reads as none (the clock) downstream."""
 
 
-def event_message(record: CrisisEvent | Retraction) -> EventMessage:
+def event_message(record: CrisisEvent | Retraction, produced_at: datetime) -> EventMessage:
     dyad = record.dyad
+    moment = min(record.event_time, produced_at)
     return EventMessage(
         key=dyad.encode() if dyad else None,
         value=record.model_dump_json().encode(),
-        timestamp_ms=max(0, int(record.event_time.timestamp() * 1000)),
+        timestamp_ms=max(0, int(moment.timestamp() * 1000)),
     )

@@ -8,17 +8,19 @@ The oracle is the backtest of the same files in the order they were published
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.broker import Broker
@@ -45,6 +47,7 @@ from tests.ports import free_port
 
 TRADE_WAR = (date(2018, 2, 20), date(2018, 4, 10))
 """USA-CHN rows added in these days: the March 2018 tariffs, watch to critical and back."""
+ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
 QUICK = {
     "CRISISMON_FOLLOW_BACKOFF": "0.1s",
     "CRISISMON_FOLLOW_ATTEMPTS": "3",
@@ -385,3 +388,73 @@ def test_a_feed_that_cannot_be_listed_is_one_line_and_exit_1(
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "cannot list gdelt http://127.0.0.1:" in run.stderr.splitlines()[-1]
+
+
+def test_a_broken_zip_is_tried_reported_and_skipped_and_the_next_file_flows(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.export.CSV.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 200)  # a zip's magic, then nothing
+    (drop / "b.jsonl").write_text(ARTICLE.read_text())
+    for path in drop.iterdir():
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    run = follow(kafka_broker.bootstrap, kafka_namespace, "dir", str(drop), CRISISMON_FOLLOW_SETTLE="1s")
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    done = latest_by_file(progress(kafka_broker.bootstrap, kafka_namespace))
+    assert done["a.export.CSV.zip"].outcome == "failed"
+    assert "unreadable zip archive" in (done["a.export.CSV.zip"].reason or "")
+    assert (done["b.jsonl"].outcome, done["b.jsonl"].records) == ("produced", 26)
+
+
+def test_an_event_dated_hours_ahead_goes_onto_a_topic_that_refuses_timestamps_an_hour_ahead(
+    kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
+) -> None:
+    """Kafka 4 refuses by default a timestamp more than an hour ahead of its clock, and refuses
+    the record's whole batch with it; max_future_skew lets in a day. The record's timestamp is
+    its event time, but never later than when it was produced."""
+    topic = Topics(kafka_namespace).events
+    asyncio.run(create_topic(kafka_broker.bootstrap, topic, {"message.timestamp.after.max.ms": "3600000"}))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    ahead = datetime.now(UTC) + timedelta(hours=12)
+    records = ARTICLE.read_text().splitlines()
+    tomorrow = json.loads(records[5]) | {"event_id": "ahead-12h", "event_time": ahead.isoformat()}
+    (drop / "events.jsonl").write_text("\n".join([*records, json.dumps(tomorrow)]) + "\n")
+    os.utime(drop / "events.jsonl", (time.time() - 60, time.time() - 60))
+    run = follow(kafka_broker.bootstrap, kafka_namespace, "dir", str(drop))
+    assert run.returncode == 0, run.stderr
+    done = latest_by_file(progress(kafka_broker.bootstrap, kafka_namespace))["events.jsonl"]
+    assert (done.outcome, done.records) == ("produced", len(records) + 1)
+    stamps = {
+        parse_record(message.value).event_time: message.timestamp
+        for message in read_messages(kafka_broker.bootstrap, topic)
+    }
+    assert stamps[datetime.fromisoformat(json.loads(records[0])["event_time"])] == 1000 * int(
+        datetime.fromisoformat(json.loads(records[0])["event_time"]).timestamp()
+    )
+    assert stamps[ahead] <= time.time() * 1000
+
+
+def read_messages(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    async def read() -> list[ConsumerRecord]:
+        consumer = reader(bootstrap, topic)
+        await consumer.start()
+        try:
+            found: list[ConsumerRecord] = []
+            while batch := await consumer.getmany(timeout_ms=1000):
+                found += [message for messages in batch.values() for message in messages]
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+async def create_topic(bootstrap: str, topic: str, config: dict[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs=config)])
+    finally:
+        await admin.close()

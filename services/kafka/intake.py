@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -51,7 +52,7 @@ class KafkaIntake:
             return [why] * len(records)
         deliveries: list[asyncio.Future[Any] | str] = []
         for record in records:
-            message = event_message(record)
+            message = event_message(record, datetime.now(UTC))
             try:
                 deliveries.append(
                     await producer.send(
