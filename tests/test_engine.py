@@ -243,3 +243,55 @@ def test_a_snapshot_this_engine_cannot_read_is_refused_not_misread(change: Any, 
     engine.process(event("a", 0))
     with pytest.raises(ValueError, match=message):
         DyadState.restore(change(engine.states["IRN-PAK"].snapshot()))
+
+
+def test_a_move_told_then_corrected_is_told_again_when_it_comes_back() -> None:
+    """A strike raises watch; its retraction corrects it to normal; another strike of the same
+    time brings watch back. The alert that move has (same time, same move) was told already,
+    before the correction: subscribers must hear of watch again all the same."""
+    engine = Engine()
+    first = engine.process(event("a-strike", 0)).alerts
+    corrected = engine.process(retraction("a-strike", hours=1)).alerts
+    again = engine.process(event("b-strike", 0)).alerts
+    assert [a.level for a in first] == [Level.WATCH]
+    assert [(a.reason_code, a.level) for a in corrected] == [("correction", Level.NORMAL)]
+    assert again and again[-1].level is Level.WATCH
+    assert engine.states["IRN-PAK"].reported_level is Level.WATCH
+
+
+def test_two_records_of_one_time_that_each_change_history_make_two_corrections() -> None:
+    """Two strikes of one time, each retracted an hour later: two corrections of the same move
+    at the same time, each a record's own news, so each its own id."""
+    engine = Engine()
+    told = [
+        alert
+        for record in (
+            event("a-strike", 0),
+            retraction("a-strike", hours=1),
+            event("b-strike", 0),
+            retraction("b-strike", hours=1),
+        )
+        for alert in engine.process(record).alerts
+    ]
+    falls = [a for a in told if a.reason_code == "correction" and a.level is Level.NORMAL]
+    assert len(falls) == 2 and falls[0].alert_id != falls[1].alert_id
+    assert falls[0].event_time == falls[1].event_time
+
+
+def test_a_version_3_snapshot_keeps_the_alerts_it_told_under_their_new_ids() -> None:
+    """Version 3 named alerts by their trigger: restored, a timeline redone by a late event
+    tells subscribers nothing they were told before."""
+    engine = Engine()
+    for record in (event("a", 0), event("b", 30, cameo_code="190"), event("c", 60, cameo_code="195")):
+        engine.process(record)
+    current = engine.states["IRN-PAK"].snapshot()
+    third_version = {
+        **{k: v for k, v in current.items() if k != "last_correction"},
+        "entries": [row[:-1] for row in current["entries"]],
+        "emitted": {f"old-id-{n}": row for n, row in enumerate(current["emitted"].values())},
+        "version": 3,
+    }
+    restored = DyadState.restore(third_version)
+    assert list(restored.emitted) == list(current["emitted"])
+    late = Engine(states={"IRN-PAK": restored}).process(event("late", 20, cameo_code="042"))
+    assert all(alert.alert_id not in current["emitted"] for alert in late.alerts)

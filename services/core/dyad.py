@@ -91,6 +91,29 @@ class Entry:
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
+def alert_id(
+    config_hash: str,
+    dyad: str,
+    at: float,
+    step: Transition,
+    previous_level: Level,
+    level: Level,
+    correction: str | None = None,
+) -> str:
+    """An alert's id: the dyad's move (kind, levels, reason) and the event time it happened at,
+    under one configuration.
+
+    Not which event of that time is the trigger: events of one time (GDELT's, to the day)
+    arrive in any order and over many files, and each arrival can make another of them the
+    one that tips the level. The move is the same news, so it keeps one id. A correction is
+    about one record (`correction`: its id), which its id names too: two records of one time
+    that each change the dyad's history make two corrections.
+    """
+    identity = [config_hash, dyad, from_seconds(at).isoformat(), step.kind, str(previous_level), str(level)]
+    identity += [step.reason_code, *([correction] if correction is not None else [])]
+    return hashlib.sha256("|".join(identity).encode()).hexdigest()[:32]
+
+
 class Corroboration(NamedTuple):
     """New rows reporting a held event: where its entry is, its new weight, all its rows."""
 
@@ -121,6 +144,9 @@ class DyadState:
     """Alerts already published, by id: never raised twice, but repeatable after a crash."""
     reported_level: Level = Level.NORMAL
     """The level of the last alert published: what subscribers believe."""
+    last_correction: str | None = None
+    """The id of the last correction published: an alert told before it no longer says what
+    subscribers believe, though the timeline may hold it again (see `told_since_correction`)."""
     event_ids: set[str] = field(default_factory=set)
     """The ids of `entries`, for de-duplication in O(1)."""
     last_change: str | None = None
@@ -298,13 +324,8 @@ class DyadState:
         config: EngineConfig,
         event_time: float | None = None,
     ) -> Alert:
-        """An alert about the state just after the entry at `position`.
-
-        Its id names the dyad's move (kind, levels, reason) and the event time it happened at,
-        not which event of that time is the trigger: events of one time (GDELT's, to the day)
-        arrive in any order and over many files, and each arrival can make another of them
-        the one that tips the level. The move is the same news, so it keeps one id.
-        """
+        """An alert about the state just after the entry at `position`, or, given `event_time`,
+        a correction that `triggered_by` (a record of that time) made due (see `alert_id`)."""
         escalation, de_escalation = self.indices(config, position)
         escalation_band, de_escalation_band = (
             self.entries[position].judged_against if self.entries else (0.0, 0.0)
@@ -312,20 +333,13 @@ class DyadState:
         at = self.entries[position].time if self.entries else 0.0
         if event_time is not None:
             at = event_time
-        identity = "|".join(
-            (
-                config.computed_with.config_hash,
-                self.dyad,
-                from_seconds(at).isoformat(),
-                step.kind,
-                str(previous_level),
-                str(level),
-                step.reason_code,
-            )
+        correction = triggered_by if event_time is not None else None
+        identity = alert_id(
+            config.computed_with.config_hash, self.dyad, at, step, previous_level, level, correction
         )
         crisis_since = self.entries[position].standing.crisis_since if self.entries else None
         return Alert(
-            alert_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
+            alert_id=identity,
             dyad=self.dyad,
             kind=step.kind,
             level=level,
@@ -384,6 +398,14 @@ class DyadState:
         for alert_id in [k for k, published in self.emitted.items() if published.time < horizon]:
             del self.emitted[alert_id]
 
+    def told_since_correction(self, alert_id: str) -> bool:
+        """Whether `alert_id` was published after the last correction (alerts are kept in the
+        order they were published)."""
+        if self.last_correction not in self.emitted or alert_id not in self.emitted:
+            return True
+        order = list(self.emitted)
+        return order.index(alert_id) > order.index(self.last_correction)
+
     def alerts_triggered_by(self, record_id: str) -> tuple[Alert, ...]:
         return tuple(
             Alert.model_validate_json(published.json)
@@ -403,6 +425,7 @@ class DyadState:
             "retracted": self.retracted,
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
+            "last_correction": self.last_correction,
             "last_change": self.last_change,
             "let_go_since": self.let_go_since,
             "prior_totals": list(self.prior_totals),
@@ -425,6 +448,7 @@ class DyadState:
             retracted=dict(snapshot["retracted"]),
             emitted={alert_id: Published(*row) for alert_id, row in snapshot["emitted"].items()},
             reported_level=Level(snapshot["reported_level"]),
+            last_correction=snapshot["last_correction"],
             event_ids={entry.event_id for entry in entries},
             last_change=snapshot["last_change"],
             let_go_since=snapshot["let_go_since"],
@@ -470,9 +494,27 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_witnesses(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """3 → 4: entries keep the source rows counted while an event is not yet whole. Entries of
-    older snapshots are taken as whole: a later row of their event counts as a duplicate."""
-    return {**snapshot, "entries": [[*row, None] for row in snapshot["entries"]], "version": 4}
+    """3 → 4: entries keep the source rows counted while an event is not yet whole; alert ids
+    name the move's time, not its trigger; the last correction is remembered.
+
+    Entries of older snapshots are taken as whole (a later row of their event is a duplicate).
+    Alerts published are kept by their new ids (their JSON, what is told again, keeps the id
+    subscribers saw), so that a timeline redone after the upgrade does not tell them again.
+    """
+    emitted = {}
+    for row in snapshot["emitted"].values():
+        told = Alert.model_validate_json(row[2])
+        correction = told.triggered_by if told.reason_code == "correction" else None
+        step = Transition(kind=told.kind, reason_code=told.reason_code, reason=told.reason)
+        at, levels = to_seconds(told.event_time), (told.previous_level, told.level)
+        emitted[alert_id(told.config_hash, told.dyad, at, step, *levels, correction)] = row
+    return {
+        **snapshot,
+        "entries": [[*row, None] for row in snapshot["entries"]],
+        "emitted": emitted,
+        "last_correction": None,
+        "version": 4,
+    }
 
 
 _MIGRATIONS = {1: _since_last_change, 2: _with_baselines, 3: _with_witnesses}

@@ -148,8 +148,8 @@ def _publish(
     fresh = [alert for alert in timeline if alert.alert_id not in state.emitted]
     for alert in fresh:
         state.remember(alert)
-    if timeline:
-        state.reported_level = timeline[-1].level
+    if timeline and state.told_since_correction(timeline[-1].alert_id):
+        state.reported_level = timeline[-1].level  # what the story's last alert told them
     if state.reported_level is not state.level:
         fresh.append(_correction(state, record_id, record_time, config))
     return tuple(fresh)
@@ -165,6 +165,7 @@ def _correction(state: DyadState, record_id: str, record_time: float, config: En
     )
     alert = state.make_alert(step, before, after, record_id, -1, config, event_time=record_time)
     state.remember(alert)
+    state.last_correction = alert.alert_id
     return alert
 
 

@@ -126,6 +126,8 @@ class Projection:
     def _corroborated(self, event_id: str, known: EventDetail, record: CrisisEvent) -> EventDetail | None:
         """A held event with the rows a later record adds (as the engine adds them), or None when
         the record names none it has not (a duplicate, or a native copy)."""
+        if known.retracted_by is not None or known.event.event_time != record.event_time:
+            return None  # as the engine: a retracted event stays out, a conflicting copy is ignored
         together = corroborated(known.event.witnesses, record.witnesses)
         if together is None:
             return None
