@@ -96,29 +96,38 @@ def read_in_play_order(
     batches = [[path] for path in sorted(paths, key=lambda p: (p.name, str(p)))]
     if options.order == "event-time":
         batches = [paths]
-    return _played(batches, file_format, options, report, progress)
+    return _played(batches, file_format, options, report, progress, names or {})
 
 
 def _played(
-    batches: list[list[Path]], file_format: str, options: ReaderOptions, report: ReadReport, progress: bool
+    batches: list[list[Path]],
+    file_format: str,
+    options: ReaderOptions,
+    report: ReadReport,
+    progress: bool,
+    names: Mapping[Path, str],
 ) -> Iterator[Located]:
     for path in (path for batch in batches for path in batch):
         with ExitStack() as stack:
-            next(inputs_of(path, stack), None)  # raises InputError for a file that cannot be opened
+            next(inputs_of(path, stack, names.get(path)), None)  # InputError: a file that can't be opened
     total = sum(path.stat().st_size for batch in batches for path in batch if path.is_file())
     with tqdm(total=total, unit="B", unit_scale=True, desc="read", disable=not progress) as bar:
         for batch in batches:
-            yield from merge_repeats(
-                external_sort(_read_all(batch, file_format, options, report, bar)), report
-            )
+            playable = _read_all(batch, file_format, options, report, bar, names)
+            yield from merge_repeats(external_sort(playable), report)
 
 
 def _read_all(
-    paths: list[Path], file_format: str, options: ReaderOptions, report: ReadReport, bar: tqdm[None]
+    paths: list[Path],
+    file_format: str,
+    options: ReaderOptions,
+    report: ReadReport,
+    bar: tqdm[None],
+    names: Mapping[Path, str],
 ) -> Iterator[Playable]:
     for path in paths:
         with ExitStack() as stack:
-            for source in inputs_of(path, stack):
+            for source in inputs_of(path, stack, names.get(path)):
                 report.inputs.append(source.name)
                 yield from _read_one(source, file_format, options, report, bar)
 

@@ -418,21 +418,25 @@ def follow_settings(
 
 
 def run_follow(settings: Settings, source: Any, once: bool, poll: timedelta | None, file_format: str) -> None:
-    """Run the follower; one line for a source that cannot be listed (with --once) or a port
-    that is taken, a summary when it stops."""
+    """Run the follower; one line for a source that cannot be listed (with --once), a port that
+    is taken or a machine that fails it, a summary when it stops."""
+    from replay.follow.metrics import MetricsPortTaken
     from replay.follow.source import FetchError
     from services.bootstrap import run_follower
 
     try:
         report = run_async(run_follower(settings, source, once, poll or settings.follow_poll, file_format))
+    except MetricsPortTaken as error:
+        fail(str(error))
     except FetchError as error:
         click.echo(f"crisismon: cannot list {source.key}: {error}", err=True)
         sys.exit(1)
-    except OSError as error:  # the metrics port
-        fail(f"cannot serve /metrics on port {settings.follow_metrics_port}: {error.strerror or error}")
+    except OSError as error:  # the machine's, not the source's: a full disk, no temporary folder
+        click.echo(f"crisismon: follow stopped: {error}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
-        return
+        sys.exit(130)  # as a shell reports an interrupted command
     click.echo(
         f"follow {source.key}: {report.produced} files produced ({report.records} records),"
         f" {report.failed} failed; {report.done_before} done before",

@@ -63,6 +63,10 @@ def gdelt(tmp_path: Path) -> Iterator[tuple[GdeltServer, Path]]:
         yield server, root
 
 
+def topic(namespace: str) -> str:
+    return Topics(namespace).events
+
+
 def exports(files: list[PublishedFile]) -> list[PublishedFile]:
     return [file for file in files if file.name.endswith(".export.CSV.zip")]
 
@@ -130,6 +134,10 @@ def test_followed_gdelt_gives_the_backtests_alerts_id_for_id_and_a_second_run_pl
     expected = published_backtest([file.path for file in files])
     assert sum(map(len, expected.values())) >= 5  # the tariffs: watch, warning, critical and back
     assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected, running.log_text()
+    sources = {
+        dict(m.headers)["crisismon-source"].decode() for m in read_messages(bootstrap, topic(kafka_namespace))
+    }
+    assert sources and all(source.startswith(server.base_url) for source in sources)  # where, not a temp file
     assert {name: f.outcome for name, f in latest_by_file(progress(bootstrap, kafka_namespace)).items()} == {
         file.name: FileOutcome.PRODUCED for file in files
     }
@@ -422,7 +430,7 @@ def test_an_event_dated_hours_ahead_goes_onto_a_topic_that_refuses_timestamps_an
     tomorrow = json.loads(records[5]) | {"event_id": "ahead-12h", "event_time": ahead.isoformat()}
     (drop / "events.jsonl").write_text("\n".join([*records, json.dumps(tomorrow)]) + "\n")
     os.utime(drop / "events.jsonl", (time.time() - 60, time.time() - 60))
-    run = follow(kafka_broker.bootstrap, kafka_namespace, "dir", str(drop))
+    run = follow(kafka_broker.bootstrap, kafka_namespace, "dir", str(drop), CRISISMON_FOLLOW_SETTLE="1s")
     assert run.returncode == 0, run.stderr
     done = latest_by_file(progress(kafka_broker.bootstrap, kafka_namespace))["events.jsonl"]
     assert (done.outcome, done.records) == ("produced", len(records) + 1)

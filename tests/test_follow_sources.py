@@ -126,13 +126,42 @@ def test_a_download_that_is_not_the_listed_file_is_a_fetch_error(
 
 def test_a_folder_lists_complete_files_in_name_order_and_leaves_the_rest(tmp_path: Path) -> None:
     now = time.time()
-    for name, age in [("b.jsonl", 60), ("a.tab", 60), ("c.csv", 1), (".hidden", 60), ("d.csv.part", 60)]:
+    for name in ("b.jsonl", "a.tab", "c.csv", "d.tab", ".hidden", "e.csv.part"):
         (tmp_path / name).write_text("x\n")
-        os.utime(tmp_path / name, (now - age, now - age))
     (tmp_path / "sub").mkdir()
-    folder = FolderSource(tmp_path, timedelta(seconds=5), clock=lambda: now)
-    assert names(asyncio.run(folder.new_files({"b.jsonl"}))) == ["a.tab"]
-    assert folder.incomplete == 1  # c.csv, written a second ago
-    later = FolderSource(tmp_path, timedelta(seconds=5), clock=lambda: now + 10)
-    assert names(asyncio.run(later.new_files(set()))) == ["a.tab", "b.jsonl", "c.csv"]
-    assert datetime.fromtimestamp(now - 60, UTC) == asyncio.run(later.new_files(set()))[0].published_at
+    later = now + 10
+    os.utime(tmp_path / "c.csv", (later - 1, later - 1))  # written a second ago
+    os.utime(tmp_path / "d.tab", (now + 86400, now + 86400))  # a time in the future: not believed
+    folder = FolderSource(tmp_path, timedelta(seconds=5), clock=lambda: later)
+    assert names(asyncio.run(folder.new_files({"b.jsonl"}))) == ["a.tab", "d.tab"]
+    assert folder.incomplete == 1  # c.csv
+    too_soon = FolderSource(tmp_path, timedelta(seconds=5), clock=lambda: now + 1)
+    assert names(asyncio.run(too_soon.new_files(set()))) == [] and too_soon.incomplete == 4
+    os.utime(tmp_path / "a.tab", (now - 3600, now - 3600))  # a copy keeping an old time (cp -p)
+    ctime = (tmp_path / "a.tab").stat().st_ctime
+    assert asyncio.run(folder.new_files(set()))[0].published_at == datetime.fromtimestamp(ctime, UTC)
+
+
+def test_a_backfill_whose_full_list_fails_once_is_read_at_the_next_try(feed: tuple) -> None:
+    server, exports = feed
+    server.faults["masterfilelist.txt"] = Fault("http-500", 1)
+    gdelt = source(server, exports[0].stamp)
+
+    async def twice() -> list[str]:
+        try:
+            with pytest.raises(FetchError):
+                await gdelt.new_files(set())
+            return names(await gdelt.new_files(set()))
+        finally:
+            await gdelt.close()
+
+    assert asyncio.run(twice()) == names(exports)
+
+
+def test_files_the_full_list_does_not_name_yet_come_from_the_newest_list(feed: tuple, tmp_path: Path) -> None:
+    server, exports = feed
+    full = tmp_path / "masterfilelist.txt"
+    lagging = full.read_text().splitlines()[:-3]  # GDELT's full list a file behind its newest
+    full.write_text("\n".join(lagging) + "\n")
+    done = set(names(exports[:-3]))
+    assert asyncio.run(listed(source(server), done)) == names(exports[-3:])

@@ -1,6 +1,7 @@
 """A folder another system drops event files into (ICEWS daily files, GDELT exports, JSON Lines).
 
-A file is complete once it has not been modified for `settle` (by its modification time).
+A file is complete once it has not changed for `settle` (its modification time, or its inode's
+change time if later).
 Files still being written are left until then, and names that say "not yet"
 (hidden, or ending in .part, .tmp, .partial, .crdownload, ~) are never read: a writer that
 writes under such a name and renames the file when done is never read early, however slow.
@@ -42,14 +43,22 @@ class FolderSource:
             raise FetchError(f"{self.folder}: {error.strerror or error}") from None
         now, complete, self.incomplete = self._clock(), [], 0
         for entry in entries:
-            if entry.name in done or unfinished_name(entry.name) or not entry.is_file():
+            try:
+                if entry.name in done or unfinished_name(entry.name) or not entry.is_file():
+                    continue
+                status = entry.stat()
+            except FileNotFoundError:  # gone since the folder was listed
                 continue
-            status = entry.stat()
-            if now - status.st_mtime < self.settle:
+            # The later of its content's and its inode's last change: a copy that keeps the
+            # original's time (cp -p, tar) has a new ctime. A modification time in the future
+            # is not believed (the kernel sets the ctime, nobody else can).
+            believed = status.st_mtime if status.st_mtime <= now else status.st_ctime
+            changed = max(believed, status.st_ctime)
+            if now - changed < self.settle:
                 self.incomplete += 1
                 continue
-            changed = datetime.fromtimestamp(status.st_mtime, UTC)
-            complete.append(Published(entry.name, entry.path, status.st_size, None, changed))
+            published = datetime.fromtimestamp(changed, UTC)
+            complete.append(Published(entry.name, entry.path, status.st_size, None, published))
         return complete
 
     async def fetch(self, file: Published, into: Path) -> Path:

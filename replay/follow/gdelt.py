@@ -69,19 +69,24 @@ class GdeltSource:
         time; and the full list's after the newest done when the newest list is further ahead
         than one file (a follower restarted, or stalled, after a while)."""
         latest = [file async for file in self._listed(LATEST_LIST)]
-        if self._backfill_since is not None:
-            since, self._backfill_since = self._backfill_since, None
-            return await self._in_full_list(lambda at: at >= since, done)
+        since = self._backfill_since
+        if since is not None:
+            files = await self._in_full_list(lambda at: at >= since, latest, done)
+            self._backfill_since = None  # only once it is read: a failed read is tried again
+            return files
         newest_done = max((file_time(name) for name in done if EXPORT_NAME.match(name)), default=None)
         if newest_done is not None and any(_time(file) > newest_done + PUBLISHED_EVERY for file in latest):
-            return await self._in_full_list(lambda at: at > newest_done, done)
+            return await self._in_full_list(lambda at: at > newest_done, latest, done)
         return [file for file in latest if file.name not in done]
 
     async def _in_full_list(
-        self, wanted: Callable[[datetime], bool], done: Collection[str]
+        self, wanted: Callable[[datetime], bool], latest: list[Published], done: Collection[str]
     ) -> list[Published]:
+        """The full list's files `wanted` and not done, with the newest list's: the full list
+        may not name the newest files yet."""
         log.info("reading %s for the files missed", FULL_LIST)
         found = {file.name: file async for file in self._listed(FULL_LIST) if wanted(_time(file))}
+        found |= {file.name: file for file in latest if wanted(_time(file)) and file.name not in found}
         return sorted((file for name, file in found.items() if name not in done), key=lambda f: f.name)
 
     async def fetch(self, file: Published, into: Path) -> Path:
@@ -99,6 +104,8 @@ class GdeltSource:
                         out.write(chunk)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise FetchError(_described(error)) from None
+        except OSError as error:  # the download could not be written (a full disk)
+            raise FetchError(f"cannot write {target}: {error.strerror or error}") from None
         if file.size is not None and size != file.size:
             raise FetchError(f"{size} bytes, the list says {file.size}")
         if file.md5 is not None and digest.hexdigest() != file.md5:

@@ -9,6 +9,10 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
+class MetricsPortTaken(Exception):
+    """The follower's /metrics port cannot be served (taken, or not ours to take)."""
+
+
 class FollowMetrics:
     """One registry per follower (not the global one), so tests can run several in a process."""
 
@@ -71,4 +75,9 @@ class FollowMetrics:
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics on host:port in a thread of its own (a daemon: it ends with the process)."""
-        start_http_server(port, addr=host, registry=self.registry)
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as error:
+            raise MetricsPortTaken(
+                f"cannot serve /metrics on {host}:{port}: {error.strerror or error}"
+            ) from None
