@@ -326,7 +326,7 @@ def follow_options(function: Any) -> Any:
                 "--poll",
                 type=float,
                 callback=parse_poll,
-                help="Seconds between looks for new files [CRISISMON_FOLLOW_POLL, 900], with jitter.",
+                help="Seconds between looks [CRISISMON_FOLLOW_POLL, 900], up to a fifth sooner at random.",
             ),
             click.option("--once", is_flag=True, help="Catch up, then exit (1 if a file failed)."),
             click.option(
