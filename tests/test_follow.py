@@ -33,6 +33,7 @@ from services.backtest.run import run_backtest
 from services.core import Engine, EngineConfig
 from services.kafka.topics import reader
 from tests.gdelt_feed import (
+    USA_CHN_CSV,
     Fault,
     GdeltServer,
     PublishedFile,
@@ -398,13 +399,14 @@ def test_a_feed_that_cannot_be_listed_is_one_line_and_exit_1(
     assert "cannot list gdelt http://127.0.0.1:" in run.stderr.splitlines()[-1]
 
 
-def test_a_broken_zip_is_tried_reported_and_skipped_and_the_next_file_flows(
+def test_a_broken_zip_is_tried_reported_and_skipped_and_the_next_files_flow(
     kafka_broker: Broker, kafka_namespace: str, tmp_path: Path
 ) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / "a.export.CSV.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 200)  # a zip's magic, then nothing
     (drop / "b.jsonl").write_text(ARTICLE.read_text())
+    (drop / "c.csv").write_bytes(USA_CHN_CSV.read_bytes())  # a BigQuery export: no header, quoted
     for path in drop.iterdir():
         os.utime(path, (time.time() - 60, time.time() - 60))
     run = follow(kafka_broker.bootstrap, kafka_namespace, "dir", str(drop), CRISISMON_FOLLOW_SETTLE="1s")
@@ -413,6 +415,8 @@ def test_a_broken_zip_is_tried_reported_and_skipped_and_the_next_file_flows(
     assert done["a.export.CSV.zip"].outcome == "failed"
     assert "unreadable zip archive" in (done["a.export.CSV.zip"].reason or "")
     assert (done["b.jsonl"].outcome, done["b.jsonl"].records) == ("produced", 26)
+    assert (done["c.csv"].outcome, done["c.csv"].rows, done["c.csv"].bad_rows) == ("produced", 3340, 0)
+    assert done["c.csv"].records == run_backtest([USA_CHN_CSV], EngineConfig()).counts["accepted"]
 
 
 def test_an_event_dated_hours_ahead_goes_onto_a_topic_that_refuses_timestamps_an_hour_ahead(
