@@ -417,3 +417,22 @@ def test_a_sweep_over_a_new_setting_shows_its_budget(unseen_export: Path, tmp_pa
     assert len(ran) == 4 and all(p["budget"]["alerts"] >= 1 for p in ran)
     assert document["budget"]["top_dyads"][0]["dyad"] == "ARM-AZE"
     assert "alerts/30 d" in (report / "index.html").read_text()
+
+
+def test_order_published_plays_file_by_file_in_name_order(tmp_path: Path) -> None:
+    """The article cut in two, its second half in the file whose name comes first: played as
+    published, the first half arrives late, and the alerts are those a follower would have
+    seen, not those of the whole story at once."""
+    lines = ARTICLE_LOG.read_text().splitlines()
+    (tmp_path / "1-later.jsonl").write_text("\n".join(lines[13:]) + "\n")
+    (tmp_path / "2-earlier.jsonl").write_text("\n".join(lines[:13]) + "\n")
+    files = [str(path) for path in sorted(tmp_path.glob("*.jsonl"))]
+
+    def alert_ids(*args: str) -> list[str]:
+        run = crisismon("backtest", "--json", *args, *files)
+        assert run.returncode == 0, run.stderr
+        return [json.loads(line)["alert_id"] for line in run.stdout.splitlines()]
+
+    as_published, whole = alert_ids("--order", "published"), alert_ids()
+    assert whole == alert_ids("--order", "event-time")
+    assert len(as_published) > len(whole) and set(whole) <= set(as_published)  # late news, none lost
