@@ -200,9 +200,13 @@ async def play(
         tail_alerts(settings.kafka_bootstrap, topics.alerts, on_alert, from_beginning=True, stop=stop)
     )
     options = settings.reader_options(datetime.now(UTC))
-    plan, notes = narration([item.record for item in read_in_play_order([ARTICLE], options=options)], speed)
+    plan, notes = "", dict[str, str]()
+    if followed is None:  # the article's story is told as it plays; a feed's is not known ahead
+        plan, notes = narration(
+            [item.record for item in read_in_play_order([ARTICLE], options=options)], speed
+        )
     consumer = await events_from_now(settings.kafka_bootstrap, topics.events)
-    events = asyncio.create_task(show_events(consumer, notes if followed is None else {}, show, stop))
+    events = asyncio.create_task(show_events(consumer, notes, show, stop))
     if followed is None:
         show(plan)
         await replay_article(settings, once, speed, show, options)

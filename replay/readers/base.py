@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol, get_args
 
 from pydantic import ValidationError
 
@@ -116,7 +116,7 @@ PlayOrder = Literal["event-time", "published"]
 """How files are played: all their records in event-time order (what happened, with hindsight),
 or file by file in name order, each file's records in event-time order (what a follower saw as
 each file was published: see `read_in_play_order`)."""
-PLAY_ORDERS: tuple[PlayOrder, ...] = ("event-time", "published")
+PLAY_ORDERS: tuple[PlayOrder, ...] = get_args(PlayOrder)
 
 
 @dataclass(frozen=True)
