@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from schemas.outputs import Alert, IndexUpdate
 from schemas.topics import Topics
@@ -97,18 +98,7 @@ class WorkerProcess:
 
     def records_processed(self) -> float:
         """What its /metrics counts in `crisismon_events_total`, all outcomes (0 if it is down)."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/metrics", timeout=2) as answer:
-                text = answer.read().decode()
-        except OSError:
-            return 0.0
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name == "crisismon_events"
-            for sample in family.samples
-            if sample.name == "crisismon_events_total"
-        )
+        return sum(sample.value for sample in metric_samples(self.url, "crisismon_events_total"))
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, no flush."""
@@ -135,6 +125,21 @@ def answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def metric_samples(url: str, name: str) -> list[Sample]:
+    """The samples named `name` on the /metrics page of the server at `url` (none if it is down)."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return []
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
@@ -198,6 +203,19 @@ def latest_index(bootstrap: str, namespace: str) -> dict[str, IndexUpdate]:
         update = IndexUpdate.model_validate_json(value)
         latest[update.dyad] = update
     return latest
+
+
+def backtest_alert_ids(path: Path) -> dict[str, list[str]]:
+    """What `crisismon backtest --json` says: its alert ids per dyad."""
+    run = subprocess.run(
+        [CRISISMON, "backtest", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+        check=True,
+    )
+    return by_dyad([Alert.model_validate_json(row) for row in run.stdout.splitlines() if row.strip()])
 
 
 def by_dyad(alerts: list[Alert]) -> dict[str, list[str]]:

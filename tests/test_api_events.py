@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +27,6 @@ from prometheus_client import generate_latest
 
 from devtools.broker import Broker
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
-from schemas.outputs import Alert
 from schemas.topics import PARTITIONS, SOURCE_HEADER, Topics
 from services.core import EngineConfig
 from services.core.timeutil import too_far_ahead
@@ -41,7 +39,13 @@ from services.web.projection import Projection
 from services.web.view import View
 from tests.builders import event, retraction
 from tests.fakes import FakeEventSink
-from tests.live import CRISISMON, WorkerProcess, by_dyad, clean_env, read_alerts, wait_processed
+from tests.live import (
+    WorkerProcess,
+    backtest_alert_ids,
+    by_dyad,
+    read_alerts,
+    wait_processed,
+)
 from tests.ports import free_port
 from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE
@@ -440,19 +444,6 @@ def read_log(bootstrap: str, topic: str, idle: float = 1.0) -> list[ConsumerReco
         return found
 
     return asyncio.run(read())
-
-
-def backtest_alert_ids(path: Path) -> dict[str, list[str]]:
-    """What `crisismon backtest --json` says: its alert ids per dyad."""
-    run_ = subprocess.run(
-        [CRISISMON, "backtest", str(path), "--json"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=300,
-        check=True,
-    )
-    return by_dyad([Alert.model_validate_json(row) for row in run_.stdout.splitlines() if row.strip()])
 
 
 def test_the_article_posted_to_a_worker_gives_the_backtests_alerts(
