@@ -1,4 +1,5 @@
-# CrisisMon: `make setup`, `make run` (the local stack), `make test` (what CI runs), `make bench`.
+# CrisisMon: `make setup`, `make run` (the local stack), `make test` (what CI runs), `make bench`,
+# `make test-compose` (docker-compose.yml run for real; part of `make test` too).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 # broker's java and mvn, and for the tests kcat, promtool (with prometheus) and chromium too.
 SYSTEM_TOOLS := java mvn
 
-.PHONY: setup system-deps run test lint format bench broker-jars
+.PHONY: setup system-deps run test test-compose lint format bench broker-jars
 
 setup: $(VENV)/.installed
 
@@ -35,9 +36,15 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/crisismon schemas export --check
 
-test: SYSTEM_TOOLS += kcat promtool chromium
+test: SYSTEM_TOOLS += kcat promtool chromium dockerd debootstrap
 test: system-deps lint broker-jars
 	$(BIN)/python -m pytest
+
+# The compose stack built and run in Docker (tests/test_compose.py): it starts dockerd if none runs,
+# as root, and builds Docker Compose from Go modules if the machine has no Compose v2.
+test-compose: SYSTEM_TOOLS += dockerd debootstrap
+test-compose: system-deps broker-jars
+	$(BIN)/python -m pytest tests/test_compose.py
 
 # Events per second through one worker next to a plain consumer, peak memory, the time from
 # the producer to the dashboard's live stream, and a GDELT backtest beside pyarrow's parse-only

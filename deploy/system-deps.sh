@@ -9,6 +9,8 @@ declare -A package=(
   [kcat]=kcat                     # a non-Python subscriber in the tests
   [promtool]=prometheus           # promtool checks; a real scraper in the tests
   [chromium]=chromium             # the dashboard's browser test
+  [dockerd]=docker.io             # the compose test's Docker engine (and client)
+  [debootstrap]=debootstrap       # its Debian base image, where none can be pulled
 )
 
 tools=() missing=()
