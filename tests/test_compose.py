@@ -15,14 +15,14 @@ import json
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devtools.compose_stack import ComposeStack, StackPorts, running_stack
+from devtools.compose_stack import ComposeStack, StackPorts, running_stack, tail
 from schemas.topics import PARTITIONS, Topics
 from tests.kafka_fixtures import kafka_version
 from tests.live import (
@@ -45,17 +45,14 @@ PROCESSING_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     """The stack, up, after the compose `replay` service replayed the article into it."""
     ports = StackPorts(*free_ports(6))
     project = f"crisismon-test-{uuid.uuid4().hex[:8]}"
-    failed_before = request.session.testsfailed
     with running_stack(tmp_path_factory.mktemp("compose"), ports, project, kafka_version()) as running:
         output = running.replay()
         assert "26 records produced, 0 failed" in output, output
         yield running
-        if request.session.testsfailed > failed_before:
-            print(f"--- the stack's logs ---\n{running.logs()}")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +61,14 @@ def expected() -> dict[str, list[str]]:
     ids = backtest_alert_ids(ARTICLE)
     assert ids, "the article raises alerts"
     return ids
+
+
+def waited(stack: ComposeStack, check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """`eventually`, with the stack's logs in the failure: they say what the services did."""
+    try:
+        return eventually(check, timeout, what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- the stack's logs ---\n{tail(stack.logs())}") from None
 
 
 def dashboard_url(stack: ComposeStack) -> str:
@@ -129,7 +134,8 @@ def test_the_dashboard_and_the_api_answer_with_the_backtests_alerts(
     content_type, page = get(dashboard_url(stack) + "/")
     assert content_type == "text/html"
     assert b"CrisisMon" in page
-    eventually(
+    waited(
+        stack,
         lambda: api_alert_ids(stack) == sorted_ids(expected),
         PROCESSING_TIMEOUT,
         f"/api/alerts to list the backtest's alerts {expected}",
@@ -147,7 +153,7 @@ def test_two_workers_split_the_partitions(stack: ComposeStack) -> None:
         first, second = (partitions_of(url) for url in worker_urls(stack))
         return bool(first and second) and not first & second and first | second == set(range(PARTITIONS))
 
-    eventually(split, 60, "each worker to own a share of the partitions, together all of them")
+    waited(stack, split, 60, "each worker to own a share of the partitions, together all of them")
 
 
 def test_prometheus_scrapes_both_workers_and_its_crisis_warning_fired(stack: ComposeStack) -> None:
@@ -155,11 +161,11 @@ def test_prometheus_scrapes_both_workers_and_its_crisis_warning_fired(stack: Com
         up = prometheus(stack, 'up{job="crisismon-worker"}')
         return len(up) == 2 and all(series["value"][1] == "1" for series in up)
 
-    eventually(both_up, 60, "Prometheus to scrape both workers")
+    waited(stack, both_up, 60, "Prometheus to scrape both workers")
     # The article's dyad was at warning for nine days of event time, 18 s of the replay: its
     # alert fired then (ALERTS keeps the firing alert's series) and has since resolved.
     fired = 'max_over_time(ALERTS{alertname="CrisisWarning", alertstate="firing", dyad="IRN-PAK"}[1h])'
-    eventually(lambda: prometheus(stack, fired), 60, "CrisisWarning to have fired for IRN-PAK")
+    waited(stack, lambda: prometheus(stack, fired), 60, "CrisisWarning to have fired for IRN-PAK")
 
 
 def test_down_then_up_keeps_the_topics_and_the_state(
@@ -169,15 +175,17 @@ def test_down_then_up_keeps_the_topics_and_the_state(
     stack.down()
     stack.up()
 
-    assert TOPICS.events in eventually(lambda: list_topics(stack.bootstrap), 30, "the topics")
+    assert TOPICS.events in waited(stack, lambda: list_topics(stack.bootstrap), 30, "the topics")
     assert len(read_topic(stack.bootstrap, TOPICS.events)) == before
-    eventually(lambda: api_alert_ids(stack) == sorted_ids(expected), PROCESSING_TIMEOUT, "the alerts again")
+    waited(
+        stack, lambda: api_alert_ids(stack) == sorted_ids(expected), PROCESSING_TIMEOUT, "the alerts again"
+    )
 
     # The workers' tables came back from their changelogs (their RocksDB went with the
     # containers): the article again is all duplicates, and tells nothing new.
     replay(ARTICLE, stack.bootstrap, TOPICS.namespace)
-    eventually(
-        lambda: sum(outcomes(worker_urls(stack)).values()) >= 26, PROCESSING_TIMEOUT, "the repeat read"
+    waited(
+        stack, lambda: sum(outcomes(worker_urls(stack)).values()) >= 26, PROCESSING_TIMEOUT, "the repeat read"
     )
     counted = outcomes(worker_urls(stack))
     assert counted.get("accepted") == 0 and counted.get("corroborated") == 0, counted
