@@ -288,6 +288,12 @@ def test_every_crisismon_variable_is_a_setting(monkeypatch: pytest.MonkeyPatch) 
     Settings()  # the values are valid too
 
 
+def test_every_crisismon_service_is_told_where_kafka_is() -> None:
+    """The address comes from a shared `environment:`; a service's own would replace it silently."""
+    for name, service in crisismon_services().items():
+        assert service.get("environment", {}).get("CRISISMON_KAFKA_BOOTSTRAP") == "kafka:9092", name
+
+
 def test_workers_scale() -> None:
     """`docker compose up --scale worker=3` needs replicas without a fixed name or host port."""
     worker = services()["worker"]
