@@ -3,7 +3,8 @@
 # <name> (lower case; "_" is ".", "__" is "_", "___" is "-"), and CLUSTER_ID formats empty storage.
 set -eu
 config=/opt/kafka/config/server.properties
-env | sort | while IFS='=' read -r name value; do
+env | sort | while IFS= read -r variable; do
+    name=${variable%%=*} value=${variable#*=}  # values may hold "=" (base64), even at the end
     case "$name" in
         KAFKA_HEAP_OPTS | KAFKA_OPTS) ;;
         KAFKA_*)
