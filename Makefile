@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Commands from system packages that a target needs (apt-get installs those missing): the local
-# broker's java and mvn, and for the tests kcat, promtool (with prometheus) and chromium too.
+# broker's java and mvn, and for the tests kcat, promtool (with prometheus), chromium, dockerd and
+# debootstrap too.
 SYSTEM_TOOLS := java mvn
 
 .PHONY: setup system-deps run test test-compose lint format bench broker-jars

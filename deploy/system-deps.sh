@@ -15,7 +15,8 @@ declare -A package=(
 
 tools=() missing=()
 for tool in "$@"; do
-  command -v "$tool" >/dev/null || { tools+=("$tool"); missing+=("${package[$tool]}"); }
+  # /usr/sbin: where dockerd and debootstrap are, and not on a non-root user's PATH.
+  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { tools+=("$tool"); missing+=("${package[$tool]}"); }
 done
 ((${#missing[@]})) || exit 0
 

@@ -26,6 +26,7 @@ import http.server
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import signal
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import yaml
+
 from devtools.broker import DEPLOY_DIR as BROKER_DEPLOY_DIR
 from devtools.broker import HOST, default_cache_dir, resolve_jars
 
@@ -53,8 +56,12 @@ LOCAL_BASE = "crisismon-local/debian:bookworm"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 COMPOSE_VERSION = "v2.40.3"
+MINIMUM_COMPOSE = (2, 24, 4)
+"""An installed Compose older than this is not used: the override needs `!reset` (2.18 on), and
+the stack ran with `COMPOSE_VERSION`; versions between are taken on trust."""
 COMPOSE_MODULE = "github.com/docker/compose/v2"
 
+WHEELS_PORT = 47613
 DAEMON_TIMEOUT = 60.0
 BUILD_TIMEOUT = 1800.0
 COMMAND_TIMEOUT = 600.0
@@ -141,16 +148,28 @@ def docker_daemon(log_file: Path) -> Iterator[None]:
 
 
 def compose_command(cache_dir: Path) -> list[str]:
-    """How to call Docker Compose v2 here: the CLI plugin, a v2 `docker-compose`, or one built once."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0:
-        return ["docker", "compose"]
-    on_path = shutil.which("docker-compose")
-    if on_path and run([on_path, "version", "--short"], "ask docker-compose its version").startswith("2"):
-        return [on_path]
+    """How to call Docker Compose here: the CLI plugin or a `docker-compose` on PATH if either is
+    `MINIMUM_COMPOSE` or newer, else one built once from its Go module."""
+    installed: list[list[str]] = [["docker", "compose"]]
+    if on_path := shutil.which("docker-compose"):
+        installed.append([on_path])
+    for command in installed:
+        with contextlib.suppress(ComposeStackError):
+            if (
+                compose_version(run([*command, "version", "--short"], "ask Compose its version"))
+                >= MINIMUM_COMPOSE
+            ):
+                return command
     built = cache_dir / f"compose-{COMPOSE_VERSION}" / "docker-compose"
     if not built.exists():
         build_compose(built)
     return [str(built)]
+
+
+def compose_version(text: str) -> tuple[int, ...]:
+    """(2, 40, 3) from "v2.40.3" or "2.40.3-desktop.1"; () when it names none."""
+    found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in found.groups()) if found else ()
 
 
 def build_compose(binary: Path) -> None:
@@ -191,13 +210,21 @@ def image_exists(name: str) -> bool:
 
 
 def apt_mirror() -> str:
-    """The Debian mirror apt uses here (its deb822 or one-line sources), else deb.debian.org."""
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    """The mirror apt uses here for Debian's `DEBIAN_SUITE` (enabled one-line or deb822 sources),
+    else deb.debian.org."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
     for source in sources:
         with contextlib.suppress(OSError):
-            for match in re.finditer(r"(?m)^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+)", source.read_text()):
-                if match.group(1).rstrip("/").endswith("/debian"):
-                    return match.group(1)
+            for line in source.read_text().splitlines():
+                # deb [options] URI SUITE COMPONENTS...
+                if found := re.match(rf"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{DEBIAN_SUITE}\s", line):
+                    return found.group(1)
+    for source in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            for stanza in re.split(r"\n\s*\n", source.read_text()):
+                fields: dict[str, str] = dict(re.findall(r"(?m)^([\w-]+):\s*(.*)$", stanza))
+                if fields.get("Enabled", "yes") != "no" and DEBIAN_SUITE in fields.get("Suites", "").split():
+                    return fields.get("URIs", DEFAULT_MIRROR).split()[0]
     return DEFAULT_MIRROR
 
 
@@ -209,16 +236,30 @@ def ensure_base_image() -> None:
     log.info("making %s with debootstrap from %s (once per machine, about a minute)", LOCAL_BASE, mirror)
     with tempfile.TemporaryDirectory() as scratch:
         rootfs = Path(scratch) / "rootfs"
-        run(
-            ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(rootfs), mirror],
-            "debootstrap Debian",
-            BUILD_TIMEOUT,
-        )
-        archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         try:
-            run(["docker", "import", "-", LOCAL_BASE], f"import {LOCAL_BASE}", stdin=archive.stdout)
+            command = ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(rootfs), mirror]
+            run(command, "debootstrap Debian", BUILD_TIMEOUT)
         finally:
-            archive.wait()
+            unmount_within(rootfs)  # an interrupted debootstrap leaves /proc and /sys mounted there
+        import_image(rootfs, LOCAL_BASE)
+
+
+def unmount_within(rootfs: Path) -> None:
+    for mount in ("dev/pts", "proc", "sys"):
+        if os.path.ismount(rootfs / mount):
+            subprocess.run(["umount", "--lazy", str(rootfs / mount)], check=False)
+
+
+def import_image(rootfs: Path, name: str) -> None:
+    """`tar -c rootfs | docker import - name`, failing if either side does."""
+    archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    assert archive.stdout is not None
+    try:
+        with archive.stdout:  # closed here too, so that tar ends when the import does
+            run(["docker", "import", "-", name], f"import {name}", stdin=archive.stdout)
+    finally:
+        if archive.wait(timeout=60) != 0:
+            raise ComposeStackError(f"tar could not archive {rootfs} (exit {archive.returncode})")
 
 
 def download_wheels(into: Path) -> None:
@@ -227,15 +268,36 @@ def download_wheels(into: Path) -> None:
     wanted = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
     into.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(into)]
+    command += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
+    command += [option for tag in image_platforms() for option in ("--platform", tag)]
     command += ["--constraint", str(ROOT / "constraints.txt"), *wanted]
     run(command, "download the wheels of the crisismon image", BUILD_TIMEOUT)
 
 
+def image_platforms() -> list[str]:
+    """The wheel platforms bookworm's glibc (2.36) runs, on this machine's architecture."""
+    arch = platform.machine()
+    manylinux = [f"manylinux_2_{minor}_{arch}" for minor in range(36, 4, -1)]
+    return [
+        *manylinux,
+        f"manylinux2014_{arch}",
+        f"manylinux2010_{arch}",
+        f"manylinux1_{arch}",
+        f"linux_{arch}",
+    ]
+
+
 @contextlib.contextmanager
 def served(directory: Path) -> Iterator[str]:
-    """`directory` over HTTP on 127.0.0.1 (a pip --find-links page), for as long as the context lasts."""
+    """`directory` over HTTP on 127.0.0.1 (a pip --find-links page), for as long as the context lasts.
+
+    On `WHEELS_PORT` if it is free: the address is a build argument of the crisismon image, and
+    the image's layers are reused only while it stays the same."""
     handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((HOST, 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer((HOST, WHEELS_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer((HOST, 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="wheel-server", daemon=True)
     thread.start()
     try:
@@ -356,6 +418,7 @@ def stack_environment(
     would pull its Dockerfile frontend and needs a builder for host-network builds)."""
     return {
         "DOCKER_BUILDKIT": "0",
+        "COMPOSE_PROFILES": "",  # the caller's would add services (grafana) that cannot run here
         "CRISISMON_COMPOSE_KAFKA_PORT": str(ports.kafka),
         "CRISISMON_COMPOSE_CONTROLLER_PORT": str(ports.controller),
         "CRISISMON_COMPOSE_WORKER_PORT": str(ports.worker),
@@ -369,12 +432,17 @@ def stack_environment(
     }
 
 
+def compose_kafka_version() -> str:
+    """The Kafka version of docker-compose.yml's image (apache/kafka:<version>): the stand-in's."""
+    image: str = yaml.safe_load(COMPOSE_FILES[0].read_text(encoding="utf-8"))["services"]["kafka"]["image"]
+    return image.rpartition(":")[2]
+
+
 @contextlib.contextmanager
-def running_stack(
-    work_dir: Path, ports: StackPorts, project: str, kafka_version: str
-) -> Iterator[ComposeStack]:
+def running_stack(work_dir: Path, ports: StackPorts, project: str) -> Iterator[ComposeStack]:
     """The stack built and up (every service healthy); down with its volumes at the end."""
     cache_dir = default_cache_dir()
+    kafka_version = compose_kafka_version()
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(docker_daemon(work_dir / "dockerd.log"))
         compose = compose_command(cache_dir)
@@ -390,9 +458,20 @@ def running_stack(
         )
         stack = ComposeStack(compose, project, ports, environment)
         stack.build()
-        cleanup.callback(stack.down, volumes=True)
+        cleanup.push(functools.partial(take_down, stack))
         try:
             stack.up()
         except ComposeStackError as error:
             raise ComposeStackError(f"{error}\n--- the stack's logs ---\n{tail(stack.logs())}") from error
         yield stack
+
+
+def take_down(stack: ComposeStack, *exception: object) -> None:
+    """`down --volumes` at the end; if it fails while another error is on its way, that one is
+    the news (this one is logged), else this one is raised."""
+    try:
+        stack.down(volumes=True)
+    except ComposeStackError:
+        if exception[1] is None:
+            raise
+        log.exception("could not take the stack down after an earlier error")

@@ -24,7 +24,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools.compose_stack import ComposeStack, StackPorts, running_stack, tail
 from schemas.topics import PARTITIONS, Topics
-from tests.kafka_fixtures import kafka_version
 from tests.live import (
     backtest_alert_ids,
     by_dyad,
@@ -49,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     """The stack, up, after the compose `replay` service replayed the article into it."""
     ports = StackPorts(*free_ports(6))
     project = f"crisismon-test-{uuid.uuid4().hex[:8]}"
-    with running_stack(tmp_path_factory.mktemp("compose"), ports, project, kafka_version()) as running:
+    with running_stack(tmp_path_factory.mktemp("compose"), ports, project) as running:
         output = running.replay()
         assert "26 records produced, 0 failed" in output, output
         yield running
@@ -64,9 +63,17 @@ def expected() -> dict[str, list[str]]:
 
 
 def waited(stack: ComposeStack, check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """`eventually`, with the stack's logs in the failure: they say what the services did."""
+    """`eventually`, trying again when a service does not answer yet, with the stack's logs in the
+    failure: they say what the services did."""
+
+    def attempt() -> Any:
+        try:
+            return check()
+        except OSError:  # refused, reset, timed out: not up yet, or restarting
+            return None
+
     try:
-        return eventually(check, timeout, what)
+        return eventually(attempt, timeout, what)
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- the stack's logs ---\n{tail(stack.logs())}") from None
 
@@ -145,7 +152,12 @@ def test_the_dashboard_and_the_api_answer_with_the_backtests_alerts(
 def test_the_alerts_topic_holds_the_backtests_ids(
     stack: ComposeStack, expected: dict[str, list[str]]
 ) -> None:
-    assert by_dyad(read_alerts(stack.bootstrap, TOPICS.namespace)) == expected
+    waited(
+        stack,
+        lambda: by_dyad(read_alerts(stack.bootstrap, TOPICS.namespace)) == expected,
+        PROCESSING_TIMEOUT,
+        f"crisis.alerts to hold the backtest's alerts {expected}",
+    )
 
 
 def test_two_workers_split_the_partitions(stack: ComposeStack) -> None:
