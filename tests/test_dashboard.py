@@ -11,14 +11,14 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from devtools.broker import Broker
 from services.core import EngineConfig
+from tests.browser import Browser, opened_browser
 from tests.curves import (
     DYAD,
     NORMAL_CASE_END,
@@ -36,15 +36,6 @@ from tests.live import CRISISMON, WorkerProcess, clean_env, eventually, replay
 
 REPO = Path(__file__).parent.parent
 ARTICLE = REPO / "replay" / "data" / "pakistan-iran-2024.jsonl"
-CHROMIUM = os.environ.get("CRISISMON_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LIVE_SPEED = "43200"
 """Twelve hours of event time a second: the article's fortnight of crisis in about 30 s."""
 ARRIVAL_MS = 20_000
@@ -58,42 +49,12 @@ ARTICLE_ALERTS = [  # newest first, as the feed shows them: (from, to, reason, e
 ]
 
 
-@dataclass
-class Browser:
-    """A page, and what went wrong in it: uncaught errors and console errors (CSP refusals too)."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-
-    def problems(self, *expected: str) -> list[str]:
-        """The errors, but those that contain one of `expected`."""
-        return [error for error in self.errors if not any(part in error for part in expected)]
-
-
 @pytest.fixture
 def browser(kafka_namespace: str) -> Iterator[Browser]:
-    # Playwright's sync API runs an asyncio loop of its own, inside which asyncio.run (the
-    # Kafka fixtures' teardown) refuses to run: depending on kafka_namespace closes the
-    # browser first. Chromium is closed whatever happens.
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            page.set_default_timeout(15_000)
-            opened = Browser(page)
-
-            def console(message: ConsoleMessage) -> None:
-                if message.type == "error":
-                    opened.errors.append(message.text)
-
-            def uncaught(error: Error) -> None:
-                opened.errors.append(f"uncaught: {error}")
-
-            page.on("console", console)
-            page.on("pageerror", uncaught)
-            yield opened
-        finally:
-            chromium.close()
+    # Depending on kafka_namespace closes the browser before the Kafka fixtures' teardown, which
+    # needs asyncio.run (see opened_browser).
+    with opened_browser() as opened:
+        yield opened
 
 
 def artifact(name: str) -> Path:
