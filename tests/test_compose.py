@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from playwright.sync_api import expect
 
 from devtools.compose_stack import ComposeStack, StackPorts, running_stack, tail
 from schemas.topics import PARTITIONS, Topics
+from tests.browser import opened_browser
 from tests.live import (
     backtest_alert_ids,
     by_dyad,
@@ -87,13 +89,14 @@ def worker_urls(stack: ComposeStack) -> list[str]:
     return [f"http://127.0.0.1:{port}" for port in (stack.ports.worker, stack.ports.worker_2)]
 
 
-def get(url: str) -> tuple[str, bytes]:
+def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as answer:
-        return answer.headers.get_content_type(), answer.read()
+        body: bytes = answer.read()
+        return body
 
 
 def api_alert_ids(stack: ComposeStack) -> dict[str, list[str]]:
-    _, body = get(f"{dashboard_url(stack)}/api/alerts")
+    body = get(f"{dashboard_url(stack)}/api/alerts")
     seen: dict[str, list[str]] = {}
     for alert in json.loads(body)["alerts"]:
         seen.setdefault(alert["dyad"], []).append(alert["alert_id"])
@@ -109,7 +112,7 @@ def prometheus(stack: ComposeStack, query: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{stack.ports.prometheus}/api/v1/query?" + urllib.parse.urlencode(
         {"query": query}
     )
-    _, body = get(url)
+    body = get(url)
     answer = json.loads(body)
     assert answer["status"] == "success", answer
     result: list[dict[str, Any]] = answer["data"]["result"]
@@ -138,15 +141,19 @@ def outcomes(urls: list[str]) -> dict[str, float]:
 def test_the_dashboard_and_the_api_answer_with_the_backtests_alerts(
     stack: ComposeStack, expected: dict[str, list[str]]
 ) -> None:
-    content_type, page = get(dashboard_url(stack) + "/")
-    assert content_type == "text/html"
-    assert b"CrisisMon" in page
     waited(
         stack,
         lambda: api_alert_ids(stack) == sorted_ids(expected),
         PROCESSING_TIMEOUT,
         f"/api/alerts to list the backtest's alerts {expected}",
     )
+    # In a browser, through the `dashboard` proxy: the page, its scripts, and its live stream.
+    with opened_browser() as browser:
+        browser.page.goto(dashboard_url(stack) + "/")
+        expect(browser.page.locator("#connection")).to_have_attribute("data-state", "live")
+        alerts = sum(len(ids) for ids in expected.values())
+        expect(browser.page.locator("#alerts details.alert")).to_have_count(alerts)
+        assert browser.problems() == []
 
 
 def test_the_alerts_topic_holds_the_backtests_ids(
