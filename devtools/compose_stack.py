@@ -6,8 +6,8 @@ caller chose), and takes everything down again at the end. What it needs, it mak
 machine and reuses:
 
 - a Docker daemon: the one running, else `dockerd` started here (and stopped at the end);
-- Docker Compose v2: `docker compose`, else a v2 `docker-compose` on PATH, else one built from its
-  Go module (`COMPOSE_VERSION`) into the cache;
+- Docker Compose: `docker compose` or a `docker-compose` on PATH of `MINIMUM_COMPOSE` or newer,
+  else one built from its Go module (`COMPOSE_VERSION`) into the cache;
 - `LOCAL_BASE`, a Debian bookworm image made with debootstrap from the mirror apt uses, the base of
   every image built (deploy/local-images/ stands in for the images that cannot be pulled);
 - the wheels the crisismon image installs, downloaded by this Python's pip and served on 127.0.0.1
