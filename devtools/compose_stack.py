@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -356,6 +356,10 @@ class StackPorts:
     prometheus: int
 
 
+UNCHOSEN_PORTS = StackPorts(0, 0, 0, 0, 0, 0)
+"""What the override's port variables hold while images are built (nothing listens then)."""
+
+
 @dataclass(frozen=True)
 class ComposeStack:
     """One compose project of docker-compose.yml and the host-network override."""
@@ -439,8 +443,13 @@ def compose_kafka_version() -> str:
 
 
 @contextlib.contextmanager
-def running_stack(work_dir: Path, ports: StackPorts, project: str) -> Iterator[ComposeStack]:
-    """The stack built and up (every service healthy); down with its volumes at the end."""
+def running_stack(
+    work_dir: Path, project: str, choose_ports: Callable[[], StackPorts]
+) -> Iterator[ComposeStack]:
+    """The stack built and up (every service healthy); down with its volumes at the end.
+
+    The ports are chosen once the images are built: a first build takes minutes, and a port
+    found free before it may not be free after."""
     cache_dir = default_cache_dir()
     kafka_version = compose_kafka_version()
     with contextlib.ExitStack() as cleanup:
@@ -448,16 +457,17 @@ def running_stack(work_dir: Path, ports: StackPorts, project: str) -> Iterator[C
         compose = compose_command(cache_dir)
         ensure_base_image()
         download_wheels(cache_dir / "wheels")
-        wheels_url = cleanup.enter_context(served(cache_dir / "wheels"))
-        environment = stack_environment(
-            ports,
-            kafka_version,
-            kafka_build_context(kafka_version, work_dir / "kafka-image"),
-            wheels_url,
-            write_prometheus_config(work_dir / "prometheus.yml", [ports.worker, ports.worker_2]),
+        environment = functools.partial(
+            stack_environment,
+            kafka_version=kafka_version,
+            kafka_context=kafka_build_context(kafka_version, work_dir / "kafka-image"),
+            wheels_url=cleanup.enter_context(served(cache_dir / "wheels")),
+            prometheus_config=work_dir / "prometheus.yml",
         )
-        stack = ComposeStack(compose, project, ports, environment)
-        stack.build()
+        ComposeStack(compose, project, UNCHOSEN_PORTS, environment(UNCHOSEN_PORTS)).build()
+        ports = choose_ports()
+        write_prometheus_config(work_dir / "prometheus.yml", [ports.worker, ports.worker_2])
+        stack = ComposeStack(compose, project, ports, environment(ports))
         cleanup.push(functools.partial(take_down, stack))
         try:
             stack.up()

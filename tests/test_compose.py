@@ -48,9 +48,10 @@ PROCESSING_TIMEOUT = 120.0
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     """The stack, up, after the compose `replay` service replayed the article into it."""
-    ports = StackPorts(*free_ports(6))
     project = f"crisismon-test-{uuid.uuid4().hex[:8]}"
-    with running_stack(tmp_path_factory.mktemp("compose"), ports, project) as running:
+    with running_stack(
+        tmp_path_factory.mktemp("compose"), project, lambda: StackPorts(*free_ports(6))
+    ) as running:
         output = running.replay()
         assert "26 records produced, 0 failed" in output, output
         yield running
