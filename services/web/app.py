@@ -306,7 +306,8 @@ class WebApp:
             Route(
                 "/api/stream",
                 self.stream,
-                "Server-Sent Events: `index`, `alert` and `event` messages as they are processed",
+                "Server-Sent Events: `index`, `alert` and `event` messages as they are processed,"
+                " each with an id; with `Last-Event-ID`, first what was missed (or `reload`)",
                 StreamMessage,
                 media_type="text/event-stream",
             ),
@@ -597,7 +598,7 @@ class WebApp:
             }
         )
         await response.prepare(request)
-        queue = self.broadcaster.subscribe()
+        queue = self.broadcaster.subscribe(request.headers.get("Last-Event-ID"))
         try:
             await response.write(b"retry: 2000\n\n")
             while True:

@@ -110,11 +110,20 @@ class Problem(Answer):
     detail: str
 
 
-class StreamMessage(Answer):
-    """What /api/stream sends: the SSE `event:` field is `kind`, its `data:` the `data` object."""
+class Reload(Answer):
+    """The messages a reconnecting client missed are not all kept: fetch the state again."""
 
-    kind: Literal["index", "alert", "event"]
-    data: IndexUpdate | Alert | EventDetail
+    reason: str
+
+
+class StreamMessage(Answer):
+    """What /api/stream sends: the SSE `id:` field is `id`, `event:` is `kind`, `data:` the `data`
+    object. Send the last id seen as `Last-Event-ID` when reconnecting (browsers do) to get what
+    was missed first, or one `reload` message when that is no longer kept."""
+
+    id: str = Field(description="<epoch>-<number>: the worker process and the message's place in it")
+    kind: Literal["index", "alert", "event", "reload"]
+    data: IndexUpdate | Alert | EventDetail | Reload
 
 
 class HistoryQuery(Answer):

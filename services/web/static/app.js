@@ -306,6 +306,8 @@ function connect() {
   for (const kind of ['index', 'alert', 'event']) {
     current.addEventListener(kind, (message) => receive(kind, message.data));
   }
+  // The server no longer holds what this page missed while it was away: fetch the state anew.
+  current.addEventListener('reload', () => refresh());
   current.addEventListener('error', () => {
     if (current !== source) return;
     setConnection(ui.connection.dataset.state === 'unauthorised' ? 'unauthorised' : 'reconnecting');
