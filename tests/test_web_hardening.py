@@ -8,43 +8,16 @@ import asyncio
 import logging
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from services.core import EngineConfig
-from services.web.app import SESSION_COOKIE, WebApp
-from services.web.metrics import WorkerMetrics
-from services.web.projection import Projection
-from services.web.view import View
+from services.web.app import SESSION_COOKIE
 from tests.builders import event
-
-TOKEN = "s3cret-token"
-
-
-@asynccontextmanager
-async def serving(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[WebApp, str]]:
-    projection = Projection(100, 100)
-    app = WebApp(View(projection), WorkerMetrics(10).registry, EngineConfig(), "127.0.0.1", 0, TOKEN)
-    runner = app.runner()
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield app, f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 60))
+from tests.web_server import TOKEN, run, serving
 
 
 async def status(url: str, **headers: str) -> int:

@@ -1,0 +1,76 @@
+"""/api/stream's ids: a client that reconnects with the last id it saw misses nothing, or is told
+to reload. Without Kafka: the broadcaster alone, then the server on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from services.web.stream import RESUMABLE, Broadcaster
+from tests.web_server import TOKEN, run, serving
+
+
+def published(broadcaster: Broadcaster, count: int) -> list[str]:
+    """`count` messages published, and their ids."""
+    ids = []
+    for number in range(count):
+        broadcaster.publish("index", json.dumps({"n": number}))
+        ids.append(f"{broadcaster.epoch}-{broadcaster.number}")
+    return ids
+
+
+def drained(queue: asyncio.Queue[str | None]) -> list[str]:
+    messages = []
+    while not queue.empty():
+        message = queue.get_nowait()
+        assert message is not None
+        messages.append(message)
+    return messages
+
+
+def fields(message: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in message.strip().splitlines())
+
+
+def test_a_client_that_comes_back_gets_what_it_missed_in_order() -> None:
+    broadcaster = Broadcaster()
+    ids = published(broadcaster, 5)
+    resumed = drained(broadcaster.subscribe(ids[1]))
+    assert [fields(message)["id"] for message in resumed] == ids[2:]
+    assert [json.loads(fields(message)["data"])["n"] for message in resumed] == [2, 3, 4]
+    assert drained(broadcaster.subscribe(ids[-1])) == []  # it missed nothing
+    assert drained(broadcaster.subscribe()) == []  # a new client starts from now
+
+
+def test_a_gap_no_longer_kept_or_another_workers_id_asks_for_a_reload() -> None:
+    broadcaster = Broadcaster()
+    ids = published(broadcaster, RESUMABLE + 2)
+    for last_seen in (ids[0], f"{broadcaster.epoch}-{broadcaster.number + 1}", "other-3", "nonsense", ""):
+        (message,) = drained(broadcaster.subscribe(last_seen))
+        assert fields(message)["event"] == "reload", last_seen
+        assert fields(message)["id"] == ids[-1]  # it resumes from here
+    # The oldest message kept follows the last one a client can have seen without a gap.
+    assert len(drained(broadcaster.subscribe(ids[1]))) == RESUMABLE
+
+
+def test_the_server_resumes_a_stream_from_last_event_id() -> None:
+    async def check() -> None:
+        async with serving() as (app, base):
+            ids = published(app.broadcaster, 3)
+            headers = {"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": ids[0]}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{base}/api/stream", headers=headers) as stream,
+            ):
+                seen: list[str] = []
+                async for raw in stream.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("id: "):
+                        seen.append(line[4:])
+                    if len(seen) == 2:
+                        break
+            assert seen == ids[1:]
+
+    run(check)
