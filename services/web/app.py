@@ -449,15 +449,18 @@ class WebApp:
 
     async def alerts(self, request: web.Request) -> web.Response:
         query = parse_query(AlertQuery, request)
-        found = self.projection.find_alerts(query.dyad, query.min_level, query.since, query.limit)
-        return json_response(AlertList(alerts=found))
+        found, following = self.projection.find_alerts(
+            query.dyad, query.min_level, query.since, query.limit, query.cursor
+        )
+        return json_response(AlertList(alerts=found, next=following))
 
     async def events(self, request: web.Request) -> web.Response:
         query = parse_query(EventQuery, request)
         if query.id is not None:
             found = self.projection.events.get(query.id)
             return json_response(EventList(events=[found] if found else []))
-        return json_response(EventList(events=self.projection.find_events(query.dyad, query.limit)))
+        found_events, following = self.projection.find_events(query.dyad, query.limit, query.cursor)
+        return json_response(EventList(events=found_events, next=following))
 
     async def event(self, request: web.Request) -> web.Response:
         event_id = request.match_info["event_id"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import CrisisEvent, DyadKey, Identifier, Retraction
 from schemas.outputs import Alert, IndexUpdate, Level
+from services.web.paging import decode
 
 
 class Answer(BaseModel):
@@ -62,8 +63,19 @@ class DyadCurve(Answer):
     truncated: bool = Field(description="older updates were let go (see api_history_per_dyad)")
 
 
+def _checked_cursor(cursor: str) -> str:
+    decode(cursor)  # refused here, with the query's other mistakes, not halfway through a search
+    return cursor
+
+
+PageCursor = Annotated[str, AfterValidator(_checked_cursor)]
+NEXT_PAGE = "the cursor of the next page (pass it as `cursor`); null on the last page"
+CURSOR = "where this page starts: the `next` of the previous page"
+
+
 class AlertList(Answer):
-    alerts: list[Alert] = Field(description="newest event time first")
+    alerts: list[Alert] = Field(description="newest event time first (ties: highest id first)")
+    next: str | None = Field(default=None, description=NEXT_PAGE)
 
 
 class EventDetail(Answer):
@@ -80,7 +92,8 @@ class EventDetail(Answer):
 
 
 class EventList(Answer):
-    events: list[EventDetail] = Field(description="newest event time first")
+    events: list[EventDetail] = Field(description="newest event time first (ties: highest id first)")
+    next: str | None = Field(default=None, description=NEXT_PAGE)
 
 
 class Thresholds(Answer):
@@ -156,6 +169,7 @@ class AlertQuery(Answer):
     )
     since: datetime | None = Field(default=None, description="event time, ISO 8601, inclusive")
     limit: int = Field(default=200, ge=1, le=10_000)
+    cursor: PageCursor | None = Field(default=None, description=CURSOR)
 
 
 class EventQuery(Answer):
@@ -166,6 +180,7 @@ class EventQuery(Answer):
     )
     dyad: DyadKey | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: PageCursor | None = Field(default=None, description=CURSOR)
 
 
 BodyLayout = Literal["json-lines", "json-array", "json-object"]

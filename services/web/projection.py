@@ -25,6 +25,7 @@ from services.core.curve import AnchorTrail, Curve, sample
 from services.core.scoring import goldstein_of
 from services.core.timeutil import to_seconds
 from services.web.models import DyadCurve, DyadSummary, EventDetail
+from services.web.paging import page
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -195,22 +196,29 @@ class Projection:
         )
 
     def find_alerts(
-        self, dyad: str | None, min_level: Level | None, since: datetime | None, limit: int
-    ) -> list[Alert]:
-        found = [
+        self,
+        dyad: str | None,
+        min_level: Level | None,
+        since: datetime | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> tuple[list[Alert], str | None]:
+        """A page of the alerts kept, newest first, and the cursor of the next (see paging.py)."""
+        found = (
             alert
             for alert in self.alerts.values()
             if (dyad is None or alert.dyad == dyad)
             and (min_level is None or alert.touches(min_level))
             and _within(alert.event_time, since, None)
-        ]
-        found.sort(key=lambda alert: alert.event_time, reverse=True)
-        return found[:limit]
+        )
+        return page(found, lambda alert: (alert.event_time, alert.alert_id), cursor, limit)
 
-    def find_events(self, dyad: str | None, limit: int) -> list[EventDetail]:
-        found = [d for d in self.events.values() if dyad is None or d.dyad == dyad]
-        found.sort(key=lambda detail: detail.event.event_time, reverse=True)
-        return found[:limit]
+    def find_events(
+        self, dyad: str | None, limit: int, cursor: str | None = None
+    ) -> tuple[list[EventDetail], str | None]:
+        """A page of the events kept, newest first, and the cursor of the next (see paging.py)."""
+        found = (d for d in self.events.values() if dyad is None or d.dyad == dyad)
+        return page(found, lambda detail: (detail.event.event_time, detail.event.event_id), cursor, limit)
 
 
 def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:
