@@ -119,10 +119,11 @@ def test_min_level_keeps_alerts_that_rise_to_or_fall_from_it() -> None:
     _, alerts = crisis()
     expected = [a for a in alerts if Level.WARNING in (a.level, a.previous_level)]
     assert expected
-    assert projection.find_alerts(None, Level.WARNING, None, 100) == sorted(
-        expected, key=lambda a: a.event_time, reverse=True
+    assert projection.find_alerts(None, Level.WARNING, None, 100) == (
+        sorted(expected, key=lambda a: (a.event_time, a.alert_id), reverse=True),
+        None,
     )
-    assert projection.find_alerts("CHN-USA", None, None, 100) == []
+    assert projection.find_alerts("CHN-USA", None, None, 100) == ([], None)
 
 
 def test_events_are_bounded_and_a_retraction_marks_its_event_even_if_it_came_first() -> None:
@@ -171,7 +172,7 @@ def test_the_openapi_document_is_valid_and_describes_every_route() -> None:
         validate(document)
         assert set(document["paths"]) == {route.path for route in web.routes}
     alerts = document["paths"]["/api/alerts"]["get"]
-    assert {p["name"] for p in alerts["parameters"]} == {"dyad", "min_level", "since", "limit"}
+    assert {p["name"] for p in alerts["parameters"]} == {"dyad", "min_level", "since", "limit", "cursor"}
     curve = document["paths"]["/api/dyads/{dyad}/curve"]["get"]
     assert {p["name"] for p in curve["parameters"]} == {"dyad", "from", "to", "points"}
     answer = document["components"]["schemas"]["DyadCurve"]
@@ -205,7 +206,7 @@ def test_an_event_names_its_dyad_as_the_engine_routes_it() -> None:
     internal = projection.add_record(event("b", source="IRN", target="IRN"))
     assert crossed is not None and crossed.dyad == "IRN-PAK"
     assert internal is not None and internal.dyad is None
-    assert projection.find_events("IRN-PAK", 10) == [crossed]
+    assert projection.find_events("IRN-PAK", 10) == ([crossed], None)
 
 
 def test_the_api_draws_the_reports_curve_even_across_a_retraction(tmp_path: Path) -> None:
