@@ -28,6 +28,7 @@ from services.settings import Settings
 from services.web.app import WebApp
 from services.web.metrics import WorkerMetrics
 from services.web.projection import Projection
+from services.web.stream import Broadcaster
 from services.web.view import View
 
 
@@ -42,6 +43,7 @@ def build_worker(settings: Settings) -> faust.App:
     app = create_app(options, config, metrics, metrics.registry)
     view = View(
         Projection(settings.api_max_events, settings.api_history_per_dyad, config.scale),
+        Broadcaster(max_subscribers=settings.api_max_stream_clients),
         max_future_skew=settings.max_future_skew,
     )
     feed = Feed(settings.kafka_bootstrap, topics, view)

@@ -54,6 +54,9 @@ class Settings(BaseSettings, EngineConfig):
         ge=1024,
         description="the largest body POST /api/events takes; a bigger one is refused (413) unread",
     )
+    api_max_stream_clients: int = Field(
+        default=100, ge=1, description="/api/stream clients at once; one more is refused (503)"
+    )
     api_history_per_dyad: int = Field(
         default=5_000, ge=10, description="index updates the API keeps per dyad"
     )

@@ -54,6 +54,7 @@ from services.web.models import (
     UnacknowledgedEvents,
     ViewStatus,
 )
+from services.web.stream import TooManySubscribers
 from services.web.view import View
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_PARAMETER = "access_token"
 SESSION_COOKIE = "crisismon_session"
 KEEPALIVE_SECONDS = 15.0
+STREAM_RETRY_SECONDS = 30
+"""What a stream client refused for being one too many is told to wait (Retry-After)."""
 SHUTDOWN_SECONDS = 2.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -600,8 +603,14 @@ class WebApp:
                 "X-Accel-Buffering": "no",
             }
         )
+        try:
+            queue = self.broadcaster.subscribe(request.headers.get("Last-Event-ID"))
+        except TooManySubscribers as refusal:
+            log.warning("refused an /api/stream client: %s (api_max_stream_clients)", refusal)
+            answer = problem_response(Problem(status=503, detail=f"{refusal}: try again later"))
+            answer.headers["Retry-After"] = str(STREAM_RETRY_SECONDS)
+            return answer
         await response.prepare(request)
-        queue = self.broadcaster.subscribe(request.headers.get("Last-Event-ID"))
         try:
             await response.write(b"retry: 2000\n\n")
             while True:

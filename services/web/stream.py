@@ -22,18 +22,30 @@ QUEUE_SIZE = 2_000
 RESUMABLE = 1_000
 """The latest messages kept for clients that reconnect (fewer than QUEUE_SIZE: they must fit)."""
 MAX_ID_LENGTH = 64
+DEFAULT_MAX_SUBSCRIBERS = 100
+
+
+class TooManySubscribers(Exception):
+    """A new /api/stream client would pass the limit: it is refused, the others keep theirs."""
 
 
 class Broadcaster:
-    def __init__(self, epoch: str | None = None) -> None:
+    """Memory stays bounded however many clients are slow: each queue holds at most QUEUE_SIZE
+    messages (all queues share the message strings), at most `max_subscribers` clients at once."""
+
+    def __init__(self, epoch: str | None = None, max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS) -> None:
         self.subscribers: set[asyncio.Queue[str | None]] = set()
+        self.max_subscribers = max_subscribers
         self.epoch = epoch or secrets.token_hex(4)
         self.number = 0
         """The number of the last message published (0: none yet)."""
         self.recent: deque[tuple[int, str]] = deque(maxlen=RESUMABLE)
 
     def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue[str | None]:
-        """A new client's queue: with what it missed since `last_event_id` if it gives one."""
+        """A new client's queue: with what it missed since `last_event_id` if it gives one.
+        TooManySubscribers when `max_subscribers` are connected already."""
+        if len(self.subscribers) >= self.max_subscribers:
+            raise TooManySubscribers(f"{self.max_subscribers} clients are on /api/stream already")
         queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
         for message in self.missed_since(last_event_id) if last_event_id is not None else []:
             queue.put_nowait(message)
