@@ -1,14 +1,17 @@
-"""/api/stream's ids: a client that reconnects with the last id it saw misses nothing, or is told
-to reload. Without Kafka: the broadcaster alone, then the server on a real socket."""
+"""/api/stream: a client that reconnects with the last id it saw misses nothing, or is told to
+reload; slow or too many clients cannot grow the worker's memory. Without Kafka: the broadcaster
+alone, then the server on a real socket."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import aiohttp
+import pytest
 
-from services.web.stream import RESUMABLE, Broadcaster
+from services.web.stream import QUEUE_SIZE, RESUMABLE, Broadcaster, TooManySubscribers
 from tests.web_server import TOKEN, run, serving
 
 
@@ -72,5 +75,47 @@ def test_the_server_resumes_a_stream_from_last_event_id() -> None:
                     if len(seen) == 2:
                         break
             assert seen == ids[1:]
+
+    run(check)
+
+
+def test_a_client_too_slow_to_keep_up_is_cut_off_and_the_others_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broadcaster = Broadcaster()
+    slow, fast = broadcaster.subscribe(), broadcaster.subscribe()
+    with caplog.at_level(logging.WARNING, logger="services.web.stream"):
+        for number in range(QUEUE_SIZE + 10):
+            broadcaster.publish("index", json.dumps({"n": number}))
+            drained(fast)
+    assert slow not in broadcaster.subscribers and fast in broadcaster.subscribers
+    assert slow.qsize() == QUEUE_SIZE  # the QUEUE_SIZE - 1 it had, then None: hang up
+    assert "fell 2000 messages behind" in caplog.text
+
+
+def test_one_client_too_many_is_refused_until_one_leaves() -> None:
+    broadcaster = Broadcaster(max_subscribers=2)
+    first, _ = broadcaster.subscribe(), broadcaster.subscribe()
+    with pytest.raises(TooManySubscribers):
+        broadcaster.subscribe()
+    broadcaster.unsubscribe(first)
+    broadcaster.subscribe()
+
+
+def test_the_server_answers_one_stream_client_too_many_with_503_and_retry_after() -> None:
+    async def check() -> None:
+        async with serving() as (app, base):
+            app.broadcaster.max_subscribers = 1
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with (
+                aiohttp.ClientSession(headers=headers) as session,
+                session.get(f"{base}/api/stream") as first,
+            ):
+                assert first.status == 200
+                await first.content.readline()  # connected: its retry line
+                async with session.get(f"{base}/api/stream") as second:
+                    assert second.status == 503
+                    assert second.headers["Retry-After"] == "30"
+                    assert "already" in (await second.json(content_type=None))["detail"]
 
     run(check)
