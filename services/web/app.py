@@ -64,6 +64,8 @@ TOKEN_PARAMETER = "access_token"
 SESSION_COOKIE = "crisismon_session"
 KEEPALIVE_SECONDS = 15.0
 STREAM_RETRY_SECONDS = 30
+STREAM_WRITE_SECONDS = 30.0
+"""How long one write to a stream client may wait for it to read before it is let go."""
 """What a stream client refused for being one too many is told to wait (Retry-After)."""
 SHUTDOWN_SECONDS = 2.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -313,6 +315,10 @@ class WebApp:
                 " each with an id; with `Last-Event-ID`, first what was missed (or `reload`)",
                 StreamMessage,
                 media_type="text/event-stream",
+                failures=(
+                    *READ_FAILURES,
+                    Failure(503, "api_max_stream_clients are connected: see Retry-After"),
+                ),
             ),
         ]
         self.application = self.build()
@@ -461,7 +467,7 @@ class WebApp:
         query = parse_query(EventQuery, request)
         if query.id is not None:
             found = self.projection.events.get(query.id)
-            return json_response(EventList(events=[found] if found else []))
+            return json_response(EventList(events=[found] if found else [], next=None))
         found_events, following = self.projection.find_events(query.dyad, query.limit, query.cursor)
         return json_response(EventList(events=found_events, next=following))
 
@@ -591,11 +597,18 @@ class WebApp:
                 records_read=self.view.records_read,
                 dyads=len(self.projection.dyads),
                 events_kept=len(self.projection.events),
-                subscribers=len(self.broadcaster.subscribers),
+                subscribers=len(self.broadcaster.connected),
             )
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        try:
+            queue = self.broadcaster.subscribe(request.headers.get("Last-Event-ID"))
+        except TooManySubscribers as refusal:
+            log.warning("refused an /api/stream client: %s (api_max_stream_clients)", refusal)
+            answer = problem_response(Problem(status=503, detail=f"{refusal}: try again later"))
+            answer.headers["Retry-After"] = str(STREAM_RETRY_SECONDS)
+            return answer
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -604,33 +617,25 @@ class WebApp:
             }
         )
         try:
-            queue = self.broadcaster.subscribe(request.headers.get("Last-Event-ID"))
-        except TooManySubscribers as refusal:
-            log.warning("refused an /api/stream client: %s (api_max_stream_clients)", refusal)
-            answer = problem_response(Problem(status=503, detail=f"{refusal}: try again later"))
-            answer.headers["Retry-After"] = str(STREAM_RETRY_SECONDS)
-            return answer
-        await response.prepare(request)
-        try:
+            await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
             while True:
                 try:
                     message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
+                    message = ": keep-alive\n\n"
                 if message is None:
                     break
-                await response.write(message.encode())
-        except ConnectionResetError:
-            pass  # the client went away
+                # A client that stops reading blocks the write: past the limit, it is let go.
+                await asyncio.wait_for(response.write(message.encode()), STREAM_WRITE_SECONDS)
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away, or stopped reading
         finally:
             self.broadcaster.unsubscribe(queue)
         return response
 
     async def close_streams(self, _: web.Application) -> None:
-        for queue in list(self.broadcaster.subscribers):
-            queue.put_nowait(None)
+        self.broadcaster.close()
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(self.routes, secured=self.token is not None))

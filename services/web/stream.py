@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 from collections import deque
 
@@ -31,10 +32,14 @@ class TooManySubscribers(Exception):
 
 class Broadcaster:
     """Memory stays bounded however many clients are slow: each queue holds at most QUEUE_SIZE
-    messages (all queues share the message strings), at most `max_subscribers` clients at once."""
+    messages (all queues share the message strings), and at most `max_subscribers` clients are
+    connected at once, counted until their handler ends, not until they are cut off."""
 
     def __init__(self, epoch: str | None = None, max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS) -> None:
         self.subscribers: set[asyncio.Queue[str | None]] = set()
+        """The queues being fed."""
+        self.connected: set[asyncio.Queue[str | None]] = set()
+        """Every client's queue until it unsubscribes, cut-off ones included."""
         self.max_subscribers = max_subscribers
         self.epoch = epoch or secrets.token_hex(4)
         self.number = 0
@@ -43,35 +48,52 @@ class Broadcaster:
 
     def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue[str | None]:
         """A new client's queue: with what it missed since `last_event_id` if it gives one.
-        TooManySubscribers when `max_subscribers` are connected already."""
-        if len(self.subscribers) >= self.max_subscribers:
+        TooManySubscribers when `max_subscribers` are connected already; `unsubscribe` it when
+        the client's handler ends, whatever ended it."""
+        if len(self.connected) >= self.max_subscribers:
             raise TooManySubscribers(f"{self.max_subscribers} clients are on /api/stream already")
         queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
         for message in self.missed_since(last_event_id) if last_event_id is not None else []:
             queue.put_nowait(message)
         self.subscribers.add(queue)
+        self.connected.add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str | None]) -> None:
         self.subscribers.discard(queue)
+        self.connected.discard(queue)
 
     def publish(self, kind: str, data_json: str) -> None:
-        """One SSE message to every subscriber; None tells a lagging one to hang up."""
+        """One SSE message to every subscriber; a lagging one is cut off (told to hang up)."""
         self.number += 1
         message = f"id: {self.epoch}-{self.number}\nevent: {kind}\ndata: {data_json}\n\n"
         self.recent.append((self.number, message))
         for queue in list(self.subscribers):
             if queue.qsize() >= QUEUE_SIZE - 1:
                 log.warning("an /api/stream client fell %d messages behind; closing it", QUEUE_SIZE)
-                self.unsubscribe(queue)
-                queue.put_nowait(None)
+                self.hang_up(queue)
             else:
                 queue.put_nowait(message)
 
+    def hang_up(self, queue: asyncio.Queue[str | None]) -> None:
+        """No more messages for this client, not even those it has not taken yet: its handler
+        ends at once (and unsubscribes it). A browser reconnects and resumes or reloads."""
+        self.subscribers.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+    def close(self) -> None:
+        """Every client hangs up: the server is stopping."""
+        for queue in list(self.connected):
+            self.hang_up(queue)
+
     def missed_since(self, last_event_id: str) -> list[str]:
         """The messages after `last_event_id`, or a `reload` message when they are not all here."""
-        epoch, _, number = last_event_id[:MAX_ID_LENGTH].partition("-")
-        seen = int(number) if epoch == self.epoch and number.isdigit() else None
+        last_event_id = last_event_id[:MAX_ID_LENGTH]
+        epoch, _, number = last_event_id.partition("-")
+        ours = epoch == self.epoch and re.fullmatch(r"[0-9]{1,18}", number) is not None
+        seen = int(number) if ours else None
         oldest = self.recent[0][0] if self.recent else self.number + 1
         if seen is None:
             return [self.reload("the last message seen is not this worker's since it started")]
