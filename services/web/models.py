@@ -68,14 +68,14 @@ def _checked_cursor(cursor: str) -> str:
     return cursor
 
 
-PageCursor = Annotated[str, AfterValidator(_checked_cursor)]
+PageCursor = Annotated[str, Field(max_length=512), AfterValidator(_checked_cursor)]
 NEXT_PAGE = "the cursor of the next page (pass it as `cursor`); null on the last page"
 CURSOR = "where this page starts: the `next` of the previous page"
 
 
 class AlertList(Answer):
     alerts: list[Alert] = Field(description="newest event time first (ties: highest id first)")
-    next: str | None = Field(default=None, description=NEXT_PAGE)
+    next: str | None = Field(description=NEXT_PAGE)
 
 
 class EventDetail(Answer):
@@ -93,7 +93,7 @@ class EventDetail(Answer):
 
 class EventList(Answer):
     events: list[EventDetail] = Field(description="newest event time first (ties: highest id first)")
-    next: str | None = Field(default=None, description=NEXT_PAGE)
+    next: str | None = Field(description=NEXT_PAGE)
 
 
 class Thresholds(Answer):

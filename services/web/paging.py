@@ -30,7 +30,7 @@ def decode(cursor: str) -> Place:
     try:
         time, identity = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         place = (datetime.fromisoformat(time), identity)
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as error:
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, RecursionError) as error:
         raise ValueError("not a cursor this API gave: pass the `next` of a previous page") from error
     if not isinstance(identity, str) or place[0].tzinfo is None:
         raise ValueError("not a cursor this API gave: pass the `next` of a previous page")
