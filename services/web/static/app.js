@@ -1,9 +1,11 @@
 // CrisisMon dashboard: dyad cards, the chosen dyad's chart, the alert and event feeds, live.
 //
 // State comes from a snapshot of the JSON API and then from /api/stream (Server-Sent
-// Events). Each (re)connection of the stream takes a new snapshot: messages sent while the
-// stream was down are lost, and the snapshot has them. Messages that arrive while a snapshot
-// is loading wait for it and are applied on top, so nothing newer is overwritten by it.
+// Events). A new stream takes a new snapshot; when the browser reconnects one by itself, the
+// server first sends what the page missed (the browser names the last message it had), or a
+// `reload` message when it no longer has all of it, and then the page takes a new snapshot.
+// Messages that arrive while a snapshot is loading wait for it and are applied on top, so
+// nothing newer is overwritten by it.
 //
 // The server owns every rule: the dyads come in its order (most serious first) with the
 // summaries it keeps, the curves as the core samples them, the levels and thresholds from
@@ -298,10 +300,12 @@ function connect() {
   source?.close();
   source = new EventSource('/api/stream'); // same-origin: the token cookie goes with it
   const current = source;
+  let opened = false;
   current.addEventListener('open', () => {
     retryDelay = 1000;
     setConnection('live');
-    refresh();
+    if (!opened) refresh(); // later opens are the browser's reconnects: they resume, or reload
+    opened = true;
   });
   for (const kind of ['index', 'alert', 'event']) {
     current.addEventListener(kind, (message) => receive(kind, message.data));
