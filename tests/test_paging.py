@@ -4,6 +4,7 @@ in one line."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -72,7 +73,8 @@ def test_the_api_pages_alerts_and_events_and_refuses_what_is_out_of_range() -> N
                         break
                     cursor = f"&cursor={body['next']}"
                 assert seen == ["e4", "e3", "e2", "e1", "e0"]
-                for query in ("limit=0", "limit=10001", "cursor=nonsense", "limit=x"):
+                nested = base64.urlsafe_b64encode(b"[" * 3000).decode()
+                for query in ("limit=0", "limit=10001", "cursor=nonsense", "limit=x", f"cursor={nested}"):
                     for path in ("/api/events", "/api/alerts"):
                         async with session.get(f"{base}{path}?{query}") as answer:
                             assert answer.status == 400, (path, query)

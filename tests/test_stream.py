@@ -11,6 +11,7 @@ import logging
 import aiohttp
 import pytest
 
+from services.web import app as app_module
 from services.web.stream import QUEUE_SIZE, RESUMABLE, Broadcaster, TooManySubscribers
 from tests.web_server import TOKEN, run, serving
 
@@ -50,7 +51,8 @@ def test_a_client_that_comes_back_gets_what_it_missed_in_order() -> None:
 def test_a_gap_no_longer_kept_or_another_workers_id_asks_for_a_reload() -> None:
     broadcaster = Broadcaster()
     ids = published(broadcaster, RESUMABLE + 2)
-    for last_seen in (ids[0], f"{broadcaster.epoch}-{broadcaster.number + 1}", "other-3", "nonsense", ""):
+    unicode_digit = f"{broadcaster.epoch}-\u00b2"  # a digit to str.isdigit, not to int()
+    for last_seen in (ids[0], f"{broadcaster.epoch}-{broadcaster.number + 1}", unicode_digit, "x-3", "", "-"):
         (message,) = drained(broadcaster.subscribe(last_seen))
         assert fields(message)["event"] == "reload", last_seen
         assert fields(message)["id"] == ids[-1]  # it resumes from here
@@ -89,8 +91,13 @@ def test_a_client_too_slow_to_keep_up_is_cut_off_and_the_others_are_not(
             broadcaster.publish("index", json.dumps({"n": number}))
             drained(fast)
     assert slow not in broadcaster.subscribers and fast in broadcaster.subscribers
-    assert slow.qsize() == QUEUE_SIZE  # the QUEUE_SIZE - 1 it had, then None: hang up
+    assert drained_to_the_end(slow) == [None]  # nothing of what it had: hang up at once
+    assert slow in broadcaster.connected  # still counted, until its handler ends
     assert "fell 2000 messages behind" in caplog.text
+
+
+def drained_to_the_end(queue: asyncio.Queue[str | None]) -> list[str | None]:
+    return [queue.get_nowait() for _ in range(queue.qsize())]
 
 
 def test_one_client_too_many_is_refused_until_one_leaves() -> None:
@@ -117,5 +124,31 @@ def test_the_server_answers_one_stream_client_too_many_with_503_and_retry_after(
                     assert second.status == 503
                     assert second.headers["Retry-After"] == "30"
                     assert "already" in (await second.json(content_type=None))["detail"]
+
+    run(check)
+
+
+def test_a_client_gone_before_its_stream_started_or_not_reading_leaves_no_slot_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(app_module, "STREAM_WRITE_SECONDS", 0.5)
+
+    async def check() -> None:
+        async with serving() as (app, base):
+            host, port = base.removeprefix("http://").split(":")
+            request = f"GET /api/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            for _ in range(20):  # connect, ask, and go at once
+                _, writer = await asyncio.open_connection(host, int(port))
+                writer.write(request.encode())
+                writer.close()
+            # One that stays but never reads: its socket fills, its writes wait, it is let go.
+            _, stalled = await asyncio.open_connection(host, int(port))
+            stalled.write(request.encode())
+            big = json.dumps({"padding": "x" * 100_000})
+            async with asyncio.timeout(30):
+                while app.broadcaster.connected or app.broadcaster.number == 0:
+                    app.broadcaster.publish("index", big)
+                    await asyncio.sleep(0.01)
+            stalled.close()
 
     run(check)
