@@ -64,9 +64,9 @@ TOKEN_PARAMETER = "access_token"
 SESSION_COOKIE = "crisismon_session"
 KEEPALIVE_SECONDS = 15.0
 STREAM_RETRY_SECONDS = 30
+"""What a stream client refused for being one too many is told to wait (Retry-After)."""
 STREAM_WRITE_SECONDS = 30.0
 """How long one write to a stream client may wait for it to read before it is let go."""
-"""What a stream client refused for being one too many is told to wait (Retry-After)."""
 SHUTDOWN_SECONDS = 2.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
