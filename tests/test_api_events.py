@@ -12,14 +12,12 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from openapi_spec_validator import validate
@@ -49,8 +47,8 @@ from tests.live import (
 from tests.ports import free_port
 from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE
+from tests.web_server import TOKEN, run, serving
 
-TOKEN = "s3cret-token"
 LIMIT = 4096
 NDJSON = {"Content-Type": "application/x-ndjson"}
 JSON = {"Content-Type": "application/json"}
@@ -58,37 +56,6 @@ JSON = {"Content-Type": "application/json"}
 
 def line(record: CrisisEvent | Retraction) -> str:
     return record.model_dump_json()
-
-
-@asynccontextmanager
-async def serving(
-    sink: FakeEventSink | None, token: str | None = None, metrics: WorkerMetrics | None = None
-) -> AsyncIterator[tuple[WebApp, str]]:
-    metrics = metrics or WorkerMetrics(10)
-    app = WebApp(
-        View(Projection(100, 100)),
-        metrics.registry,
-        EngineConfig(),
-        "127.0.0.1",
-        0,
-        token,
-        sink=sink,
-        max_body_bytes=LIMIT,
-        max_future_skew=timedelta(days=1),
-        api_events=metrics.api_events,
-    )
-    runner = app.runner()
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield app, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 60))
 
 
 async def post(base: str, body: bytes | str, **headers: str) -> tuple[int, dict[str, Any]]:
@@ -104,7 +71,7 @@ def posted(sink: FakeEventSink | None, body: bytes | str, token: str | None = No
     found: list[tuple[int, dict[str, Any]]] = []
 
     async def exchange() -> None:
-        async with serving(sink, token) as (_, base):
+        async with serving(token=token, sink=sink, max_body_bytes=LIMIT) as (_, base):
             found.append(await post(base, body, **headers))
 
     run(exchange)
@@ -228,7 +195,7 @@ def test_a_body_over_the_limit_is_413_unread_and_nothing_is_appended() -> None:
             yield records[start : start + 500].encode()
 
     async def check() -> None:
-        async with serving(sink) as (_, base):
+        async with serving(token=None, sink=sink, max_body_bytes=LIMIT) as (_, base):
             status, answer = await post(base, records, **NDJSON)  # with a Content-Length
             assert (status, answer["status"]) == (413, 413)
             assert "api_max_body_bytes" in answer["detail"]
@@ -277,7 +244,7 @@ def test_a_write_needs_the_bearer_token_not_the_cookie_nor_the_query() -> None:
     body = line(event("a"))
 
     async def check() -> None:
-        async with serving(sink, TOKEN) as (app, base):
+        async with serving(sink=sink, max_body_bytes=LIMIT) as (app, base):
             assert (await post(base, body, **NDJSON))[0] == 401
             assert (await post(base, body, Authorization="Bearer wrong", **NDJSON))[0] == 401
             # The dashboard's cookie opens the reads, not the writes (cross-site request forgery).
@@ -306,7 +273,7 @@ def test_a_write_from_a_page_of_another_origin_is_refused() -> None:
     form_body = line(event("a"))  # what an HTML form with enctype=text/plain can be made to send
 
     async def check() -> None:
-        async with serving(sink) as (_, base):
+        async with serving(token=None, sink=sink, max_body_bytes=LIMIT) as (_, base):
             for origin in ("https://evil.example", "null"):
                 status, answer = await post(base, form_body, Origin=origin, **{"Content-Type": "text/plain"})
                 assert (status, answer["status"]) == (403, 403)
@@ -347,7 +314,7 @@ def test_the_outcomes_are_counted_and_the_sink_is_closed_with_the_server() -> No
     sink = FakeEventSink(refuse={"b"})
 
     async def check() -> None:
-        async with serving(sink, metrics=metrics) as (_, base):
+        async with serving(token=None, metrics=metrics, sink=sink, max_body_bytes=LIMIT) as (_, base):
             await post(base, "\n".join([line(event("a")), line(event("b")), "x", "y"]), **NDJSON)
             await post(base, line(event("c")), **NDJSON)
             assert not sink.closed

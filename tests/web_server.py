@@ -6,6 +6,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -19,9 +20,24 @@ TOKEN = "s3cret-token"
 
 
 @asynccontextmanager
-async def serving(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[WebApp, str]]:
-    projection = Projection(100, 100)
-    app = WebApp(View(projection), WorkerMetrics(10).registry, EngineConfig(), "127.0.0.1", 0, TOKEN)
+async def serving(
+    ssl_context: ssl.SSLContext | None = None,
+    token: str | None = TOKEN,
+    metrics: WorkerMetrics | None = None,
+    **options: Any,
+) -> AsyncIterator[tuple[WebApp, str]]:
+    """A WebApp with an empty projection on a free port; `options` are WebApp's (a sink, limits)."""
+    metrics = metrics or WorkerMetrics(10)
+    app = WebApp(
+        View(Projection(100, 100)),
+        metrics.registry,
+        EngineConfig(),
+        "127.0.0.1",
+        0,
+        token,
+        api_events=metrics.api_events,
+        **options,
+    )
     runner = app.runner()
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
