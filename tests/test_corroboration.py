@@ -56,19 +56,12 @@ def test_an_event_made_whole_forgets_its_rows_and_takes_no_more() -> None:
     assert engine.states["IRN-PAK"].entries[0] == entry
 
 
-@pytest.mark.parametrize(
-    "copy",
-    [
-        event("strike", 0, weight=0.5),  # a native copy names no rows: a duplicate, as before
-        witnessed("strike", {"2": 0.2}, hours=5),  # another time: a conflicting copy, the first stands
-    ],
-    ids=["native copy", "another time"],
-)
-def test_copies_that_name_no_new_row_of_the_held_event_change_nothing(copy: CrisisEvent) -> None:
+def test_a_native_copy_names_no_rows_and_changes_nothing() -> None:
+    """(A copy at another time is no copy but a conflict: tests/test_conflicting_copies.py.)"""
     engine = Engine()
     engine.process(witnessed("strike", {"1": 0.2}))
     before = engine.states["IRN-PAK"].snapshot()
-    assert engine.process(copy).fate == "duplicate"
+    assert engine.process(event("strike", 0, weight=0.5)).fate == "duplicate"
     assert engine.states["IRN-PAK"].snapshot() == before
 
 
@@ -130,7 +123,7 @@ def test_witnesses_survive_a_snapshot_and_an_older_snapshot_reads_as_whole_event
     assert DyadState.restore(state.snapshot()) == state
     third_version = {
         **state.snapshot(),
-        "entries": [row[:-1] for row in state.snapshot()["entries"]],
+        "entries": [row[:-2] for row in state.snapshot()["entries"]],  # no witnesses, no fingerprint
         "version": 3,
     }
     restored = DyadState.restore(third_version)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers import Located
-from replay.readers.base import ReaderOptions
+from replay.readers.base import BadRow, ReaderOptions
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig, Outcome
@@ -84,6 +84,9 @@ class BacktestResult:
 
     def add(self, step: Step) -> None:
         self.counts[step.outcome.fate] += 1
+        if step.outcome.refusal is not None:  # what the worker dead-letters, reported as a bad row
+            raw = step.item.record.model_dump_json()
+            self.read.add_bad(BadRow(step.item.where, "conflicting copy", step.outcome.refusal, raw))
         moment = step.item.record.event_time
         if self.first_time is None or moment < self.first_time:
             self.first_time = moment

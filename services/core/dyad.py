@@ -40,6 +40,9 @@ class Entry:
     witnesses: Witnesses | None = None
     """The source rows counted so far, while they add up to less than a whole event (see
     `DyadState.corroboration`); None when the event is whole: a later copy is a duplicate."""
+    fingerprint: str | None = None
+    """What the index read of the event (`scoring.fingerprint`): a copy must match it. None
+    for entries of snapshots older than fingerprints: any copy matches."""
 
     @property
     def order(self) -> tuple[float, str]:
@@ -51,8 +54,10 @@ class Entry:
 
     def as_row(self) -> list[Any]:
         """The fields in order, totals and standing as lists: a compact form for snapshots."""
-        *head, totals, standing, judged_against, witnesses = (getattr(self, name) for name in _ENTRY_FIELDS)
-        return [*head, list(totals), list(standing), list(judged_against), witnesses]
+        *head, totals, standing, judged_against, witnesses, fingerprint = (
+            getattr(self, name) for name in _ENTRY_FIELDS
+        )
+        return [*head, list(totals), list(standing), list(judged_against), witnesses, fingerprint]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -72,6 +77,7 @@ class Entry:
             standing,
             judged,
             witnesses,
+            fingerprint,
         ) = row
         return cls(
             time,
@@ -85,6 +91,7 @@ class Entry:
             _standing_of(standing),
             (float(judged[0]), float(judged[1])),
             witnesses,
+            fingerprint,
         )
 
 
@@ -147,8 +154,8 @@ class DyadState:
     last_correction: str | None = None
     """The id of the last correction published: an alert told before it no longer says what
     subscribers believe, though the timeline may hold it again (see `told_since_correction`)."""
-    event_ids: set[str] = field(default_factory=set)
-    """The ids of `entries`, for de-duplication in O(1)."""
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    """The ids of `entries` and their fingerprints: copies are told apart from conflicts in O(1)."""
     last_change: str | None = None
     """The record (event or retraction) that changed the entries last."""
     let_go_since: float | None = None
@@ -175,7 +182,7 @@ class DyadState:
         return self.entries[-1].level if self.entries else Level.NORMAL
 
     def holds(self, event_id: str) -> bool:
-        return event_id in self.event_ids
+        return event_id in self.fingerprints
 
     def indices(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
         """(escalation, de-escalation) just after the entry at `position`."""
@@ -238,7 +245,8 @@ class DyadState:
 
         They add nothing when the record names no witnesses (a native record: its copy is a
         duplicate), when the event is already whole, when every row named was counted already,
-        or when the held event is at another time (a conflicting copy: the first one stands).
+        or when the held event is at another time (only an entry of a snapshot older than
+        fingerprints: the engine refuses other copies at another time as conflicts first).
         """
         if not witnesses:
             return None
@@ -251,13 +259,13 @@ class DyadState:
     def insert(self, entry: Entry) -> int:
         position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
         self.entries.insert(position, entry)
-        self.event_ids.add(entry.event_id)
+        self.fingerprints[entry.event_id] = entry.fingerprint
         return position
 
     def remove(self, event_id: str) -> int:
         position = next(i for i, e in enumerate(self.entries) if e.event_id == event_id)
         del self.entries[position]
-        self.event_ids.discard(event_id)
+        del self.fingerprints[event_id]
         return position
 
     def recompute_from(self, position: int, config: EngineConfig) -> list[Alert]:
@@ -391,7 +399,8 @@ class DyadState:
                 self.let_go_since = self.entries[0].time
             last_let_go = self.entries[keep_from - 1]
             self.prior_totals, self.prior_standing = last_let_go.totals, last_let_go.standing
-        self.event_ids.difference_update(e.event_id for e in self.entries[:keep_from])
+        for entry in self.entries[:keep_from]:
+            del self.fingerprints[entry.event_id]
         del self.entries[:keep_from]
         for event_id in [k for k, t in self.retracted.items() if t < horizon]:
             del self.retracted[event_id]
@@ -449,7 +458,7 @@ class DyadState:
             emitted={alert_id: Published(*row) for alert_id, row in snapshot["emitted"].items()},
             reported_level=Level(snapshot["reported_level"]),
             last_correction=snapshot["last_correction"],
-            event_ids={entry.event_id for entry in entries},
+            fingerprints={entry.event_id: entry.fingerprint for entry in entries},
             last_change=snapshot["last_change"],
             let_go_since=snapshot["let_go_since"],
             prior_totals=Totals(*snapshot["prior_totals"]),
@@ -457,7 +466,7 @@ class DyadState:
         )
 
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 """Bump it, and add a migration below, whenever a snapshot's shape changes: entry rows are
 positional, so a new field must never restore into the wrong slot."""
 
@@ -517,5 +526,15 @@ def _with_witnesses(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_MIGRATIONS = {1: _since_last_change, 2: _with_baselines, 3: _with_witnesses}
+def _with_fingerprints(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """4 → 5: entries keep their event's fingerprint; older ones have none (any copy matches)."""
+    return {**snapshot, "entries": [[*row, None] for row in snapshot["entries"]], "version": 5}
+
+
+_MIGRATIONS = {
+    1: _since_last_change,
+    2: _with_baselines,
+    3: _with_witnesses,
+    4: _with_fingerprints,
+}
 """From version N to N + 1."""

@@ -15,13 +15,14 @@ from schemas.outputs import Alert, IndexUpdate, Level
 from services.core.config import EngineConfig
 from services.core.dyad import DyadState, Entry
 from services.core.levels import Transition
-from services.core.scoring import score
+from services.core.scoring import fingerprint, score
 from services.core.timeutil import from_seconds, to_seconds
 
 Fate = Literal[
     "accepted",
     "corroborated",
     "duplicate",
+    "conflicting",
     "retracted",
     "expired",
     "no-dyad",
@@ -47,6 +48,9 @@ class Outcome:
     """For a duplicate of the record that last changed the dyad: the index update it published,
     the same again (for the same reason). Of any earlier record it would be a wrong one: the
     dyad has moved on since."""
+    refusal: str | None = None
+    """For a conflicting copy (an event_id held with other facts): why it was refused, with
+    both fingerprints. The worker dead-letters it; the backtest reports it as a bad row."""
 
 
 def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
@@ -58,7 +62,11 @@ def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConf
 
 def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     time = to_seconds(event.event_time)
+    facts = fingerprint(event)
     if state.holds(event.event_id):
+        held = state.fingerprints[event.event_id]
+        if held is not None and held != facts:
+            return _conflicting(state, event.event_id, held, facts)
         return _corroborate(state, event, time, config)
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
@@ -68,9 +76,20 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     scored = score(event, config)
     partial = None if event.witnesses is None or event.weight >= 1.0 else dict(event.witnesses)
     position = state.insert(
-        Entry(time, event.event_id, scored.conflict, scored.cooperation, witnesses=partial)
+        Entry(time, event.event_id, scored.conflict, scored.cooperation, witnesses=partial, fingerprint=facts)
     )
     return _changed(state, "accepted", event.event_id, position, time, config)
+
+
+def _conflicting(state: DyadState, event_id: str, held: str, received: str) -> Outcome:
+    """First write wins: an event_id is one event, whatever copies say later. A source that
+    changed its mind retracts the event and publishes a new one (`Retraction`)."""
+    refusal = (
+        f"conflicting copy of event {event_id!r}: the event held has fingerprint {held}, this copy"
+        f" {received} (another time, dyad, roles, CAMEO code or Goldstein score); the first copy"
+        " stands: to correct an event, retract it and publish the correction under a new event_id"
+    )
+    return Outcome("conflicting", event_id, state.dyad, refusal=refusal)
 
 
 def _corroborate(state: DyadState, event: CrisisEvent, time: float, config: EngineConfig) -> Outcome:

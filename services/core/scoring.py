@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from schemas.actors import ActorRole
 from schemas.cameo import GoldsteinScale
 from schemas.events import CrisisEvent
 from services.core.config import EngineConfig
+from services.core.timeutil import to_seconds
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,29 @@ class Score:
     goldstein: float
     conflict: float
     cooperation: float
+
+
+def fingerprint(event: CrisisEvent) -> str:
+    """A digest of what the index reads of an event: when, which countries in which roles, the
+    CAMEO code and Goldstein score. Not its weight and rows (a later copy may add rows: see
+    `CrisisEvent.witnesses`), nor its wording and provenance (each source tells it its own way).
+
+    Two records with one event_id and different fingerprints are a conflict: the engine keeps
+    the first and refuses the other (a correction is a retraction and a new event, never an
+    edit). 8 hex digits: a changed copy slips through once in four billion, and a dyad keeps
+    one per event it holds.
+    """
+    source, target = event.source, event.target
+    facts = (
+        repr(to_seconds(event.event_time)),
+        str(source.country),
+        str(source.acting_role),
+        str(target.country),
+        str(target.acting_role),
+        event.cameo_code,
+        repr(event.goldstein),
+    )
+    return hashlib.sha256("|".join(facts).encode()).hexdigest()[:8]
 
 
 def goldstein_of(event: CrisisEvent, scale: GoldsteinScale) -> float:

@@ -154,6 +154,8 @@ class Processor:
             log.exception("the engine failed on %s[%s]@%s", message.topic, message.partition, message.offset)
             self.states.pop(dyad, None)  # it may be half-changed: the saved one is restored
             return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
+        if outcome.refusal is not None:
+            return await self.reject(raw, outcome.refusal, message)
         await self.publish(state, outcome, message.partition)
         if outcome.index_update is not None:
             self.store[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)

@@ -25,6 +25,7 @@ COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
     "corroborated": "corroborated",
     "duplicate": "duplicate",
     "rejected": "rejected",
+    "conflicting": "rejected",
     "retraction-applied": "retraction",
     "retraction-pending": "retraction",
     "retracted": "ignored",
@@ -32,9 +33,9 @@ COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
     "no-dyad": "ignored",
 }
 """`crisismon_events_total{outcome}` by what became of a record: rejected ones went to the
-dead-letter topic; corroborated ones add source rows to an event already counted
-(GDELT's repeats); ignored ones are valid but change no index (no dyad, older than the
-retention, already retracted)."""
+dead-letter topic (conflicting copies of a held event too); corroborated ones add source rows
+to an event already counted (GDELT's repeats); ignored ones are valid but change no index (no
+dyad, older than the retention, already retracted)."""
 OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 
 API_OUTCOMES = ("accepted", "rejected", "unacknowledged")
