@@ -46,13 +46,23 @@ class EventProducer:
 
     Used as `async with EventProducer(...) as producer:`; at most DELIVERY_BATCH records are in
     flight, so a long replay holds a batch, not every delivery.
+
+    A broker that goes away for less than `outage_timeout` seconds loses nothing: aiokafka
+    tries a record again until it is that old (and waits as long for the topic's metadata and
+    for room in its buffer), so the records wait and go once the broker is back.
     """
 
-    def __init__(self, bootstrap: str, topic: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, headers: Mapping[str, str], outage_timeout: float = 300.0
+    ) -> None:
         self.topic = topic
         self.headers = [(name, value.encode()) for name, value in headers.items()]
         self._kafka = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            request_timeout_ms=int(outage_timeout * 1000),
         )
         self._in_flight: list[asyncio.Future[Any]] = []
         self.deliveries = Deliveries()
@@ -111,11 +121,13 @@ async def replay(
     when_read: Callable[[], Awaitable[object]] | None = None,
     progress: bool = False,
     options: ReaderOptions | None = None,
+    outage_timeout: float = 300.0,
 ) -> ReplayReport:
     """Produce every record; `speed` is event seconds per wall second (None: as fast as possible),
     and no wait between two records is longer than `max_wait` seconds (None: as long as it takes).
     `when_read` is awaited once the files are read, before anything is produced: creating
-    the topics there means an unreadable file never has the broker contacted.
+    the topics there means an unreadable file never has the broker contacted. A broker outage
+    shorter than `outage_timeout` seconds only holds the records back (see EventProducer).
 
     In event-time order every input is read (and sorted) before the first record is produced,
     so an unreadable file stops the replay with nothing produced.
@@ -125,7 +137,8 @@ async def replay(
     first = next(records, None)
     if when_read is not None:
         await when_read()
-    async with EventProducer(bootstrap, topic, {"crisismon-replay-run": report.run_id}) as producer:
+    headers = {"crisismon-replay-run": report.run_id}
+    async with EventProducer(bootstrap, topic, headers, outage_timeout) as producer:
         previous_time = first.record.event_time if first else None
         played = itertools.chain([first] if first else [], records)
         for item in tqdm(played, desc="replay", unit="event", disable=not progress):

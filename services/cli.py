@@ -261,22 +261,26 @@ def replay(
     from replay.producer import replay as replay_files
     from schemas.topics import Topics
     from services.backtest.timeline import render_bad_rows
+    from services.kafka.outage import BrokerOutage
     from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
     topics = Topics(settings.namespace)
+    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
+    kafka = settings.kafka_bootstrap
 
     try:
         report = run_async(
             replay_files(
                 paths,
-                settings.kafka_bootstrap,
+                kafka,
                 topics.events,
                 file_format,
                 speed,
                 progress=sys.stderr.isatty(),
                 options=settings.reader_options(datetime.now(UTC), order),
-                when_read=lambda: ensure_topics(settings.kafka_bootstrap, topics),
+                when_read=lambda: outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics)),
+                outage_timeout=outage.timeout,
             )
         )
     except InputError as error:

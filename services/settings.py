@@ -105,6 +105,18 @@ class Settings(BaseSettings, EngineConfig):
     )
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
+    kafka_outage_timeout: Duration = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        description="how long the worker, `replay`, `follow` and `alerts tail` wait for a broker that"
+        " went away before they give up and exit non-zero",
+    )
+    worker_stall_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        description="a worker stuck this long (no partitions, records waiting but none processed, a"
+        " blocked event loop) reports it; twice this long, it exits non-zero for its supervisor",
+    )
 
     @classmethod
     def settings_customise_sources(

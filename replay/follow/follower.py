@@ -208,7 +208,7 @@ class Follower:
         return AsyncRetrying(
             stop=stop_never if attempts is None else stop_after_attempt(attempts),
             wait=wait_exponential_jitter(
-                initial=backoff, max=LONGEST_BACKOFF.total_seconds(), jitter=backoff
+                multiplier=backoff, max=LONGEST_BACKOFF.total_seconds(), jitter=backoff
             ),
             retry=retry_if_exception_type(failures),
             before_sleep=said,

@@ -22,11 +22,17 @@ log = logging.getLogger(__name__)
 class ProgressLog:
     """The files of one source recorded in the progress topic."""
 
-    def __init__(self, bootstrap: str, topic: str, source: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, source: str, outage_timeout: float = 300.0) -> None:
+        """`outage_timeout`: how long a record waits for a broker that went away (as EventProducer)."""
         self.bootstrap = bootstrap
         self.topic = topic
         self.source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=int(outage_timeout * 1000),
+        )
 
     async def start(self) -> None:
         await self._producer.start()

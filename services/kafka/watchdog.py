@@ -30,15 +30,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-log = logging.getLogger(__name__)
+from services.kafka.outage import BrokerOutage
 
-READ_RANGE_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class CommitWatchdog:
     bootstrap: str
     group: str
+    outage: BrokerOutage = field(default_factory=BrokerOutage)
     idle_seconds: float = 10.0
     processed: dict[Any, tuple[int, float]] = field(default_factory=dict)
     """Per topic-partition: the last offset processed, and when."""
@@ -49,13 +50,21 @@ class CommitWatchdog:
         self.processed[tp] = (offset, time.monotonic())
 
     async def committed(self, tps: list[Any]) -> dict[Any, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-            offsets = await admin.list_consumer_group_offsets(self.group, partitions=wanted)
-        finally:
-            await admin.close()
+        """The group's committed offsets of `tps` (those it has), waiting out a broker outage."""
+        wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+        async def ask() -> dict[TopicPartition, Any]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(
+                    self.group, partitions=wanted
+                )
+                return offsets
+            finally:
+                await admin.close()
+
+        offsets = await self.outage.call("reading the committed offsets", ask)
         by_key = {(tp.topic, tp.partition): tp for tp in tps}
         return {
             by_key[(k.topic, k.partition)]: meta.offset for k, meta in offsets.items() if meta.offset >= 0
@@ -101,6 +110,7 @@ class OffsetGuard:
 
     bootstrap: str
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
+    outage: BrokerOutage = field(default_factory=BrokerOutage)
     expected: dict[Any, int] = field(default_factory=dict)
     """Per topic-partition: the next offset to process."""
 
@@ -114,7 +124,13 @@ class OffsetGuard:
         if tp not in self.expected:
             committed = (await self.committed([tp])).get(tp)
             # No commit yet: the group starts at the beginning (auto_offset_reset=earliest).
-            self.expected[tp] = committed if committed is not None else await first_offset(self.bootstrap, tp)
+            self.expected[tp] = (
+                committed
+                if committed is not None
+                else await self.outage.call(
+                    "reading where a partition starts", lambda: first_offset(self.bootstrap, tp)
+                )
+            )
         expected = self.expected[tp]
         self.expected[tp] = max(expected, message.offset + 1)
         if message.offset <= expected:
@@ -126,7 +142,14 @@ class OffsetGuard:
             expected,
             message.offset - 1,
         )
-        return await read_range(self.bootstrap, tp.topic, tp.partition, expected, message.offset)
+        return await read_range(
+            self.bootstrap, tp.topic, tp.partition, expected, message.offset, self.outage.timeout
+        )
+
+
+class GapNotRead(Exception):
+    """Records Faust skipped could not be read back: the worker must stop before it commits
+    past them (a restart reads them again)."""
 
 
 async def first_offset(bootstrap: str, tp: Any) -> int:
@@ -140,8 +163,11 @@ async def first_offset(bootstrap: str, tp: Any) -> int:
         await consumer.stop()
 
 
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Any]:
-    """The records of one partition from offset `start` up to, not including, `end`."""
+async def read_range(
+    bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float
+) -> list[Any]:
+    """The records of one partition from offset `start` up to, not including, `end`; GapNotRead
+    when they cannot all be read within `timeout` seconds (the broker stays away)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -149,11 +175,10 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, end
         consumer.assign([tp])
         consumer.seek(tp, start)
         records: list[Any] = []
-        deadline = time.monotonic() + READ_RANGE_SECONDS
+        deadline = time.monotonic() + timeout
         while (records[-1].offset if records else start - 1) < end - 1:
             if time.monotonic() > deadline:
-                log.error("%s[%s]: could not read offsets %s to %s back", topic, partition, start, end - 1)
-                break
+                raise GapNotRead(f"{topic}[{partition}]: could not read offsets {start} to {end - 1} back")
             batch = await consumer.getmany(tp, timeout_ms=1000)
             records += [record for record in batch.get(tp, []) if record.offset < end]
         return records
