@@ -21,9 +21,11 @@ from replay.follow.source import Source
 from replay.producer import EventProducer
 from schemas.topics import Topics
 from services.kafka.feed import Feed
+from services.kafka.health import WorkerHealth
 from services.kafka.intake import KafkaIntake
+from services.kafka.outage import BrokerOutage, quiet_kafka_client_logs
 from services.kafka.topics import ensure_topics
-from services.kafka.worker import WorkerOptions, create_app
+from services.kafka.worker import JOIN_TIMEOUT_SECONDS, WorkerOptions, create_app
 from services.settings import Settings
 from services.web.app import WebApp
 from services.web.metrics import WorkerMetrics
@@ -37,10 +39,17 @@ def build_worker(settings: Settings) -> faust.App:
     topics = Topics(settings.namespace)
     config = settings.engine_config()
     metrics = WorkerMetrics(settings.metrics_max_dyads)
+    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
     options = WorkerOptions(
-        settings.kafka_bootstrap, topics, settings.store, settings.data_dir, settings.max_future_skew
+        settings.kafka_bootstrap, topics, settings.store, settings.data_dir, settings.max_future_skew, outage
     )
-    app = create_app(options, config, metrics, metrics.registry)
+    health = WorkerHealth(
+        stall_timeout=settings.worker_stall_timeout.total_seconds(),
+        join_timeout=JOIN_TIMEOUT_SECONDS,
+        outage_timeout=outage.timeout,
+        metrics=metrics,
+    )
+    app = create_app(options, config, metrics, metrics.registry, health)
     view = View(
         Projection(settings.api_max_events, settings.api_history_per_dyad, config.scale),
         Broadcaster(max_subscribers=settings.api_max_stream_clients),
@@ -59,6 +68,7 @@ def build_worker(settings: Settings) -> faust.App:
         max_body_bytes=settings.api_max_body_bytes,
         max_future_skew=settings.max_future_skew,
         api_events=metrics.api_events,
+        health=health,
     )
 
     @app.task  # type: ignore[untyped-decorator]
@@ -70,10 +80,14 @@ def build_worker(settings: Settings) -> faust.App:
 
 
 def run_worker(settings: Settings) -> None:
-    """Create the topics if missing, then run the worker until stopped (SIGINT/SIGTERM)."""
+    """Wait for the broker, create the topics if missing, then run the worker until stopped
+    (SIGINT/SIGTERM), or until it finds itself stuck (`services.kafka.health`)."""
     from faust.worker import Worker
 
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
+    quiet_kafka_client_logs()
+    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.namespace)
+    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
+    asyncio.run(outage.wait_for_broker(bootstrap, lambda: ensure_topics(bootstrap, topics)))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Worker(build_worker(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
 
@@ -83,8 +97,12 @@ async def run_follower(
 ) -> FollowReport:
     """Follow `source` onto crisis.events (topics created if missing), with its /metrics on
     `follow_metrics_port` (0: none), until stopped or, with `once`, caught up."""
+    quiet_kafka_client_logs()
     topics = Topics(settings.namespace)
-    await ensure_topics(settings.kafka_bootstrap, topics)
+    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
+    await outage.wait_for_broker(
+        settings.kafka_bootstrap, lambda: ensure_topics(settings.kafka_bootstrap, topics)
+    )
     metrics = FollowMetrics()
     if settings.follow_metrics_port:
         metrics.serve(settings.web_host, settings.follow_metrics_port)
@@ -96,9 +114,9 @@ async def run_follower(
         file_format,
         settings.reader_options(datetime.now(UTC)),
     )
-    progress = ProgressLog(settings.kafka_bootstrap, topics.follow_progress, source.key)
+    progress = ProgressLog(settings.kafka_bootstrap, topics.follow_progress, source.key, outage.timeout)
     headers = {"crisismon-follow": source.key}
-    async with EventProducer(settings.kafka_bootstrap, topics.events, headers) as events:
+    async with EventProducer(settings.kafka_bootstrap, topics.events, headers, outage.timeout) as events:
         await progress.start()
         try:
             return await Follower(source, events, progress, metrics, options).run()

@@ -306,7 +306,7 @@ def test_the_worker_port_is_the_one_prometheus_and_the_healthcheck_use() -> None
     port = Settings.model_fields["web_port"].default
     worker = services()["worker"]
     assert str(port) in map(str, worker["expose"])
-    assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/health" in " ".join(worker["healthcheck"]["test"])
     (job,) = [
         job
         for job in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]

@@ -57,8 +57,10 @@ class Feed:
                         self.sink.ingest(kinds[tp.topic], message.value or b"", message.timestamp / 1000)
                     read += len(messages)
                 if not self.sink.caught_up:
-                    positions = {tp: await consumer.position(tp) for tp in ends}
-                    if all(positions[tp] >= end for tp, end in ends.items()):
+                    # A partition no longer assigned (its topic was deleted) has nothing to catch up.
+                    held = consumer.assignment()
+                    positions = {tp: await consumer.position(tp) for tp in ends if tp in held}
+                    if all(position >= ends[tp] for tp, position in positions.items()):
                         self.sink.caught_up = True
                         log.info("API view caught up: %d records read", read)
         finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,6 +34,34 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+@dataclass
+class BrokerProbe:
+    """Asks the broker, over one admin connection kept open, which of the `needed` topics it
+    does not have: the worker's health check (it answers = the broker is up)."""
+
+    bootstrap: str
+    needed: list[str]
+    admin: AIOKafkaAdminClient | None = field(default=None, repr=False)
+
+    async def missing_topics(self) -> list[str]:
+        """KafkaError when the broker does not answer."""
+        try:
+            if self.admin is None:
+                self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+                await self.admin.start()
+            existing = set(await self.admin.list_topics())
+        except BaseException:  # cancelled by a timeout too: the next check starts afresh
+            await self.close()
+            raise
+        return [name for name in self.needed if name not in existing]
+
+    async def close(self) -> None:
+        admin, self.admin = self.admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 def reader(

@@ -17,9 +17,12 @@ side included, is wired in `services/bootstrap.py`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,8 @@ from typing import Any, Literal, Protocol
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
+from faust.sensors import Sensor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -39,6 +44,9 @@ from services.core import EngineConfig
 from services.core.dyad import DyadState
 from services.core.engine import Fate, Outcome, apply
 from services.core.timeutil import reference_time, too_far_ahead
+from services.kafka.health import EXIT_RESTART, WorkerHealth
+from services.kafka.outage import BrokerOutage
+from services.kafka.topics import BrokerProbe
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 
 log = logging.getLogger(__name__)
@@ -208,6 +216,22 @@ def faust_sensors(registry: CollectorRegistry) -> PrometheusMonitor:
     return PrometheusMonitor(metrics=FaustMetrics.create(registry, "faust"))
 
 
+class UndeliveredOutputs(Sensor):
+    """Stops the worker when Kafka did not take an output (after the producer's retries, for
+    as long as `kafka_outage_timeout`). Faust's commit flushes the producer but does not look
+    at what failed: going on would commit the record's offset, and lose its outputs for good.
+    Stopped before that, the restarted worker processes the record again (same ids)."""
+
+    def __init__(self, exit: Callable[[int], Any] = os._exit) -> None:
+        super().__init__()
+        self.exit = exit
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        log.critical("Kafka did not take an output (%r): exiting before its offset is committed", exc)
+        logging.shutdown()
+        self.exit(EXIT_RESTART)
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     bootstrap: str
@@ -216,13 +240,26 @@ class WorkerOptions:
     """Faust's table store: rocksdb:// (kept in data_dir) or memory://."""
     data_dir: Path
     max_future_skew: timedelta
+    outage: BrokerOutage
+
+
+SESSION_TIMEOUT_SECONDS = 10.0
+REBALANCE_TIMEOUT_SECONDS = 20.0
+JOIN_TIMEOUT_SECONDS = SESSION_TIMEOUT_SECONDS + REBALANCE_TIMEOUT_SECONDS
+"""The longest a healthy group join takes: the broker drops a dead member after the session
+timeout, and a rebalance ends within its timeout (`WorkerHealth`'s `group` check)."""
 
 
 def create_app(
-    options: WorkerOptions, config: EngineConfig, metrics: ProcessingMetrics, registry: CollectorRegistry
+    options: WorkerOptions,
+    config: EngineConfig,
+    metrics: ProcessingMetrics,
+    registry: CollectorRegistry,
+    health: WorkerHealth,
 ) -> faust.App:
-    """The Faust app: the agent over `crisis.events` and the guards' timers; Faust's own sensor
-    metrics go to `registry` as faust_*. The caller adds its tasks and runs it."""
+    """The Faust app: the agent over `crisis.events`, the guards' timers and the health
+    checks; Faust's own sensor metrics go to `registry` as faust_*. The caller adds its tasks
+    and runs it."""
     topics = options.topics
     app = faust.App(
         topics.app_id,
@@ -237,20 +274,23 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         producer_acks=-1,
-        # Faust waits 20 minutes by default for a produce response, and every offset commit
-        # waits for the producer: one lost response would stall commits that long.
-        producer_request_timeout=30.0,
+        # How long an output waits for the broker before it counts as lost (which stops the
+        # worker: UndeliveredOutputs): a broker outage this long is ridden out. Every offset
+        # commit waits for the producer, so a lost response stalls commits as long; the
+        # `partition` health check notices that first.
+        producer_request_timeout=options.outage.timeout,
         # Table writes are whole dyad snapshots (zlib-compressed JSON, a few KiB): let them
         # share batches, or Faust's producer buffer fills and stalls the stream.
         producer_max_batch_size=512 * 1024,
-        broker_session_timeout=10.0,
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
         broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=20.0,
+        broker_rebalance_timeout=REBALANCE_TIMEOUT_SECONDS,
         web_enabled=False,  # the worker serves its own web app (services.web.app)
     )
     app.monitor = faust_sensors(registry)
+    app.sensors.add(UndeliveredOutputs())
     events = app.topic(topics.events, partitions=PARTITIONS)
-    watchdog = CommitWatchdog(options.bootstrap, topics.app_id)
+    watchdog = CommitWatchdog(options.bootstrap, topics.app_id, options.outage)
     processor = Processor(
         config=config,
         store=app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes),
@@ -260,7 +300,7 @@ def create_app(
             dead_letters=app.topic(topics.dead_letters, partitions=1),
         ),
         watchdog=watchdog,
-        offset_guard=OffsetGuard(options.bootstrap, watchdog.committed),
+        offset_guard=OffsetGuard(options.bootstrap, watchdog.committed, options.outage),
         metrics=metrics,
         max_future_skew=options.max_future_skew,
     )
@@ -274,15 +314,44 @@ def create_app(
     async def unstick_commits() -> None:
         await watchdog.check(app.consumer)
 
-    @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
-    async def measure_lag() -> None:
+    assigned_at: dict[Any, float] = {}
+    probe = BrokerProbe(options.bootstrap, [topics.events, topics.index, topics.alerts, topics.dead_letters])
+
+    async def measure_lag() -> dict[str, tuple[int, float]]:
+        """Per partition held: records waiting, and when one was last processed (or assigned)."""
+        health.observe_topics(await probe.missing_topics())
         partitions = [tp for tp in app.consumer.assignment() if tp.topic == topics.events]
         ends = await app.consumer.highwaters(*partitions) if partitions else {}
+        lags: dict[str, tuple[int, float]] = {}
         for tp, end in ends.items():
             processed = watchdog.processed.get(tp)
             next_offset = processed[0] + 1 if processed else await app.consumer.position(tp)
             if next_offset is not None:
-                metrics.observe_lag(tp.topic, tp.partition, max(0, end - next_offset))
+                lag = max(0, end - next_offset)
+                metrics.observe_lag(tp.topic, tp.partition, lag)
+                last = max(processed[1] if processed else 0.0, assigned_at.get(tp, 0.0))
+                lags[f"{tp.topic}[{tp.partition}]"] = (lag, last)
+        return lags
+
+    @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
+    async def watch_health() -> None:
+        """The lag, and whether the broker answers, the topics are there and nothing is stuck.
+        (A deleted topic: the `topics` check; the restart creates it again, empty.)"""
+        try:
+            lags = await asyncio.wait_for(measure_lag(), timeout=LAG_INTERVAL_SECONDS)
+        except (KafkaError, TimeoutError) as error:
+            if health.silent_since is None:
+                log.warning("Kafka does not answer (%r): waiting for it", error)
+            health.broker_silent()
+        else:
+            health.broker_answered()
+            health.observe_partitions(lags)
+        health.check()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def beat() -> None:
+        health.watch_event_loop()
+        await health.keep_beating()
 
     def forget_states(*_: Any, **__: Any) -> None:
         processor.states.clear()
@@ -291,10 +360,19 @@ def create_app(
     def forget_revoked(*args: Any, **_: Any) -> None:
         _sender, revoked = args  # faust sends (app, revoked topic-partitions)
         forget_states()
+        health.joining()
         metrics.forget_partitions(
             topics.events, {tp.partition for tp in revoked if tp.topic == topics.events}
         )
 
+    def take_assigned(*args: Any, **_: Any) -> None:
+        _sender, assigned = args  # faust sends (app, assigned topic-partitions)
+        forget_states()
+        health.joined()
+        now = time.monotonic()
+        assigned_at.clear()
+        assigned_at.update((tp, now) for tp in assigned)
+
     app.on_partitions_revoked.connect(forget_revoked)
-    app.on_partitions_assigned.connect(forget_states)
+    app.on_partitions_assigned.connect(take_assigned)
     return app

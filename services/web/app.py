@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -44,6 +44,7 @@ from services.web.models import (
     EventDetail,
     EventList,
     EventQuery,
+    Health,
     History,
     HistoryQuery,
     PostedEvents,
@@ -214,6 +215,16 @@ def dyad_of(request: web.Request) -> str:
     return dyad
 
 
+class HealthReport(Protocol):
+    """What the worker finds stuck (services.kafka.health): one line per stall, none when fine."""
+
+    def problems(self) -> list[str]: ...
+
+
+UNGUARDED_PATHS = ("/metrics", "/health")
+"""Read by Prometheus and supervisors, which hold no token; they tell nothing of the events."""
+
+
 class WebApp:
     def __init__(
         self,
@@ -227,11 +238,13 @@ class WebApp:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_future_skew: timedelta = timedelta(days=1),
         api_events: Counter | None = None,
+        health: HealthReport | None = None,
     ) -> None:
         """`sink`: where `POST /api/events` appends (none: it answers 503). `max_body_bytes`:
         the largest body it reads. `max_future_skew`: as the worker's, so that the API refuses
         what the worker would. `api_events`: where it counts records by outcome (none: a
-        counter of its own, not exported)."""
+        counter of its own, not exported). `health`: what the worker finds stuck (none: nothing
+        is watched)."""
         self.view = view
         self.projection = view.projection
         self.broadcaster = view.broadcaster
@@ -244,6 +257,7 @@ class WebApp:
         self.max_body_bytes = max_body_bytes
         self.max_future_skew = max_future_skew
         self.api_events = api_events if api_events is not None else api_events_counter(None)
+        self.health = health
         self.session = (
             hmac.new(token.encode(), b"crisismon dashboard session", hashlib.sha256).hexdigest()
             if token
@@ -336,6 +350,7 @@ class WebApp:
                 application.router.add_get(route.path, route.handler)
         application.router.add_get("/api/openapi.json", self.openapi)
         application.router.add_get("/metrics", self.prometheus)
+        application.router.add_get("/health", self.healthy)
         application.router.add_get("/", self.dashboard)
         application.router.add_static("/static", STATIC_DIR)
         application.on_shutdown.append(self.close_streams)
@@ -386,7 +401,7 @@ class WebApp:
         site), while an `Authorization` header is only ever sent by who holds the token. The
         token in the query is refused for writes too, as addresses end up in logs and history.
         """
-        if self.token is None or request.path == "/metrics":
+        if self.token is None or request.path in UNGUARDED_PATHS:
             return await handler(request)
         from_query = request.query.get(TOKEN_PARAMETER)
         if request.method not in SAFE_METHODS:
@@ -598,8 +613,16 @@ class WebApp:
                 dyads=len(self.projection.dyads),
                 events_kept=len(self.projection.events),
                 subscribers=len(self.broadcaster.connected),
+                stalls=self.stalls(),
             )
         )
+
+    def stalls(self) -> list[str]:
+        return self.health.problems() if self.health else []
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        stalls = self.stalls()
+        return json_response(Health(healthy=not stalls, stalls=stalls), 503 if stalls else 200)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         try:

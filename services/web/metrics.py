@@ -132,6 +132,20 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.api_events = api_events_counter(self.registry)
+        self.stall_seconds = Gauge(
+            "crisismon_worker_stall_seconds",
+            "How long the worker has been stuck, by check (group: no partitions; partition: records"
+            " wait, none processed; event-loop: blocked; kafka: the broker does not answer; topics:"
+            " a topic it needs is missing), once past the check's limit; 0 while fine. Past twice"
+            " the limit the worker exits for a restart (kafka and topics: at the limit)",
+            ["check"],
+            registry=self.registry,
+        )
+        for check in ("group", "partition", "event-loop", "kafka", "topics"):
+            self.stall_seconds.labels(check)
+
+    def observe_stall(self, check: str, seconds: float) -> None:
+        self.stall_seconds.labels(check).set(seconds)
 
     def observe_index(self, update: IndexUpdate, partition: int) -> None:
         self._admit(update.dyad, partition)

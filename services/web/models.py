@@ -114,6 +114,18 @@ class ViewStatus(Answer):
     dyads: int
     events_kept: int
     subscribers: int = Field(description="open /api/stream connections")
+    stalls: list[str] = Field(
+        default=[],
+        description="what the worker found stuck past its limit (empty: nothing; see /health)",
+    )
+
+
+class Health(Answer):
+    """`/health`: 200 while the worker is not stuck, 503 (with what is) once a check is past
+    its limit, for a supervisor's health check. Past twice the limit the worker exits."""
+
+    healthy: bool
+    stalls: list[str]
 
 
 class Problem(Answer):

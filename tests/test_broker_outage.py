@@ -1,0 +1,170 @@
+"""A broker that goes away, comes late, or loses a topic, with a real broker of the test's own
+(stopped and started again on the same data, so the session's broker is never touched).
+
+The offline backtest is the oracle: after the outage the alerts equal its alerts, none lost,
+none unknown, and every part (worker, replay, `alerts tail`, the web feed) got there by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from devtools.broker import Broker, start, stop
+from schemas.topics import Topics
+from services.kafka.health import EXIT_RESTART
+from tests.kafka_fixtures import start_test_broker
+from tests.live import (
+    CRISISMON,
+    WorkerProcess,
+    by_dyad,
+    clean_env,
+    eventually,
+    read_alerts,
+    wait_processed,
+)
+from tests.synthetic import write_events
+from tests.test_pipeline import ARTICLE, KILL_AFTER_RECORDS, KILL_TEST_PACE, offline
+
+OUTAGE_SECONDS = 30
+QUIET_LOG_LINES = 3_000
+"""A worker's log over the whole test, outage included (once: 120,000 lines for 30 s)."""
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    broker = start_test_broker(tmp_path / "kafka")
+    try:
+        yield broker
+    finally:
+        stop(broker)
+
+
+def background(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+
+
+def test_a_broker_stopped_mid_replay_for_30_s_loses_nothing_and_everything_recovers(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    bootstrap, namespace = own_broker.bootstrap, "outage"
+    events = write_events(tmp_path / "many.jsonl", 3000, seed=13)
+    worker = WorkerProcess(bootstrap, namespace, tmp_path / "worker").start().wait_for_web()
+    target = ["--bootstrap", bootstrap, "--namespace", namespace]
+    tail_log = tmp_path / "tail.jsonl"
+    tail = background([CRISISMON, "alerts", "tail", "--json", *target], tail_log)
+    replay_log = tmp_path / "replay.log"
+    producing = background(
+        [CRISISMON, "replay", str(events), *target, "--speed", str(KILL_TEST_PACE)], replay_log
+    )
+    try:
+        eventually(
+            lambda: worker.records_processed() >= KILL_AFTER_RECORDS or producing.poll() is not None,
+            120,
+            f"the worker to process {KILL_AFTER_RECORDS} records",
+        )
+        assert producing.poll() is None, "the replay ended before the outage: slow KILL_TEST_PACE down"
+        stop(own_broker)
+        time.sleep(OUTAGE_SECONDS)
+        assert producing.poll() is None, replay_log.read_text()  # it waits for the broker
+        start(own_broker)
+        assert producing.wait(timeout=300) == 0, replay_log.read_text()
+        wait_processed(bootstrap, namespace, 180, worker)
+        expected_alerts = offline(events)[0]
+        expected_ids = {alert_id for ids in expected_alerts.values() for alert_id in ids}
+        assert by_dyad(read_alerts(bootstrap, namespace)) == expected_alerts, worker.log_text()
+
+        def tailed() -> set[str]:
+            return {json.loads(line)["alert_id"] for line in tail_log.read_text().splitlines()}
+
+        eventually(lambda: tailed() >= expected_ids, 60, "alerts tail to print every alert")
+        assert tailed() == expected_ids
+        eventually(
+            lambda: (
+                len(worker.get_json(f"/api/alerts?limit={len(expected_ids) + 10}")["alerts"])
+                == len(expected_ids)
+            ),
+            60,
+            "the web feed to show every alert",
+        )
+        assert worker.process is not None and worker.process.poll() is None, worker.log_text()
+        assert tail.poll() is None
+        assert worker.get_json("/health") == {"healthy": True, "stalls": []}
+        lines = sum(len(log.read_text(errors="replace").splitlines()) for log in worker.logs)
+        assert lines < QUIET_LOG_LINES, worker.log_text()
+    finally:
+        for process in (producing, tail):
+            process.kill()
+            process.wait()
+        worker.stop()
+
+
+def test_a_worker_started_before_its_broker_waits_for_it_with_one_line(tmp_path: Path) -> None:
+    broker = start_test_broker(tmp_path / "kafka")  # for its free ports and data dir
+    stop(broker)
+    worker = WorkerProcess(broker.bootstrap, "late", tmp_path / "worker").start()
+    try:
+        eventually(lambda: "waiting for Kafka" in worker.log_text(), 60, "the worker to say it waits")
+        time.sleep(5)
+        assert worker.process is not None and worker.process.poll() is None, worker.log_text()
+        assert worker.log_text().count("waiting for Kafka") == 1, worker.log_text()
+        start(broker)
+        worker.wait_for_web(120)
+        subprocess.run(
+            [CRISISMON, "replay", str(ARTICLE), "--bootstrap", broker.bootstrap, "--namespace", "late"],
+            check=True,
+            capture_output=True,
+            env=clean_env(),
+            timeout=120,
+        )
+        wait_processed(broker.bootstrap, "late", 120, worker)
+        assert by_dyad(read_alerts(broker.bootstrap, "late")) == offline(ARTICLE)[0]
+    finally:
+        worker.stop()
+        stop(broker)
+
+
+def test_a_topic_deleted_under_a_running_worker_ends_it_with_a_clear_line_and_a_restart_recreates_it(
+    kafka_broker: Broker, kafka_namespace: str, worker
+) -> None:
+    running = worker().wait_for_web()
+    topics = Topics(kafka_namespace)
+
+    async def delete_events_topic() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([topics.events])
+        finally:
+            await admin.close()
+
+    asyncio.run(delete_events_topic())
+    assert running.process is not None
+    assert running.process.wait(timeout=120) == EXIT_RESTART, running.log_text()
+    log = running.log_text()
+    assert f"topics: {topics.events} missing from the broker" in log and "exiting for a restart" in log
+    running.start().wait_for_web()  # what a supervisor does: the topic is created again, empty
+    subprocess.run(
+        [
+            CRISISMON,
+            "replay",
+            str(ARTICLE),
+            "--bootstrap",
+            kafka_broker.bootstrap,
+            "--namespace",
+            kafka_namespace,
+        ],
+        check=True,
+        capture_output=True,
+        env=clean_env(),
+        timeout=120,
+    )
+    wait_processed(kafka_broker.bootstrap, kafka_namespace, 120, running)
