@@ -24,6 +24,7 @@ from tqdm import tqdm
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers import Located
 from replay.readers.base import ReaderOptions
+from schemas.kafka import KafkaConnection
 from schemas.topics import SOURCE_HEADER, event_message
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ class EventProducer:
     flight, so a long replay holds a batch, not every delivery.
     """
 
-    def __init__(self, bootstrap: str, topic: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, headers: Mapping[str, str]) -> None:
         self.topic = topic
         self.headers = [(name, value.encode()) for name, value in headers.items()]
         self._kafka = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+            **kafka.client_options(), enable_idempotence=True, acks="all", linger_ms=5
         )
         self._in_flight: list[asyncio.Future[Any]] = []
         self.deliveries = Deliveries()
@@ -103,7 +104,7 @@ class ReplayReport:
 
 async def replay(
     paths: Iterable[Path],
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     file_format: str = "auto",
     speed: float | None = None,
@@ -125,7 +126,7 @@ async def replay(
     first = next(records, None)
     if when_read is not None:
         await when_read()
-    async with EventProducer(bootstrap, topic, {"crisismon-replay-run": report.run_id}) as producer:
+    async with EventProducer(kafka, topic, {"crisismon-replay-run": report.run_id}) as producer:
         previous_time = first.record.event_time if first else None
         played = itertools.chain([first] if first else [], records)
         for item in tqdm(played, desc="replay", unit="event", disable=not progress):

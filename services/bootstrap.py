@@ -37,16 +37,15 @@ def build_worker(settings: Settings) -> faust.App:
     topics = Topics(settings.namespace)
     config = settings.engine_config()
     metrics = WorkerMetrics(settings.metrics_max_dyads)
-    options = WorkerOptions(
-        settings.kafka_bootstrap, topics, settings.store, settings.data_dir, settings.max_future_skew
-    )
+    kafka = settings.kafka_connection()
+    options = WorkerOptions(kafka, topics, settings.store, settings.data_dir, settings.max_future_skew)
     app = create_app(options, config, metrics, metrics.registry)
     view = View(
         Projection(settings.api_max_events, settings.api_history_per_dyad, config.scale),
         Broadcaster(max_subscribers=settings.api_max_stream_clients),
         max_future_skew=settings.max_future_skew,
     )
-    feed = Feed(settings.kafka_bootstrap, topics, view)
+    feed = Feed(kafka, topics, view)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     web = WebApp(
         view,
@@ -55,7 +54,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.web_host,
         settings.web_port,
         token,
-        sink=KafkaIntake(settings.kafka_bootstrap, topics.events),
+        sink=KafkaIntake(kafka, topics.events),
         max_body_bytes=settings.api_max_body_bytes,
         max_future_skew=settings.max_future_skew,
         api_events=metrics.api_events,
@@ -73,7 +72,7 @@ def run_worker(settings: Settings) -> None:
     """Create the topics if missing, then run the worker until stopped (SIGINT/SIGTERM)."""
     from faust.worker import Worker
 
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
+    asyncio.run(ensure_topics(settings.kafka_connection(), Topics(settings.namespace)))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Worker(build_worker(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
 
@@ -84,7 +83,8 @@ async def run_follower(
     """Follow `source` onto crisis.events (topics created if missing), with its /metrics on
     `follow_metrics_port` (0: none), until stopped or, with `once`, caught up."""
     topics = Topics(settings.namespace)
-    await ensure_topics(settings.kafka_bootstrap, topics)
+    kafka = settings.kafka_connection()
+    await ensure_topics(kafka, topics)
     metrics = FollowMetrics()
     if settings.follow_metrics_port:
         metrics.serve(settings.web_host, settings.follow_metrics_port)
@@ -96,9 +96,9 @@ async def run_follower(
         file_format,
         settings.reader_options(datetime.now(UTC)),
     )
-    progress = ProgressLog(settings.kafka_bootstrap, topics.follow_progress, source.key)
+    progress = ProgressLog(kafka, topics.follow_progress, source.key)
     headers = {"crisismon-follow": source.key}
-    async with EventProducer(settings.kafka_bootstrap, topics.events, headers) as events:
+    async with EventProducer(kafka, topics.events, headers) as events:
         await progress.start()
         try:
             return await Follower(source, events, progress, metrics, options).run()

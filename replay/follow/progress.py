@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
+from schemas.kafka import KafkaConnection
 from schemas.progress import FollowedFile
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,11 @@ log = logging.getLogger(__name__)
 class ProgressLog:
     """The files of one source recorded in the progress topic."""
 
-    def __init__(self, bootstrap: str, topic: str, source: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, topic: str, source: str) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self._producer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=True, acks="all")
 
     async def start(self) -> None:
         await self._producer.start()
@@ -36,7 +37,7 @@ class ProgressLog:
 
     async def load(self) -> dict[str, FollowedFile]:
         """Every file of this source recorded so far, by name (the latest record of each)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None, enable_auto_commit=False)
         await consumer.start()
         files: dict[str, FollowedFile] = {}
         try:

@@ -8,14 +8,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.kafka import KafkaConnection
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
+async def ensure_topics(kafka: KafkaConnection, topics: Topics) -> list[str]:
     """Create the topics that are missing; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -35,12 +36,12 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
 
 
 def reader(
-    bootstrap: str, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
+    kafka: KafkaConnection, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
 ) -> AIOKafkaConsumer:
     """A consumer of every partition outside any group (it commits nothing), for those who only read."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",

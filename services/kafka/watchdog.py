@@ -30,6 +30,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.kafka import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 READ_RANGE_SECONDS = 60.0
@@ -37,7 +39,7 @@ READ_RANGE_SECONDS = 60.0
 
 @dataclass
 class CommitWatchdog:
-    bootstrap: str
+    kafka: KafkaConnection
     group: str
     idle_seconds: float = 10.0
     processed: dict[Any, tuple[int, float]] = field(default_factory=dict)
@@ -49,7 +51,7 @@ class CommitWatchdog:
         self.processed[tp] = (offset, time.monotonic())
 
     async def committed(self, tps: list[Any]) -> dict[Any, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**self.kafka.client_options())
         await admin.start()
         try:
             wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
@@ -99,7 +101,7 @@ class OffsetGuard:
     """Hands over each partition's records in offset order, from the committed offset: what
     Faust skipped is read straight from Kafka and handed over first."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
     expected: dict[Any, int] = field(default_factory=dict)
     """Per topic-partition: the next offset to process."""
@@ -114,7 +116,7 @@ class OffsetGuard:
         if tp not in self.expected:
             committed = (await self.committed([tp])).get(tp)
             # No commit yet: the group starts at the beginning (auto_offset_reset=earliest).
-            self.expected[tp] = committed if committed is not None else await first_offset(self.bootstrap, tp)
+            self.expected[tp] = committed if committed is not None else await first_offset(self.kafka, tp)
         expected = self.expected[tp]
         self.expected[tp] = max(expected, message.offset + 1)
         if message.offset <= expected:
@@ -126,12 +128,12 @@ class OffsetGuard:
             expected,
             message.offset - 1,
         )
-        return await read_range(self.bootstrap, tp.topic, tp.partition, expected, message.offset)
+        return await read_range(self.kafka, tp.topic, tp.partition, expected, message.offset)
 
 
-async def first_offset(bootstrap: str, tp: Any) -> int:
+async def first_offset(kafka: KafkaConnection, tp: Any) -> int:
     """The oldest offset a partition still holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partition = TopicPartition(tp.topic, tp.partition)
@@ -140,9 +142,9 @@ async def first_offset(bootstrap: str, tp: Any) -> int:
         await consumer.stop()
 
 
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Any]:
+async def read_range(kafka: KafkaConnection, topic: str, partition: int, start: int, end: int) -> list[Any]:
     """The records of one partition from offset `start` up to, not including, `end`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from schemas.events import MAX_RECORD_BYTES, parse_record
+from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from schemas.topics import PARTITIONS, Topics
 from schemas.validation import describe
@@ -39,6 +40,7 @@ from services.core import EngineConfig
 from services.core.dyad import DyadState
 from services.core.engine import Fate, Outcome, apply
 from services.core.timeutil import reference_time, too_far_ahead
+from services.kafka.connection import faust_credentials
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
 
 log = logging.getLogger(__name__)
@@ -208,7 +210,7 @@ def faust_sensors(registry: CollectorRegistry) -> PrometheusMonitor:
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    bootstrap: str
+    kafka: KafkaConnection
     topics: Topics
     store: str
     """Faust's table store: rocksdb:// (kept in data_dir) or memory://."""
@@ -224,7 +226,8 @@ def create_app(
     topics = options.topics
     app = faust.App(
         topics.app_id,
-        broker=f"kafka://{options.bootstrap}",
+        broker=f"kafka://{options.kafka.bootstrap}",
+        broker_credentials=faust_credentials(options.kafka),
         store=options.store,
         datadir=str(options.data_dir),
         autodiscover=False,
@@ -248,7 +251,7 @@ def create_app(
     )
     app.monitor = faust_sensors(registry)
     events = app.topic(topics.events, partitions=PARTITIONS)
-    watchdog = CommitWatchdog(options.bootstrap, topics.app_id)
+    watchdog = CommitWatchdog(options.kafka, topics.app_id)
     processor = Processor(
         config=config,
         store=app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes),
@@ -258,7 +261,7 @@ def create_app(
             dead_letters=app.topic(topics.dead_letters, partitions=1),
         ),
         watchdog=watchdog,
-        offset_guard=OffsetGuard(options.bootstrap, watchdog.committed),
+        offset_guard=OffsetGuard(options.kafka, watchdog.committed),
         metrics=metrics,
         max_future_skew=options.max_future_skew,
     )
