@@ -37,7 +37,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/crisismon schemas export --check
 
-test: SYSTEM_TOOLS += kcat promtool chromium dockerd debootstrap
+test: SYSTEM_TOOLS += kcat promtool chromium dockerd debootstrap openssl
 test: system-deps lint broker-jars
 	$(BIN)/python -m pytest
 

@@ -11,6 +11,7 @@ declare -A package=(
   [chromium]=chromium             # the dashboard's browser test
   [dockerd]=docker.io             # the compose test's Docker engine (and client)
   [debootstrap]=debootstrap       # its Debian base image, where none can be pulled
+  [openssl]=openssl               # a throwaway CA and certificate for the TLS test
 )
 
 tools=() missing=()

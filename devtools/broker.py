@@ -9,7 +9,8 @@ For development and tests on machines with Java and Maven but no Docker and no K
   until it answers a metadata request;
 - `stop` ends it (SIGTERM to its process group, SIGKILL after a timeout); `status` reports on it.
 
-Everything listens on 127.0.0.1 only.
+Everything listens on 127.0.0.1 only. Besides its PLAINTEXT listener, a broker can have a SASL_SSL one
+(`SaslSslListener`), to test clients that log in with SCRAM over TLS.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -50,6 +51,8 @@ MAX_ERROR_LINES = 6
 _MARKER = ".complete"
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _ERROR_LINE = re.compile(rb"^\[[^]]*\] (ERROR|FATAL) |^Caused by: |^Exception in thread ")
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_WORD = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # The brokers this process launched: polling them reaps them, so that a stopped child is not taken
 # for a running one (a zombie still answers kill(pid, 0)).
@@ -77,6 +80,36 @@ def uses_log4j2(version: str) -> bool:
     return major.isdigit() and int(major) >= 4
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener, for clients that log in with SCRAM (SHA-256 or SHA-512) over TLS.
+
+    The broker's own traffic (controller, inter-broker) stays on PLAINTEXT: there is one node, on
+    loopback, and the point is the clients' side. The users are written into the metadata when the
+    storage is formatted, so a data dir formatted without them does not learn them later.
+    """
+
+    port: int
+    keystore: Path
+    """PEM: the server's private key (unencrypted PKCS#8, `BEGIN PRIVATE KEY`), then its certificate
+    chain; Kafka reads it as `ssl.keystore.type=PEM`."""
+    users: Mapping[str, str] = field(repr=False)
+    """SCRAM users: name → password (letters, digits, `_`, `.`, `-`: they go on a command line)."""
+
+    def __post_init__(self) -> None:
+        for word in (*self.users, *self.users.values()):
+            if not _SCRAM_WORD.match(word):
+                raise ValueError("SCRAM user names and passwords take letters, digits, `_`, `.` and `-` only")
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool format's arguments that create the users, for every SCRAM mechanism."""
+        return [
+            f"--add-scram={mechanism}=[name={name},password={password}]"
+            for name, password in self.users.items()
+            for mechanism in SCRAM_MECHANISMS
+        ]
+
+
 @dataclass
 class Broker:
     """One local broker: its ports, its files and the Kafka version it runs."""
@@ -88,6 +121,7 @@ class Broker:
     cache_dir: Path = field(default_factory=default_cache_dir)
     properties: dict[str, str] = field(default_factory=dict)
     """Extra or overriding server.properties entries."""
+    sasl_ssl: SaslSslListener | None = None
 
     @classmethod
     def local(
@@ -113,6 +147,11 @@ class Broker:
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """The SASL_SSL listener's address, when the broker has one."""
+        return f"{HOST}:{self.sasl_ssl.port}" if self.sasl_ssl else None
 
     @property
     def server_properties(self) -> Path:
@@ -304,7 +343,27 @@ def server_properties(broker: Broker) -> dict[str, str]:
     if uses_log4j2(broker.version):
         values["share.coordinator.state.topic.replication.factor"] = "1"
         values["share.coordinator.state.topic.min.isr"] = "1"
+    if broker.sasl_ssl is not None:
+        values.update(sasl_ssl_properties(broker.sasl_ssl))
+        for key in ("listeners", "advertised.listeners"):
+            values[key] += f",SASL_SSL://{HOST}:{broker.sasl_ssl.port}"
+        values["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
     values.update(broker.properties)
+    return values
+
+
+def sasl_ssl_properties(listener: SaslSslListener) -> dict[str, str]:
+    """The SASL_SSL listener's TLS identity and SCRAM logins (its address is added to the listeners)."""
+    prefix = "listener.name.sasl_ssl."
+    values = {
+        f"{prefix}ssl.keystore.type": "PEM",
+        f"{prefix}ssl.keystore.location": str(listener.keystore),
+        f"{prefix}sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+    }
+    for mechanism in SCRAM_MECHANISMS:
+        values[f"{prefix}{mechanism.lower()}.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        )
     return values
 
 
@@ -351,10 +410,9 @@ def _format_storage(broker: Broker, libs: Path) -> None:
     cluster_id = lines[-1].strip() if lines else ""
     if not _CLUSTER_ID.match(cluster_id):
         raise BrokerError(f"StorageTool random-uuid printed no cluster id:\n{_tail_text(output)}")
-    _run_tool(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(broker.server_properties)],
-        "format the KRaft storage",
-    )
+    format_command = ["format", "-t", cluster_id, "-c", str(broker.server_properties)]
+    users = broker.sasl_ssl.scram_arguments() if broker.sasl_ssl else []
+    _run_tool([*java, "kafka.tools.StorageTool", *format_command, *users], "format the KRaft storage")
     log.info("Formatted %s for cluster %s", broker.kraft_dir, cluster_id)
 
 
@@ -459,7 +517,10 @@ def _port_accepts(port: int) -> bool:
 
 
 def _check_ports_free(broker: Broker) -> None:
-    for name, port in (("broker", broker.port), ("controller", broker.controller_port)):
+    ports = [("broker", broker.port), ("controller", broker.controller_port)]
+    if broker.sasl_ssl is not None:
+        ports.append(("SASL_SSL", broker.sasl_ssl.port))
+    for name, port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             # As the JVM binds: with SO_REUSEADDR, so only a live socket (not TIME_WAIT) is in the way.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers import Located
 from replay.readers.base import ReaderOptions
+from schemas.kafka import KafkaConnection
 from schemas.topics import SOURCE_HEADER, event_message
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,12 @@ class EventProducer:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, headers: Mapping[str, str], outage_timeout: float = 300.0
+        self, kafka: KafkaConnection, topic: str, headers: Mapping[str, str], outage_timeout: float = 300.0
     ) -> None:
         self.topic = topic
         self.headers = [(name, value.encode()) for name, value in headers.items()]
         self._kafka = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_options(),
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
@@ -113,7 +114,7 @@ class ReplayReport:
 
 async def replay(
     paths: Iterable[Path],
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     file_format: str = "auto",
     speed: float | None = None,
@@ -138,7 +139,7 @@ async def replay(
     if when_read is not None:
         await when_read()
     headers = {"crisismon-replay-run": report.run_id}
-    async with EventProducer(bootstrap, topic, headers, outage_timeout) as producer:
+    async with EventProducer(kafka, topic, headers, outage_timeout) as producer:
         previous_time = first.record.event_time if first else None
         played = itertools.chain([first] if first else [], records)
         for item in tqdm(played, desc="replay", unit="event", disable=not progress):

@@ -39,9 +39,10 @@ def build_worker(settings: Settings) -> faust.App:
     topics = Topics(settings.namespace)
     config = settings.engine_config()
     metrics = WorkerMetrics(settings.metrics_max_dyads)
+    kafka = settings.kafka_connection()
     outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
     options = WorkerOptions(
-        settings.kafka_bootstrap, topics, settings.store, settings.data_dir, settings.max_future_skew, outage
+        kafka, topics, settings.store, settings.data_dir, settings.max_future_skew, outage
     )
     health = WorkerHealth(
         stall_timeout=settings.worker_stall_timeout.total_seconds(),
@@ -55,7 +56,7 @@ def build_worker(settings: Settings) -> faust.App:
         Broadcaster(max_subscribers=settings.api_max_stream_clients),
         max_future_skew=settings.max_future_skew,
     )
-    feed = Feed(settings.kafka_bootstrap, topics, view)
+    feed = Feed(kafka, topics, view)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     web = WebApp(
         view,
@@ -64,7 +65,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.web_host,
         settings.web_port,
         token,
-        sink=KafkaIntake(settings.kafka_bootstrap, topics.events),
+        sink=KafkaIntake(kafka, topics.events),
         max_body_bytes=settings.api_max_body_bytes,
         max_future_skew=settings.max_future_skew,
         api_events=metrics.api_events,
@@ -85,9 +86,9 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     quiet_kafka_client_logs()
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.namespace)
+    kafka, topics = settings.kafka_connection(), Topics(settings.namespace)
     outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
-    asyncio.run(outage.wait_for_broker(bootstrap, lambda: ensure_topics(bootstrap, topics)))
+    asyncio.run(outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics)))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Worker(build_worker(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
 
@@ -99,10 +100,9 @@ async def run_follower(
     `follow_metrics_port` (0: none), until stopped or, with `once`, caught up."""
     quiet_kafka_client_logs()
     topics = Topics(settings.namespace)
+    kafka = settings.kafka_connection()
     outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
-    await outage.wait_for_broker(
-        settings.kafka_bootstrap, lambda: ensure_topics(settings.kafka_bootstrap, topics)
-    )
+    await outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics))
     metrics = FollowMetrics()
     if settings.follow_metrics_port:
         metrics.serve(settings.web_host, settings.follow_metrics_port)
@@ -114,9 +114,9 @@ async def run_follower(
         file_format,
         settings.reader_options(datetime.now(UTC)),
     )
-    progress = ProgressLog(settings.kafka_bootstrap, topics.follow_progress, source.key, outage.timeout)
+    progress = ProgressLog(kafka, topics.follow_progress, source.key, outage.timeout)
     headers = {"crisismon-follow": source.key}
-    async with EventProducer(settings.kafka_bootstrap, topics.events, headers, outage.timeout) as events:
+    async with EventProducer(kafka, topics.events, headers, outage.timeout) as events:
         await progress.start()
         try:
             return await Follower(source, events, progress, metrics, options).run()

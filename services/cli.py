@@ -171,15 +171,30 @@ def kafka_options(function: Any) -> Any:
     return function
 
 
+class BootstrapErrors(logging.Handler):
+    """Keeps the last error aiokafka logged instead of printing it: its exception for a
+    broker it could not talk to says only "Unable to bootstrap"; the line it logged just before
+    says why (a refused login, a certificate that does not verify, a refused connection)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = (record.getMessage().splitlines() or [""])[0]
+
+
 def run_async(coroutine: Any) -> Any:
-    """Run a coroutine; a broker that cannot be reached is one line and exit 2."""
+    """Run a coroutine; a broker that cannot be reached (or refuses the login) is one line and exit 2."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures surface as exceptions here
+    errors = BootstrapErrors()
+    aiokafka_log = logging.getLogger("aiokafka")
+    aiokafka_log.handlers, aiokafka_log.propagate = [errors], False  # failures surface as exceptions here
     try:
         return asyncio.run(coroutine)
     except KafkaConnectionError as error:
-        fail(f"cannot reach Kafka: {error}")
+        fail(f"cannot reach Kafka: {errors.last or error}")
     except KafkaError as error:
         fail(f"Kafka error: {error}")
 
@@ -218,7 +233,7 @@ def topics_create(bootstrap: str | None, namespace: str | None, config_file: Pat
     from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
-    created = run_async(ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace)))
+    created = run_async(ensure_topics(settings.kafka_connection(), Topics(settings.namespace)))
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -265,9 +280,8 @@ def replay(
     from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
-    topics = Topics(settings.namespace)
+    kafka, topics = settings.kafka_connection(), Topics(settings.namespace)
     outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
-    kafka = settings.kafka_bootstrap
 
     try:
         report = run_async(
@@ -493,7 +507,7 @@ def alerts_tail(
 
     run_async(
         tail_alerts(
-            settings.kafka_bootstrap,
+            settings.kafka_connection(),
             Topics(settings.namespace).alerts,
             show,
             from_beginning=from_beginning,

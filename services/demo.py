@@ -29,6 +29,7 @@ from replay.ordering import read_in_play_order
 from replay.producer import replay
 from replay.readers.base import ReaderOptions
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
+from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, Level
 from schemas.topics import Topics
 from services.core.config import format_duration
@@ -103,10 +104,13 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 def ensure_local_broker(settings: Settings) -> local_broker.Broker | None:
-    """Starts a local broker on the bootstrap's port unless one answers; returns it if started here."""
+    """Starts a local broker on the bootstrap's port unless one answers; returns it if started here.
+    A broker that needs TLS or a login is the user's own: it is never started here."""
     host, port = settings.kafka_bootstrap.rsplit(":", 1)
     broker = local_broker.Broker.local(int(port), version=settings.kafka_version)
-    if host not in ("127.0.0.1", "localhost") or local_broker.answers(settings.kafka_bootstrap, 5.0):
+    if host not in ("127.0.0.1", "localhost") or settings.kafka_security_protocol != "PLAINTEXT":
+        return None
+    if local_broker.answers(settings.kafka_bootstrap, 5.0):
         return None
     local_broker.start(broker)
     return broker
@@ -137,10 +141,10 @@ def narration(records: list[CrisisEvent | Retraction], speed: float | None) -> t
     return f"{plan} at {pace} of event time a second, quiet stretches skipped: {total:.0f} s", notes
 
 
-async def events_from_now(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+async def events_from_now(kafka: KafkaConnection, topic: str) -> AIOKafkaConsumer:
     """A reader of `topic` placed at its ends before the replay starts: earlier runs' events are
     skipped, and none of this run's is missed."""
-    consumer = reader(bootstrap, topic)
+    consumer = reader(kafka, topic)
     await consumer.start()
     while not (partitions := consumer.assignment()):
         await asyncio.sleep(0.05)  # a group-less consumer gets its partitions with the metadata
@@ -185,7 +189,8 @@ async def play(
     followed: Followed | None = None,
 ) -> Summary:
     topics = Topics(settings.namespace)
-    await ensure_topics(settings.kafka_bootstrap, topics)
+    kafka = settings.kafka_connection()
+    await ensure_topics(kafka, topics)
     summary = Summary()
     stop = asyncio.Event()
 
@@ -196,16 +201,14 @@ async def play(
                 f"{alert.previous_level} → {alert.level}: {alert.reason}"
             )
 
-    tail = asyncio.create_task(
-        tail_alerts(settings.kafka_bootstrap, topics.alerts, on_alert, from_beginning=True, stop=stop)
-    )
+    tail = asyncio.create_task(tail_alerts(kafka, topics.alerts, on_alert, from_beginning=True, stop=stop))
     options = settings.reader_options(datetime.now(UTC))
     plan, notes = "", dict[str, str]()
     if followed is None:  # the article's story is told as it plays; a feed's is not known ahead
         plan, notes = narration(
             [item.record for item in read_in_play_order([ARTICLE], options=options)], speed
         )
-    consumer = await events_from_now(settings.kafka_bootstrap, topics.events)
+    consumer = await events_from_now(kafka, topics.events)
     events = asyncio.create_task(show_events(consumer, notes, show, stop))
     if followed is None:
         show(plan)
@@ -213,9 +216,7 @@ async def play(
     else:
         await follow_gdelt(settings, once, followed, show)
     if once:
-        if not await wait_until_caught_up(
-            settings.kafka_bootstrap, topics.app_id, topics.events, timeout=180
-        ):
+        if not await wait_until_caught_up(kafka, topics.app_id, topics.events, timeout=180):
             raise TimeoutError("the worker did not process the events within 180 s")
         await asyncio.sleep(2)  # the last alerts travel from the worker to the tail
         stop.set()
@@ -230,7 +231,7 @@ async def replay_article(
     """The article at `speed`, long waits cut short (the events shown are the progress)."""
     report = await replay(
         [ARTICLE],
-        settings.kafka_bootstrap,
+        settings.kafka_connection(),
         Topics(settings.namespace).events,
         speed=speed,
         max_wait=MAX_WAIT_SECONDS,

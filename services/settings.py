@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -23,16 +23,43 @@ from pydantic_settings import (
 
 from replay.readers.base import PlayOrder, ReaderOptions
 from schemas.events import MAX_WITNESSES
+from schemas.kafka import KafkaConnection, SaslLogin, SaslMechanism, SecurityProtocol, TlsOptions
 from services.core.config import Duration, EngineConfig
 
 
 class Settings(BaseSettings, EngineConfig):
     """The engine's configuration plus what the services need; env vars are CRISISMON_<FIELD>."""
 
-    model_config = SettingsConfigDict(env_prefix="CRISISMON_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CRISISMON_",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # a refused login setting would show the whole input: the password too
+    )
 
     log_level: str = "INFO"
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", pattern=r"^[\w.-]+:\d+$")
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (a login over TLS)"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (SASL_* protocols)"
+    )
+    kafka_sasl_username: str | None = Field(default=None, min_length=1)
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="never logged or shown")
+    kafka_ssl_cafile: FilePath | None = Field(
+        default=None,
+        description="the CA certificates (PEM) the brokers' must chain to; default: the system's",
+    )
+    kafka_ssl_certfile: FilePath | None = Field(
+        default=None, description="mutual TLS: the client's certificate chain (PEM), the key may be in it"
+    )
+    kafka_ssl_keyfile: FilePath | None = Field(
+        default=None, description="mutual TLS: the client's private key (PEM), if not in the certfile"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="whether a broker's certificate must name the host it was reached at"
+    )
     namespace: str = Field(
         default="", pattern=r"^[a-z0-9_-]*$", max_length=40, description="topic prefix: <ns>.crisis.events"
     )
@@ -138,6 +165,55 @@ class Settings(BaseSettings, EngineConfig):
         if not timedelta(0) <= self.max_future_skew < self.half_life * self.retention_half_lives / 2:
             raise ValueError("max_future_skew must be at least 0 and under half of the retention")
         return self
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        """Each Kafka security setting goes with a protocol that uses it: a login or a CA file the
+        protocol would ignore is a mistake to say, not a silent plain-text connection."""
+        protocol = self.kafka_security_protocol
+        login = {
+            "kafka_sasl_username": self.kafka_sasl_username,
+            "kafka_sasl_password": self.kafka_sasl_password,
+        }
+        files = {
+            "kafka_ssl_cafile": self.kafka_ssl_cafile,
+            "kafka_ssl_certfile": self.kafka_ssl_certfile,
+            "kafka_ssl_keyfile": self.kafka_ssl_keyfile,
+        }
+        if protocol.startswith("SASL_") and (missing := [name for name, value in login.items() if not value]):
+            raise ValueError(f"kafka_security_protocol {protocol} needs {' and '.join(missing)}")
+        if not protocol.startswith("SASL_") and (given := [name for name, value in login.items() if value]):
+            raise ValueError(
+                f"{' and '.join(given)} set, but kafka_security_protocol {protocol} does not log in:"
+                " use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if not protocol.endswith("SSL") and (given := [name for name, value in files.items() if value]):
+            raise ValueError(
+                f"{' and '.join(given)} set, but kafka_security_protocol {protocol} is not TLS:"
+                " use SSL or SASL_SSL"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile (the certificate of that key)")
+        if (tls := self._kafka_tls()) is not None:
+            tls.context()  # files that exist but do not load: a ValueError naming the file
+        return self
+
+    def kafka_connection(self) -> KafkaConnection:
+        """What every Kafka client of the services is made from."""
+        sasl = None
+        if self.kafka_sasl_username and self.kafka_sasl_password:  # with a SASL_* protocol: validated
+            sasl = SaslLogin(self.kafka_sasl_mechanism, self.kafka_sasl_username, self.kafka_sasl_password)
+        return KafkaConnection(self.kafka_bootstrap, sasl, self._kafka_tls())
+
+    def _kafka_tls(self) -> TlsOptions | None:
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        return TlsOptions(
+            self.kafka_ssl_cafile,
+            self.kafka_ssl_certfile,
+            self.kafka_ssl_keyfile,
+            self.kafka_ssl_check_hostname,
+        )
 
     def reader_options(self, now: datetime, order: PlayOrder = "event-time") -> ReaderOptions:
         """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""

@@ -16,13 +16,13 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devtools.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, start, stop
+from devtools.broker import KAFKA_VERSION_DEFAULT, Broker, BrokerError, SaslSslListener, start, stop
 from tests.live import WorkerProcess
 from tests.ports import free_ports
 
@@ -36,15 +36,24 @@ def kafka_version() -> str:
     return os.environ.get("CRISISMON_KAFKA_VERSION") or KAFKA_VERSION_DEFAULT
 
 
-def start_test_broker(base_dir: Path, version: str | None = None, timeout: float = START_TIMEOUT) -> Broker:
-    """Start a broker on free ports under `base_dir`; retries with new ports if another process took them."""
+def start_test_broker(
+    base_dir: Path,
+    version: str | None = None,
+    timeout: float = START_TIMEOUT,
+    *,
+    keystore: Path | None = None,
+    scram_users: Mapping[str, str] | None = None,
+) -> Broker:
+    """Start a broker on free ports under `base_dir`; retries with new ports if another process took them.
+    With a `keystore` (see SaslSslListener), it has a SASL_SSL listener too, for `scram_users`."""
     for attempt in range(1, START_ATTEMPTS + 1):
-        port, controller_port = free_ports(2)
+        port, controller_port, sasl_ssl_port = free_ports(3)
         broker = Broker(
             port=port,
             controller_port=controller_port,
             data_dir=base_dir / f"broker-{port}",
             version=version or kafka_version(),
+            sasl_ssl=SaslSslListener(sasl_ssl_port, keystore, scram_users or {}) if keystore else None,
         )
         try:
             start(broker, timeout=timeout)

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, IndexUpdate
 from schemas.topics import Topics
 from services.kafka.lag import wait_until_caught_up
@@ -26,6 +27,11 @@ from services.kafka.topics import reader
 from tests.ports import free_port
 
 CRISISMON = str(Path(sys.executable).parent / "crisismon")
+
+
+def connection(kafka: str | KafkaConnection) -> KafkaConnection:
+    """The helpers below take a connection, or a bare HOST:PORT for plain Kafka (the session's broker)."""
+    return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection(kafka)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -152,38 +158,45 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def replay(path: Path, bootstrap: str, namespace: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def replay(
+    path: Path, bootstrap: str, namespace: str, *extra: str, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`crisismon replay`, which must succeed; `environment`: CRISISMON_* settings for it."""
     run = subprocess.run(
         [CRISISMON, "replay", str(path), "--bootstrap", bootstrap, "--namespace", namespace, *extra],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=clean_env(**(environment or {})),
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
     return run
 
 
-def wait_processed(bootstrap: str, namespace: str, timeout: float = 120, *workers: WorkerProcess) -> None:
+def wait_processed(
+    kafka: str | KafkaConnection, namespace: str, timeout: float = 120, *workers: WorkerProcess
+) -> None:
     """Until the group has committed the whole log; on a time-out, the workers' logs say why."""
     topics = Topics(namespace)
-    assert asyncio.run(wait_until_caught_up(bootstrap, topics.app_id, topics.events, timeout)), (
+    assert asyncio.run(wait_until_caught_up(connection(kafka), topics.app_id, topics.events, timeout)), (
         f"the worker did not process {topics.events} within {timeout}s\n"
         + "\n".join(worker.log_text() for worker in workers)
     )
 
 
-def read_alerts(bootstrap: str, namespace: str, idle: float = 2.0) -> list[Alert]:
+def read_alerts(kafka: str | KafkaConnection, namespace: str, idle: float = 2.0) -> list[Alert]:
     alerts: list[Alert] = []
     asyncio.run(
-        tail_alerts(bootstrap, Topics(namespace).alerts, alerts.append, from_beginning=True, idle_exit=idle)
+        tail_alerts(
+            connection(kafka), Topics(namespace).alerts, alerts.append, from_beginning=True, idle_exit=idle
+        )
     )
     return alerts
 
 
-def read_topic(bootstrap: str, topic: str, idle: float = 2.0) -> list[bytes]:
+def read_topic(kafka: str | KafkaConnection, topic: str, idle: float = 2.0) -> list[bytes]:
     async def read() -> list[bytes]:
-        consumer = reader(bootstrap, topic)
+        consumer = reader(connection(kafka), topic)
         await consumer.start()
         values: list[bytes] = []
         try:
@@ -196,10 +209,10 @@ def read_topic(bootstrap: str, topic: str, idle: float = 2.0) -> list[bytes]:
     return asyncio.run(read())
 
 
-def latest_index(bootstrap: str, namespace: str) -> dict[str, IndexUpdate]:
+def latest_index(kafka: str | KafkaConnection, namespace: str) -> dict[str, IndexUpdate]:
     """The last index update of each dyad (per dyad, the topic keeps processing order)."""
     latest: dict[str, IndexUpdate] = {}
-    for value in read_topic(bootstrap, Topics(namespace).index):
+    for value in read_topic(kafka, Topics(namespace).index):
         update = IndexUpdate.model_validate_json(value)
         latest[update.dyad] = update
     return latest

@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 
 from devtools.broker import Broker
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
+from schemas.kafka import KafkaConnection
 from schemas.topics import PARTITIONS, SOURCE_HEADER, Topics
 from services.core import EngineConfig
 from services.core.timeutil import too_far_ahead
@@ -374,7 +375,7 @@ def test_the_future_is_refused_with_the_workers_words() -> None:
 
 
 def test_the_intake_reports_an_unreachable_kafka_instead_of_raising() -> None:
-    intake = KafkaIntake(f"127.0.0.1:{free_port()}", "crisis.events", ack_timeout=2)
+    intake = KafkaIntake(KafkaConnection(f"127.0.0.1:{free_port()}"), "crisis.events", ack_timeout=2)
 
     async def check() -> list[str | None]:
         try:
@@ -400,7 +401,7 @@ def post_to(running: WorkerProcess, body: bytes) -> tuple[int, dict[str, Any]]:
 
 def read_log(bootstrap: str, topic: str, idle: float = 1.0) -> list[ConsumerRecord[bytes, bytes]]:
     async def read() -> list[ConsumerRecord[bytes, bytes]]:
-        consumer = reader(bootstrap, topic)
+        consumer = reader(KafkaConnection(bootstrap), topic)
         await consumer.start()
         found: list[ConsumerRecord[bytes, bytes]] = []
         try:
@@ -454,7 +455,7 @@ def test_the_answer_comes_once_the_records_are_on_the_log(
     accepted: list[str] = []
 
     async def check() -> None:
-        ends = reader(bootstrap)
+        ends = reader(KafkaConnection(bootstrap))
         await ends.start()
         try:
             assert sum((await ends.end_offsets(partitions)).values()) == 0

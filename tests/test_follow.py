@@ -27,6 +27,7 @@ from devtools.broker import Broker
 from replay.ordering import read_in_play_order
 from replay.readers.base import ReaderOptions
 from schemas.events import parse_record
+from schemas.kafka import KafkaConnection
 from schemas.progress import FileOutcome, FollowedFile
 from schemas.topics import PARTITIONS, Topics
 from services.backtest.run import run_backtest
@@ -217,7 +218,7 @@ def kill_inside(follower: subprocess.Popen[bytes], bootstrap: str, topic: str, f
     `last`: inside a file, by the test's count, not the machine's speed. Returns the count."""
 
     async def watch() -> int:
-        consumer = reader(bootstrap, topic)
+        consumer = reader(KafkaConnection(bootstrap), topic)
         await consumer.start()
         try:
             partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -450,7 +451,7 @@ def test_an_event_dated_hours_ahead_goes_onto_a_topic_that_refuses_timestamps_an
 
 def read_messages(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     async def read() -> list[ConsumerRecord]:
-        consumer = reader(bootstrap, topic)
+        consumer = reader(KafkaConnection(bootstrap), topic)
         await consumer.start()
         try:
             found: list[ConsumerRecord] = []

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka.errors import InvalidTopicError, KafkaConnectionError, KafkaTimeoutError
 
+from schemas.kafka import KafkaConnection
 from services.kafka.outage import BrokerOutage
 
 
@@ -47,7 +48,9 @@ def test_a_mistake_is_not_waited_for() -> None:
 def test_a_service_started_before_its_broker_waits_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
     calls, attempt = flaky([KafkaConnectionError("down")] * 3)
     caplog.set_level("INFO", "services.kafka.outage")
-    assert asyncio.run(BrokerOutage(0.1).wait_for_broker("127.0.0.1:1", attempt)) == "answered"
+    assert (
+        asyncio.run(BrokerOutage(0.1).wait_for_broker(KafkaConnection("127.0.0.1:1"), attempt)) == "answered"
+    )
     waits = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert waits == [
         "waiting for Kafka at 127.0.0.1:1 to answer (KafkaConnectionError: down); starting once it does"

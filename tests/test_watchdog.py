@@ -10,6 +10,7 @@ from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
 from devtools.broker import Broker
+from schemas.kafka import KafkaConnection
 from schemas.topics import Topics
 from services.kafka.topics import ensure_topics
 from services.kafka.watchdog import CommitWatchdog, OffsetGuard
@@ -47,9 +48,9 @@ def test_only_a_partition_stalled_behind_its_processing_is_read_again(
     stalled, done, elsewhere = (TP(topics.events, p) for p in (0, 1, 2))
 
     async def scenario() -> list[tuple[TP, int]]:
-        await ensure_topics(kafka_broker.bootstrap, topics)
+        await ensure_topics(KafkaConnection(kafka_broker.bootstrap), topics)
         await commit(kafka_broker.bootstrap, topics.app_id, {stalled: 40, done: 100, elsewhere: 5})
-        watchdog = CommitWatchdog(kafka_broker.bootstrap, topics.app_id, idle_seconds=0.0)
+        watchdog = CommitWatchdog(KafkaConnection(kafka_broker.bootstrap), topics.app_id, idle_seconds=0.0)
         for tp, offset in ((stalled, 90), (done, 99), (elsewhere, 50)):
             watchdog.record(tp, offset)
         consumer = ConsumerSeen(owned={stalled, done})
@@ -75,7 +76,7 @@ def test_records_faust_skipped_are_read_from_kafka_in_order(
     restarted, fresh = TP(topics.events, 0), TP(topics.events, 1)
 
     async def scenario() -> list[list[bytes]]:
-        await ensure_topics(kafka_broker.bootstrap, topics)
+        await ensure_topics(KafkaConnection(kafka_broker.bootstrap), topics)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
         await producer.start()
         try:
@@ -86,8 +87,8 @@ def test_records_faust_skipped_are_read_from_kafka_in_order(
         finally:
             await producer.stop()
         await commit(kafka_broker.bootstrap, topics.app_id, {restarted: 72})
-        watchdog = CommitWatchdog(kafka_broker.bootstrap, topics.app_id)
-        guard = OffsetGuard(kafka_broker.bootstrap, watchdog.committed)
+        watchdog = CommitWatchdog(KafkaConnection(kafka_broker.bootstrap), topics.app_id)
+        guard = OffsetGuard(KafkaConnection(kafka_broker.bootstrap), watchdog.committed)
         # Faust starts three records past the commit, and a partition without a commit past its start.
         delivered = [
             Delivered(restarted, 75),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
+from schemas.kafka import KafkaConnection
 from schemas.progress import FollowedFile
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 class ProgressLog:
     """The files of one source recorded in the progress topic."""
 
-    def __init__(self, bootstrap: str, topic: str, source: str, outage_timeout: float = 300.0) -> None:
+    def __init__(
+        self, kafka: KafkaConnection, topic: str, source: str, outage_timeout: float = 300.0
+    ) -> None:
         """`outage_timeout`: how long a record waits for a broker that went away (as EventProducer)."""
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.source = source
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_options(),
             enable_idempotence=True,
             acks="all",
             request_timeout_ms=int(outage_timeout * 1000),
@@ -42,7 +45,7 @@ class ProgressLog:
 
     async def load(self) -> dict[str, FollowedFile]:
         """Every file of this source recorded so far, by name (the latest record of each)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None, enable_auto_commit=False)
         await consumer.start()
         files: dict[str, FollowedFile] = {}
         try:

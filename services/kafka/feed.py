@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.kafka import KafkaConnection
 from schemas.topics import RecordKind, Topics
 from services.kafka.topics import reader
 
@@ -34,7 +35,7 @@ class ViewSink(Protocol):
 
 @dataclass
 class Feed:
-    bootstrap: str
+    kafka: KafkaConnection
     topics: Topics
     sink: ViewSink
 
@@ -45,7 +46,7 @@ class Feed:
             self.topics.index: "index",
             self.topics.alerts: "alert",
         }
-        consumer = reader(self.bootstrap, *kinds, max_wait_ms=FETCH_WAIT_MS)
+        consumer = reader(self.kafka, *kinds, max_wait_ms=FETCH_WAIT_MS)
         await consumer.start()
         try:
             ends = await self._ends(consumer)

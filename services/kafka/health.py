@@ -180,12 +180,14 @@ class WorkerHealth:
             self._exit_past_end(stall)
         return stalls
 
-    def _exit_past_end(self, stall: Stall) -> None:
+    def _exit_past_end(self, stall: Stall) -> bool:
+        """Whether it exited (`exit` returns only in tests)."""
         end = stall.limit if stall.check in ENDS_AT_LIMIT else 2 * stall.limit
         if stall.seconds > end:
             log.critical("worker stalled past %.0f s, exiting for a restart: %s", end, stall)
             logging.shutdown()
             self.exit(EXIT_RESTART)
+        return stall.seconds > end
 
     def problems(self) -> list[str]:
         """The stalls reported, for /api/status and /api/health."""
@@ -217,7 +219,8 @@ class WorkerHealth:
                         stall,
                     )
                     told = blocked
-                self._exit_past_end(stall)
+                if self._exit_past_end(stall):
+                    return
 
         thread = threading.Thread(target=watch, name="crisismon-event-loop-watch", daemon=True)
         thread.start()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas.events import CrisisEvent, Retraction
+from schemas.kafka import KafkaConnection
 from schemas.topics import SOURCE_HEADER, event_message
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ class KafkaIntake:
     takes no events never opens it) and stopped by `close`. A producer that cannot start is
     let go: the next request tries again."""
 
-    def __init__(self, bootstrap: str, topic: str, ack_timeout: float = ACK_TIMEOUT_SECONDS) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, topic: str, ack_timeout: float = ACK_TIMEOUT_SECONDS) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.ack_timeout = ack_timeout
         self._producer: AIOKafkaProducer | None = None
@@ -47,7 +48,7 @@ class KafkaIntake:
             async with asyncio.timeout(self.ack_timeout):
                 producer = await self._started()
         except (KafkaError, OSError, TimeoutError) as error:
-            why = f"Kafka at {self.bootstrap} cannot be reached: {error or type(error).__name__}"
+            why = f"Kafka at {self.kafka} cannot be reached: {error or type(error).__name__}"
             log.warning("records from %s not appended: %s", source, why)
             return [why] * len(records)
         deliveries: list[asyncio.Future[Any] | str] = []
@@ -84,7 +85,7 @@ class KafkaIntake:
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
+                    **self.kafka.client_options(),
                     enable_idempotence=True,
                     acks="all",
                     linger_ms=5,

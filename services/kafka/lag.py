@@ -9,11 +9,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
+from schemas.kafka import KafkaConnection
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
+
+async def group_lag(kafka: KafkaConnection, group: str, topic: str) -> int | None:
     """Records not yet committed by the group, summed over partitions; None before its first commit."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
     await admin.start()
     await consumer.start()
     try:
@@ -30,12 +32,12 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
         await admin.close()
 
 
-async def wait_until_caught_up(bootstrap: str, group: str, topic: str, timeout: float) -> bool:
+async def wait_until_caught_up(kafka: KafkaConnection, group: str, topic: str, timeout: float) -> bool:
     """True once the group has committed everything on the topic; False at the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if await group_lag(bootstrap, group, topic) == 0:
+            if await group_lag(kafka, group, topic) == 0:
                 return True
         except GroupCoordinatorNotAvailableError:
             pass  # a new broker creates its offsets topic on the first group's demand

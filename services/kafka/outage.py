@@ -24,6 +24,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from schemas.kafka import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -57,18 +59,18 @@ class BrokerOutage:
         )
         return await _tried(retrying, attempt)
 
-    async def wait_for_broker(self, bootstrap: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def wait_for_broker(self, kafka: KafkaConnection, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()` once the broker answers, however long that takes: a service started
         before its broker (a reboot, a compose stack) waits for it, with one line saying so."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(broker_unreachable),
             wait=BACKOFF,
-            before_sleep=_first_wait(bootstrap),
+            before_sleep=_first_wait(kafka),
             reraise=True,
         )
         result = await _tried(retrying, attempt)
         if retrying.statistics.get("attempt_number", 1) > 1:
-            log.info("Kafka at %s answers: starting", bootstrap)
+            log.info("Kafka at %s answers: starting", kafka)
         return result
 
 
@@ -80,11 +82,11 @@ async def _tried(retrying: AsyncRetrying, attempt: Callable[[], Awaitable[T]]) -
     raise AssertionError("tenacity ends its loop by returning or raising")
 
 
-def _first_wait(bootstrap: str) -> Callable[[RetryCallState], None]:
+def _first_wait(kafka: KafkaConnection) -> Callable[[RetryCallState], None]:
     def say(state: RetryCallState) -> None:
         if state.attempt_number == 1:
             error = state.outcome.exception() if state.outcome else None
-            log.warning("waiting for Kafka at %s to answer (%s); starting once it does", bootstrap, error)
+            log.warning("waiting for Kafka at %s to answer (%s); starting once it does", kafka, error)
 
     return say
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, Level
 from services.kafka.topics import reader
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 async def tail_alerts(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     on_alert: Callable[[Alert], None],
     from_beginning: bool = False,
@@ -26,11 +27,11 @@ async def tail_alerts(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Calls `on_alert` for each matching alert; returns how many matched once idle for `idle_exit` s."""
-    consumer = reader(bootstrap, topic, from_beginning=from_beginning)
-    await consumer.start()
+    consumer = reader(kafka, topic, from_beginning=from_beginning)
     matched = 0
-    last_message = time.monotonic()
     try:
+        await consumer.start()  # in the try: a consumer that could not start is stopped too, unwarned
+        last_message = time.monotonic()
         while (idle_exit is None or time.monotonic() - last_message < idle_exit) and not (
             stop and stop.is_set()
         ):

@@ -10,14 +10,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.kafka import KafkaConnection
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
+async def ensure_topics(kafka: KafkaConnection, topics: Topics) -> list[str]:
     """Create the topics that are missing; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -41,7 +42,7 @@ class BrokerProbe:
     """Asks the broker, over one admin connection kept open, which of the `needed` topics it
     does not have: the worker's health check (it answers = the broker is up)."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     needed: list[str]
     admin: AIOKafkaAdminClient | None = field(default=None, repr=False)
 
@@ -49,7 +50,7 @@ class BrokerProbe:
         """KafkaError when the broker does not answer."""
         try:
             if self.admin is None:
-                self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+                self.admin = AIOKafkaAdminClient(**self.kafka.client_options())
                 await self.admin.start()
             existing = set(await self.admin.list_topics())
         except BaseException:  # cancelled by a timeout too: the next check starts afresh
@@ -65,12 +66,12 @@ class BrokerProbe:
 
 
 def reader(
-    bootstrap: str, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
+    kafka: KafkaConnection, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
 ) -> AIOKafkaConsumer:
     """A consumer of every partition outside any group (it commits nothing), for those who only read."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",

@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.kafka import KafkaConnection
 from services.kafka.outage import BrokerOutage
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CommitWatchdog:
-    bootstrap: str
+    kafka: KafkaConnection
     group: str
     outage: BrokerOutage = field(default_factory=BrokerOutage)
     idle_seconds: float = 10.0
@@ -54,7 +55,7 @@ class CommitWatchdog:
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
 
         async def ask() -> dict[TopicPartition, Any]:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            admin = AIOKafkaAdminClient(**self.kafka.client_options())
             await admin.start()
             try:
                 offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(
@@ -108,7 +109,7 @@ class OffsetGuard:
     """Hands over each partition's records in offset order, from the committed offset: what
     Faust skipped is read straight from Kafka and handed over first."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
     outage: BrokerOutage = field(default_factory=BrokerOutage)
     expected: dict[Any, int] = field(default_factory=dict)
@@ -128,7 +129,7 @@ class OffsetGuard:
                 committed
                 if committed is not None
                 else await self.outage.call(
-                    "reading where a partition starts", lambda: first_offset(self.bootstrap, tp)
+                    "reading where a partition starts", lambda: first_offset(self.kafka, tp)
                 )
             )
         expected = self.expected[tp]
@@ -143,7 +144,7 @@ class OffsetGuard:
             message.offset - 1,
         )
         return await read_range(
-            self.bootstrap, tp.topic, tp.partition, expected, message.offset, self.outage.timeout
+            self.kafka, tp.topic, tp.partition, expected, message.offset, self.outage.timeout
         )
 
 
@@ -152,9 +153,9 @@ class GapNotRead(Exception):
     past them (a restart reads them again)."""
 
 
-async def first_offset(bootstrap: str, tp: Any) -> int:
+async def first_offset(kafka: KafkaConnection, tp: Any) -> int:
     """The oldest offset a partition still holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partition = TopicPartition(tp.topic, tp.partition)
@@ -164,11 +165,11 @@ async def first_offset(bootstrap: str, tp: Any) -> int:
 
 
 async def read_range(
-    bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float
+    kafka: KafkaConnection, topic: str, partition: int, start: int, end: int, timeout: float
 ) -> list[Any]:
     """The records of one partition from offset `start` up to, not including, `end`; GapNotRead
     when they cannot all be read within `timeout` seconds (the broker stays away)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)

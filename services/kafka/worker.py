@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from schemas.events import MAX_RECORD_BYTES, parse_record
+from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from schemas.topics import PARTITIONS, Topics
 from schemas.validation import describe
@@ -44,6 +45,7 @@ from services.core import EngineConfig
 from services.core.dyad import DyadState
 from services.core.engine import Fate, Outcome, apply
 from services.core.timeutil import reference_time, too_far_ahead
+from services.kafka.connection import faust_credentials
 from services.kafka.health import EXIT_RESTART, WorkerHealth
 from services.kafka.outage import BrokerOutage
 from services.kafka.topics import BrokerProbe
@@ -234,7 +236,7 @@ class UndeliveredOutputs(Sensor):
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    bootstrap: str
+    kafka: KafkaConnection
     topics: Topics
     store: str
     """Faust's table store: rocksdb:// (kept in data_dir) or memory://."""
@@ -263,7 +265,8 @@ def create_app(
     topics = options.topics
     app = faust.App(
         topics.app_id,
-        broker=f"kafka://{options.bootstrap}",
+        broker=f"kafka://{options.kafka.bootstrap}",
+        broker_credentials=faust_credentials(options.kafka),
         store=options.store,
         datadir=str(options.data_dir),
         autodiscover=False,
@@ -290,7 +293,7 @@ def create_app(
     app.monitor = faust_sensors(registry)
     app.sensors.add(UndeliveredOutputs())
     events = app.topic(topics.events, partitions=PARTITIONS)
-    watchdog = CommitWatchdog(options.bootstrap, topics.app_id, options.outage)
+    watchdog = CommitWatchdog(options.kafka, topics.app_id, options.outage)
     processor = Processor(
         config=config,
         store=app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes),
@@ -300,7 +303,7 @@ def create_app(
             dead_letters=app.topic(topics.dead_letters, partitions=1),
         ),
         watchdog=watchdog,
-        offset_guard=OffsetGuard(options.bootstrap, watchdog.committed, options.outage),
+        offset_guard=OffsetGuard(options.kafka, watchdog.committed, options.outage),
         metrics=metrics,
         max_future_skew=options.max_future_skew,
     )
@@ -315,7 +318,7 @@ def create_app(
         await watchdog.check(app.consumer)
 
     assigned_at: dict[Any, float] = {}
-    probe = BrokerProbe(options.bootstrap, [topics.events, topics.index, topics.alerts, topics.dead_letters])
+    probe = BrokerProbe(options.kafka, [topics.events, topics.index, topics.alerts, topics.dead_letters])
 
     async def measure_lag() -> dict[str, tuple[int, float]]:
         """Per partition held: records waiting, and when one was last processed (or assigned)."""

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from devtools.broker import stop
+from schemas.kafka import KafkaConnection
 from schemas.topics import Topics
 from services.kafka.topics import reader
 from tests.kafka_fixtures import start_test_broker
@@ -29,7 +30,7 @@ TARGET_RATIO = 0.5
 
 async def timed_read(bootstrap: str, topic: str, expected: int, decode: bool) -> tuple[float, float]:
     """(first, last) of the record times: receipt time, or the record's own timestamp."""
-    consumer = reader(bootstrap, topic)
+    consumer = reader(KafkaConnection(bootstrap), topic)
     await consumer.start()
     seen, first, last = 0, 0.0, 0.0
     try:
