@@ -1,4 +1,4 @@
-# CrisisMon: `make setup`, `make run` (the local stack), `make test` (what CI runs), `make bench`,
+# CrisisMon: `make setup`, `make run` (the local stack), `make test` (what CI runs), `make bench`, `make soak`,
 # `make test-compose` (docker-compose.yml run for real; part of `make test` too).
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # debootstrap too.
 SYSTEM_TOOLS := java mvn
 
-.PHONY: setup system-deps run test test-compose lint format bench broker-jars
+.PHONY: setup system-deps run test test-compose lint format bench soak broker-jars
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,17 @@ bench: broker-jars
 	$(BIN)/python -m tests.bench.worker_throughput
 	$(BIN)/python -m tests.bench.stream_latency
 	$(BIN)/python -m tests.bench.backtest_gdelt
+
+# 15 minutes of a steady feed while the worker is SIGKILLed and the broker restarted at random;
+# then alerts expected/seen/lost/unknown, the worker's memory over time and the longest stall
+# (tests/soak.py; SOAK_OPTIONS="--minutes 5 --seed 2"). Then the SIGKILL-restart tests, ten
+# times in a row each (`CRISISMON_KAFKA_VERSION` picks the broker's version). Not part of `make test`.
+soak: broker-jars
+	$(BIN)/python -m tests.soak $(SOAK_OPTIONS)
+	CRISISMON_RESTARTS=10 $(BIN)/python -m pytest -s -p no:cacheprovider tests/test_pipeline.py -k restarted_at_once
+	passed=0; for run in 1 2 3 4 5 6 7 8 9 10; do \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_pipeline.py -k killed_worker_restarts \
+	  && passed=$$((passed + 1)); done; echo "the SIGKILL test: $$passed of 10 passed"; test $$passed = 10
 
 format: setup
 	$(BIN)/ruff format .

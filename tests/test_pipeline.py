@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from schemas.outputs import DeadLetter, IndexUpdate
 from schemas.topics import Topics
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
+from services.kafka.health import EXIT_RESTART
+from services.kafka.worker import JOIN_TIMEOUT_SECONDS, SESSION_TIMEOUT_SECONDS
 from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import (
@@ -36,7 +39,6 @@ from tests.live import (
 )
 from tests.synthetic import write_events
 
-SESSION_TIMEOUT_SECONDS = 10  # the worker's broker_session_timeout
 KILL_AFTER_RECORDS = 300
 KILL_TEST_PACE = 300_000
 """Event seconds per second: the synthetic events' 120 days take about 35 s to replay."""
@@ -183,6 +185,51 @@ def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(
     live = read_alerts(bootstrap, kafka_namespace)
     assert by_dyad(live) == expected_alerts, victim.log_text()
     assert live_indices(bootstrap, kafka_namespace) == expected_index
+
+
+RESTARTS = int(os.environ.get("CRISISMON_RESTARTS", "2"))
+"""SIGKILL and an immediate restart, this many times in a row (`make soak`: 10)."""
+RESTART_BOUND_SECONDS = SESSION_TIMEOUT_SECONDS + 2 * JOIN_TIMEOUT_SECONDS + 30
+"""The dead member's session, a stuck join's end (the worker exits for its supervisor), and a
+margin for the restart it then gets: no restart may take longer to process again."""
+
+
+def test_a_worker_restarted_at_once_after_sigkill_never_hangs(
+    kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
+) -> None:
+    """Restarted while the broker still counts the dead member, a worker's join once hung for
+    good (one restart in twelve). Now it processes again within the bound, or its `group`
+    check ends it (exit 75) and the test, as a supervisor would, starts it again."""
+    bootstrap = kafka_broker.bootstrap
+    events = write_events(tmp_path / "few.jsonl", 100, seed=17)
+    victim = worker("victim").wait_for_web()
+    replay(events, bootstrap, kafka_namespace)
+    wait_processed(bootstrap, kafka_namespace, 120, victim)
+    durations, supervised = [], 0
+    for _ in range(RESTARTS):
+        victim.kill()
+        victim.start()
+        started = time.monotonic()
+        replay(events, bootstrap, kafka_namespace)  # duplicates: processed (and counted) again
+
+        def processing() -> bool:
+            nonlocal supervised
+            assert victim.process is not None
+            if victim.process.poll() is not None:  # a stuck join ended it: restart it
+                assert victim.process.returncode == EXIT_RESTART, victim.log_text()
+                supervised += 1
+                victim.start()
+                return False
+            return bool(victim.records_processed() >= 100)
+
+        eventually(processing, RESTART_BOUND_SECONDS, "the restarted worker to process again")
+        durations.append(time.monotonic() - started)
+    print(
+        f"{RESTARTS} immediate restarts after SIGKILL: processing again after"
+        f" {min(durations):.0f}-{max(durations):.0f} s, {supervised} ended by the group check"
+    )
+    wait_processed(bootstrap, kafka_namespace, 120, victim)
+    assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == offline(events)[0]
 
 
 def test_the_same_file_twice_changes_nothing(kafka_broker: Broker, kafka_namespace: str, worker) -> None:
