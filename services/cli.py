@@ -210,14 +210,21 @@ def worker(
     web_port: int | None,
     data_dir: Path | None,
 ) -> None:
-    """Run the stream processors: crisis.events in; index updates, alerts, dead letters out."""
+    """Run the stream processors: crisis.events in; index updates, alerts, dead letters out.
+    Waits for a broker that does not answer yet; a broker that refuses it (a wrong password, a
+    certificate it does not trust) is one line and exit 2."""
+    from aiokafka.errors import KafkaError
+
     from services.bootstrap import run_worker
 
     settings = settings_from(
         config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port, data_dir=data_dir
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except KafkaError as error:
+        fail(f"Kafka refused the worker: {error}")
 
 
 @cli.group()
@@ -276,12 +283,10 @@ def replay(
     from replay.producer import replay as replay_files
     from schemas.topics import Topics
     from services.backtest.timeline import render_bad_rows
-    from services.kafka.outage import BrokerOutage
     from services.kafka.topics import ensure_topics
 
     settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace)
     kafka, topics = settings.kafka_connection(), Topics(settings.namespace)
-    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
 
     try:
         report = run_async(
@@ -293,8 +298,8 @@ def replay(
                 speed,
                 progress=sys.stderr.isatty(),
                 options=settings.reader_options(datetime.now(UTC), order),
-                when_read=lambda: outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics)),
-                outage_timeout=outage.timeout,
+                when_read=lambda: ensure_topics(kafka, topics),  # none there: one line, exit 2
+                outage_timeout=settings.kafka_outage_timeout.total_seconds(),
             )
         )
     except InputError as error:

@@ -135,8 +135,8 @@ class Settings(BaseSettings, EngineConfig):
     kafka_outage_timeout: Duration = Field(
         default=timedelta(minutes=5),
         gt=timedelta(0),
-        description="how long the worker, `replay`, `follow` and `alerts tail` wait for a broker that"
-        " went away before they give up and exit non-zero",
+        description="how long the worker, `replay` and `follow` wait for a broker that went away"
+        " before they give up (the worker exits 75; a record not delivered counts as failed)",
     )
     worker_stall_timeout: Duration = Field(
         default=timedelta(seconds=60),
