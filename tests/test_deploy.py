@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
-from devtools.broker import KAFKA_VERSION_DEFAULT
+from devtools.broker import KAFKA_VERSION_DEFAULT, KAFKA_VERSION_PREVIOUS
 from schemas.outputs import IndexUpdate, Level
 from services.cli import cli
 from services.core.config import EngineConfig
@@ -318,10 +318,11 @@ def test_the_worker_port_is_the_one_prometheus_and_the_healthcheck_use() -> None
     assert dns["names"] == ["worker"] and dns["type"] == "A" and dns["port"] == port
 
 
-def test_kafka_is_the_version_of_the_local_broker() -> None:
+def test_kafka_is_a_version_the_suite_tests() -> None:
+    """The compose stack stays on 3.9 until its Kafka stand-in fetches 4.x's kafka-tools jars."""
     image, _, tag = services()["kafka"]["image"].partition(":")
     assert image == "apache/kafka"
-    assert tag == KAFKA_VERSION_DEFAULT
+    assert tag in (KAFKA_VERSION_DEFAULT, KAFKA_VERSION_PREVIOUS)
 
 
 def test_third_party_images_are_pinned() -> None:
