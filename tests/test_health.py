@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from services.kafka.health import EXIT_RESTART, WorkerHealth
+from services.kafka.worker import UndeliveredOutputs
 from services.web.metrics import WorkerMetrics
 from tests.web_server import run, serving
 
@@ -81,36 +82,67 @@ def test_a_worker_that_joins_in_time_is_healthy() -> None:
 def test_records_waiting_on_a_partition_that_does_not_move_are_a_stall() -> None:
     health, clock, exits = a_worker_health()
     health.joined()
-    health.observe_partitions({"crisis.events[3]": (120, clock.now), "crisis.events[4]": (0, 0.0)})
+    health.observe_partitions({"crisis.events[3]": (120, 500), "crisis.events[4]": (0, 80)})
     clock.now += STALL + 1
+    health.observe_partitions({"crisis.events[3]": (120, 500), "crisis.events[4]": (0, 80)})
     (stall,) = health.check()
     assert stall.check == "partition" and "crisis.events[3]: 120 records wait" in str(stall)
-    health.observe_partitions({"crisis.events[3]": (80, clock.now)})  # it moved
+    health.observe_partitions({"crisis.events[3]": (80, 540)})  # it moved
     assert health.check() == []
     clock.now += 2 * STALL + 1
+    health.observe_partitions({"crisis.events[3]": (80, 540)})
     health.check()
     assert exits.codes == [EXIT_RESTART]
+
+
+def test_a_partition_quiet_for_long_then_busy_is_no_stall() -> None:
+    """Its wait starts when records come, not when it last processed one."""
+    health, clock, exits = a_worker_health()
+    health.joined()
+    health.observe_partitions({"crisis.events[0]": (0, 40)})
+    clock.now += 15 * 60  # nothing comes for a quarter of an hour
+    health.observe_partitions({"crisis.events[0]": (3, 40)})  # a burst, not taken yet
+    assert health.check() == [] and exits.codes == []
+
+
+def test_tables_being_recovered_hold_the_partitions_without_a_stall() -> None:
+    health, clock, exits = a_worker_health()
+    health.joined()
+    health.observe_recovery(True)
+    for _ in range(10):
+        clock.now += STALL
+        health.observe_partitions({"crisis.events[1]": (500, 0)})
+        assert health.check() == []
+    health.observe_recovery(False)  # the wait starts once the partitions are let go
+    health.observe_partitions({"crisis.events[1]": (500, 0)})
+    clock.now += STALL - 1
+    health.observe_partitions({"crisis.events[1]": (500, 0)})
+    assert health.check() == [] and exits.codes == []
 
 
 def test_time_the_broker_was_away_does_not_count_against_the_group_or_a_partition() -> None:
     health, clock, exits = a_worker_health()
     health.joined()
-    health.observe_partitions({"crisis.events[0]": (10, clock.now)})
-    health.broker_silent()
-    clock.now += OUTAGE - 10  # far past the partition's limit, and within the outage's
+    health.observe_partitions({"crisis.events[0]": (10, 7)})
+    health.broker_silent(ConnectionError("down"))
+    clock.now += OUTAGE / 2 - 10  # far past the partition's limit, and within the broker's
     assert health.check() == []
     health.broker_answered()
     clock.now += STALL - 1
+    health.observe_partitions({"crisis.events[0]": (10, 7)})
     assert health.check() == [] and exits.codes == []
 
 
-def test_a_broker_away_past_the_outage_timeout_ends_the_worker_at_the_limit() -> None:
+def test_a_broker_away_is_reported_at_half_the_outage_timeout_and_ends_the_worker_at_it() -> None:
     health, clock, exits = a_worker_health()
     health.joined()
-    health.broker_silent()
-    clock.now += OUTAGE + 1
+    health.broker_silent(ConnectionError("down"))
+    clock.now += OUTAGE / 2 + 1
     (stall,) = health.check()
-    assert stall.check == "kafka" and exits.codes == [EXIT_RESTART]
+    assert stall.check == "kafka" and exits.codes == []
+    clock.now += OUTAGE / 2
+    health.check()
+    assert exits.codes == [EXIT_RESTART]
 
 
 def test_a_topic_gone_for_longer_than_a_restarted_broker_takes_ends_the_worker() -> None:
@@ -125,7 +157,10 @@ def test_a_topic_gone_for_longer_than_a_restarted_broker_takes_ends_the_worker()
     health.observe_topics(["crisis.alerts"])
     clock.now += TOPICS + 1
     (stall,) = health.check()
-    assert "crisis.alerts missing from the broker" in str(stall) and exits.codes == [EXIT_RESTART]
+    assert "crisis.alerts missing from the broker" in str(stall) and exits.codes == []
+    clock.now += TOPICS
+    health.check()
+    assert exits.codes == [EXIT_RESTART]
 
 
 def test_a_blocked_event_loop_is_seen_by_the_watching_thread_and_ends_the_worker() -> None:
@@ -160,3 +195,9 @@ def test_status_and_health_show_the_stalls_and_health_answers_503_without_a_toke
                 assert (await status.json())["stalls"] == answer["stalls"]
 
     run(check)
+
+
+def test_an_output_kafka_did_not_take_ends_the_worker_before_its_offset_is_committed() -> None:
+    exits = Exits()
+    UndeliveredOutputs(exit=exits).on_send_error(producer=None, exc=TimeoutError(), state=None)
+    assert exits.codes == [EXIT_RESTART]

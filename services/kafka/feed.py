@@ -61,7 +61,7 @@ class Feed:
                     # A partition no longer assigned (its topic was deleted) has nothing to catch up.
                     held = consumer.assignment()
                     positions = {tp: await consumer.position(tp) for tp in ends if tp in held}
-                    if all(position >= ends[tp] for tp, position in positions.items()):
+                    if positions and all(position >= ends[tp] for tp, position in positions.items()):
                         self.sink.caught_up = True
                         log.info("API view caught up: %d records read", read)
         finally:

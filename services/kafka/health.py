@@ -1,27 +1,27 @@
 """Noticing a worker that hangs while its process looks alive, and ending it so that its
 supervisor starts a fresh one.
 
-A worker can hang four ways, each with its own limit:
+A worker can hang five ways, each with its own limit:
 
 - `group`: it gets no partitions. Restarted at once after a SIGKILL, a worker's group join
   once waited for good on the dead member (aiokafka 0.14). A join takes at most the session
   timeout (the broker drops a dead member) plus the rebalance timeout: the limit.
 - `partition`: records wait on a partition it holds, and none is processed for
-  `stall_timeout` (its lag does not move).
+  `stall_timeout` (counted from when they started waiting, or from the last record processed
+  while they wait; not while Faust recovers its tables, which holds every partition back).
 - `event-loop`: something blocks the event loop for `stall_timeout`: nothing else runs, not
   even the web server, so a thread of its own watches it.
-- `kafka`: the broker does not answer for `outage_timeout` (a broker outage the worker could
-  not ride out).
+- `kafka`: the broker does not answer for half of `outage_timeout`; at the timeout, a broker
+  outage the worker could not ride out.
 - `topics`: a topic the worker reads or writes is missing from the broker for
   `topics_timeout` (someone deleted it; a broker just restarted may say so for a few
   seconds). The restart creates it again, empty.
 
 Past its limit, a stall is reported: a log line, `crisismon_worker_stall_seconds{check}`,
-`/api/status` and `/api/health` (503). At twice the limit (the `kafka` and `topics` checks: at the limit)
-the worker exits with EXIT_RESTART. A restart is the one way out that always works, and it is
-safe: the worker is at least once, so a restart repeats outputs (same ids) and never loses one.
-The time the broker was away does not count against the other checks: a partition cannot
-move, nor a group form, without it.
+`/api/status` and `/health` (503). At twice the limit the worker exits with EXIT_RESTART. A
+restart is the one way out that always works, and it is safe: the worker is at least once, so
+a restart repeats outputs (same ids) and never loses one. The time the broker was away does not
+count against the other checks: a partition cannot move, nor a group form, without it.
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ BEAT_SECONDS = 1.0
 
 Check = Literal["group", "partition", "event-loop", "kafka", "topics"]
 CHECKS: tuple[Check, ...] = ("group", "partition", "event-loop", "kafka", "topics")
-ENDS_AT_LIMIT: tuple[Check, ...] = ("kafka", "topics")
-"""Checks where waiting longer helps nothing: the worker exits at the limit, not twice it."""
 
 
 class StallMetrics(Protocol):
@@ -66,6 +64,18 @@ class Stall:
         return f"{self.check}: {self.detail} for {self.seconds:.0f} s (limit {self.limit:.0f} s)"
 
 
+@dataclass(frozen=True)
+class Waiting:
+    lag: int
+    position: int
+    since: float
+
+
+def say(line: str) -> None:
+    """A line on stderr without logging's locks (see `WorkerHealth.watch_event_loop`)."""
+    os.write(2, f"{line}\n".encode())
+
+
 @dataclass
 class WorkerHealth:
     """The worker's view of itself. The worker calls `joining`/`joined` on rebalances,
@@ -81,8 +91,10 @@ class WorkerHealth:
     """os._exit: a hung worker may never finish a clean shutdown, and needs none (at least once)."""
     clock: Callable[[], float] = time.monotonic
     joining_since: float | None = None
-    waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
-    """Per partition with records waiting: how many, and since when none was processed."""
+    recovering: bool = False
+    """Faust is reading its tables back (every partition is held until it is done)."""
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+    """Per partition with records waiting: how many, where it stands, since when it has not moved."""
     silent_since: float | None = None
     """Since when the broker has not answered (None: it answers)."""
     broker_back_at: float = 0.0
@@ -102,10 +114,21 @@ class WorkerHealth:
     def joined(self) -> None:
         self.joining_since = None
 
-    def observe_partitions(self, lags: dict[str, tuple[int, float]]) -> None:
-        """Per partition: records waiting, and when the last one was processed (or the
-        partition was assigned, if later)."""
-        self.waiting = {name: entry for name, entry in lags.items() if entry[0] > 0}
+    def observe_recovery(self, recovering: bool) -> None:
+        if recovering != self.recovering:
+            self.waiting.clear()  # the partitions' waits start once they are let go
+        self.recovering = recovering
+
+    def observe_partitions(self, positions: dict[str, tuple[int, int]]) -> None:
+        """Per partition held: (records waiting, the next offset to process). A wait starts when
+        records start waiting, and again each time the partition moves."""
+        now, before = self.clock(), self.waiting
+        self.waiting = {}
+        for name, (lag, position) in positions.items():
+            if lag > 0:
+                earlier = before.get(name)
+                since = earlier.since if earlier is not None and earlier.position == position else now
+                self.waiting[name] = Waiting(lag, position, since)
 
     def broker_answered(self) -> None:
         if self.silent_since is not None:
@@ -120,8 +143,9 @@ class WorkerHealth:
             self.missing_since = self.clock()
         self.missing_topics = missing
 
-    def broker_silent(self) -> None:
+    def broker_silent(self, error: BaseException) -> None:
         if self.silent_since is None:
+            log.warning("Kafka does not answer (%r): waiting for it", error)
             self.silent_since = self.clock()
 
     def stalls(self) -> list[Stall]:
@@ -135,16 +159,21 @@ class WorkerHealth:
         return max(moment, self.broker_back_at)
 
     def _group(self, now: float) -> list[Stall]:
-        if self.joining_since is None or self.silent_since is not None:
+        if self.joining_since is None or self.silent_since is not None or self.recovering:
             return []
         seconds = now - self._since(self.joining_since)
         return [Stall("group", seconds, self.join_timeout, "no partitions assigned: joining the group")]
 
     def _partitions(self, now: float) -> list[Stall]:
-        if not self.waiting or self.silent_since is not None or self.joining_since is not None:
+        if (
+            not self.waiting
+            or self.silent_since is not None
+            or self.joining_since is not None
+            or self.recovering
+        ):
             return []
-        name, (lag, since) = min(self.waiting.items(), key=lambda item: item[1][1])
-        seconds = now - self._since(since)
+        name, longest = min(self.waiting.items(), key=lambda item: item[1].since)
+        lag, seconds = longest.lag, now - self._since(longest.since)
         return [
             Stall("partition", seconds, self.stall_timeout, f"{name}: {lag} records wait, none processed")
         ]
@@ -153,7 +182,7 @@ class WorkerHealth:
         if self.silent_since is None:
             return []
         seconds = now - self.silent_since
-        return [Stall("kafka", seconds, self.outage_timeout, "the broker does not answer")]
+        return [Stall("kafka", seconds, self.outage_timeout / 2, "the broker does not answer")]
 
     def _topics(self, now: float) -> list[Stall]:
         if self.missing_since is None:
@@ -180,17 +209,14 @@ class WorkerHealth:
             self._exit_past_end(stall)
         return stalls
 
-    def _exit_past_end(self, stall: Stall) -> bool:
-        """Whether it exited (`exit` returns only in tests)."""
-        end = stall.limit if stall.check in ENDS_AT_LIMIT else 2 * stall.limit
-        if stall.seconds > end:
-            log.critical("worker stalled past %.0f s, exiting for a restart: %s", end, stall)
+    def _exit_past_end(self, stall: Stall) -> None:
+        if stall.seconds > 2 * stall.limit:
+            log.critical("worker stalled past %.0f s, exiting for a restart: %s", 2 * stall.limit, stall)
             logging.shutdown()
             self.exit(EXIT_RESTART)
-        return stall.seconds > end
 
     def problems(self) -> list[str]:
-        """The stalls reported, for /api/status and /api/health."""
+        """The stalls reported, for /api/status and /health."""
         return [str(stall) for stall in self.reported.values()]
 
     async def keep_beating(self) -> None:
@@ -201,7 +227,9 @@ class WorkerHealth:
 
     def watch_event_loop(self) -> threading.Thread:
         """A daemon thread that times the beats every second (a blocked loop cannot time
-        itself, nor answer /api/status: the metric and the log line are what tell)."""
+        itself, nor answer /health: the metric and the line on stderr are what tell). It writes
+        to stderr itself, not through logging: a loop blocked on a log write holds the lock
+        every logging handler takes, and the thread must still get to its exit."""
 
         def watch() -> None:
             told = False
@@ -212,14 +240,11 @@ class WorkerHealth:
                 blocked = seconds > stall.limit
                 self.metrics.observe_stall("event-loop", seconds if blocked else 0.0)
                 if blocked != told:
-                    log.log(
-                        logging.WARNING if blocked else logging.INFO,
-                        "worker %sstalled: %s",
-                        "" if blocked else "no longer ",
-                        stall,
-                    )
+                    say(f"worker {'' if blocked else 'no longer '}stalled: {stall}")
                     told = blocked
-                if self._exit_past_end(stall):
+                if seconds > 2 * stall.limit:
+                    say(f"worker stalled past {2 * stall.limit:.0f} s, exiting for a restart: {stall}")
+                    self.exit(EXIT_RESTART)
                     return
 
         thread = threading.Thread(target=watch, name="crisismon-event-loop-watch", daemon=True)

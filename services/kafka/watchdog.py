@@ -133,8 +133,8 @@ class OffsetGuard:
                 )
             )
         expected = self.expected[tp]
-        self.expected[tp] = max(expected, message.offset + 1)
         if message.offset <= expected:
+            self.expected[tp] = max(expected, message.offset + 1)
             return []
         log.warning(
             "%s[%s]: faust-streaming skipped offsets %s to %s; reading them from Kafka first",
@@ -143,9 +143,11 @@ class OffsetGuard:
             expected,
             message.offset - 1,
         )
-        return await read_range(
+        skipped = await read_range(
             self.kafka, tp.topic, tp.partition, expected, message.offset, self.outage.timeout
         )
+        self.expected[tp] = message.offset + 1  # only once the gap is read: else it is read again
+        return skipped
 
 
 class GapNotRead(Exception):

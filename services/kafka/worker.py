@@ -49,7 +49,7 @@ from services.kafka.connection import faust_credentials
 from services.kafka.health import EXIT_RESTART, WorkerHealth
 from services.kafka.outage import BrokerOutage
 from services.kafka.topics import BrokerProbe
-from services.kafka.watchdog import CommitWatchdog, OffsetGuard
+from services.kafka.watchdog import CommitWatchdog, GapNotRead, OffsetGuard
 
 log = logging.getLogger(__name__)
 
@@ -311,44 +311,49 @@ def create_app(
     @app.agent(events, concurrency=1)
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await processor.handle(event)
+            try:
+                await processor.handle(event)
+            except (KafkaError, GapNotRead) as error:
+                # Kafka failed us past kafka_outage_timeout. A crashed agent would have Faust
+                # acknowledge this record (its stream does, whatever happened) and commit past
+                # it: stop now, and the restart processes it again.
+                log.critical("Kafka failed the worker on a record (%r): exiting for a restart", error)
+                logging.shutdown()
+                os._exit(EXIT_RESTART)
 
     @app.timer(interval=watchdog.idle_seconds)  # type: ignore[untyped-decorator]
     async def unstick_commits() -> None:
         await watchdog.check(app.consumer)
 
-    assigned_at: dict[Any, float] = {}
     probe = BrokerProbe(options.kafka, [topics.events, topics.index, topics.alerts, topics.dead_letters])
 
-    async def measure_lag() -> dict[str, tuple[int, float]]:
-        """Per partition held: records waiting, and when one was last processed (or assigned)."""
+    async def survey() -> dict[str, tuple[int, int]]:
+        """The topics missing, and per partition held: (records waiting, the next offset)."""
         health.observe_topics(await probe.missing_topics())
         partitions = [tp for tp in app.consumer.assignment() if tp.topic == topics.events]
         ends = await app.consumer.highwaters(*partitions) if partitions else {}
-        lags: dict[str, tuple[int, float]] = {}
+        positions: dict[str, tuple[int, int]] = {}
         for tp, end in ends.items():
             processed = watchdog.processed.get(tp)
             next_offset = processed[0] + 1 if processed else await app.consumer.position(tp)
             if next_offset is not None:
                 lag = max(0, end - next_offset)
                 metrics.observe_lag(tp.topic, tp.partition, lag)
-                last = max(processed[1] if processed else 0.0, assigned_at.get(tp, 0.0))
-                lags[f"{tp.topic}[{tp.partition}]"] = (lag, last)
-        return lags
+                positions[f"{tp.topic}[{tp.partition}]"] = (lag, next_offset)
+        return positions
 
     @app.timer(interval=LAG_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
     async def watch_health() -> None:
         """The lag, and whether the broker answers, the topics are there and nothing is stuck.
         (A deleted topic: the `topics` check; the restart creates it again, empty.)"""
+        health.observe_recovery(bool(app.in_recovery))
         try:
-            lags = await asyncio.wait_for(measure_lag(), timeout=LAG_INTERVAL_SECONDS)
+            positions = await asyncio.wait_for(survey(), timeout=LAG_INTERVAL_SECONDS)
         except (KafkaError, TimeoutError) as error:
-            if health.silent_since is None:
-                log.warning("Kafka does not answer (%r): waiting for it", error)
-            health.broker_silent()
+            health.broker_silent(error)
         else:
             health.broker_answered()
-            health.observe_partitions(lags)
+            health.observe_partitions(positions)
         health.check()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -368,13 +373,9 @@ def create_app(
             topics.events, {tp.partition for tp in revoked if tp.topic == topics.events}
         )
 
-    def take_assigned(*args: Any, **_: Any) -> None:
-        _sender, assigned = args  # faust sends (app, assigned topic-partitions)
+    def take_assigned(*_: Any, **__: Any) -> None:
         forget_states()
         health.joined()
-        now = time.monotonic()
-        assigned_at.clear()
-        assigned_at.update((tp, now) for tp in assigned)
 
     app.on_partitions_revoked.connect(forget_revoked)
     app.on_partitions_assigned.connect(take_assigned)

@@ -141,8 +141,6 @@ class WorkerMetrics:
             ["check"],
             registry=self.registry,
         )
-        for check in ("group", "partition", "event-loop", "kafka", "topics"):
-            self.stall_seconds.labels(check)
 
     def observe_stall(self, check: str, seconds: float) -> None:
         self.stall_seconds.labels(check).set(seconds)
