@@ -35,6 +35,7 @@ from tests.live import (
     replay,
     wait_processed,
 )
+from tests.ports import free_port
 
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
 USER, PASSWORD = "alice", "alice-s3cret-pw"
@@ -173,6 +174,29 @@ def test_a_wrong_password_is_one_line_and_exit_2(
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("crisismon: error: cannot reach Kafka")
     assert "Authentication failed" in run.stderr and "invalid credentials" in run.stderr
+    assert wrong not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["worker", "--web-port", str(free_port())], ["follow", "dir", ".", "--once"]]
+)
+def test_a_service_refused_by_the_broker_says_why_at_once_instead_of_waiting(
+    secured_broker: Broker, certificates: Certificates, command: list[str], tmp_path: Path
+) -> None:
+    """A worker or follower waits for a broker that does not answer; one that answers and
+    refuses the login will not change its mind: one line, exit 2, the reason in it."""
+    wrong = "not-" + PASSWORD
+    run = crisismon(
+        *command,
+        *("--bootstrap", sasl_ssl_address(secured_broker), "--namespace", NAMESPACE),
+        environment={
+            **sasl_ssl_environment(certificates.ca, password=wrong),
+            "CRISISMON_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert run.returncode == 2, run.stderr
+    refusal = run.stderr.strip().splitlines()[-1]
+    assert refusal.startswith("crisismon: error:") and "refuses this client: login refused" in refusal
     assert wrong not in run.stderr + run.stdout
 
 

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka.errors import InvalidTopicError, KafkaConnectionError, KafkaTimeoutError
 
 from schemas.kafka import KafkaConnection
-from services.kafka.outage import BrokerOutage
+from services.kafka.outage import BrokerOutage, OncePerWindow
 
 
 def flaky(failures: list[BaseException]) -> tuple[list[int], Callable[[], Awaitable[str]]]:
@@ -56,3 +57,20 @@ def test_a_service_started_before_its_broker_waits_with_one_line(caplog: pytest.
         "waiting for Kafka at 127.0.0.1:1 to answer (KafkaConnectionError: down); starting once it does"
     ]
     assert len(calls) == 4  # past the outage timeout too: a start waits as long as it takes
+
+
+def test_a_message_repeated_thousands_of_times_goes_through_once_a_window_with_a_count() -> None:
+    now = [0.0]
+    quiet = OncePerWindow(window=60.0, clock=lambda: now[0])
+
+    def passes(message: str) -> str | None:
+        record = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, message, None, None)
+        return record.getMessage() if quiet.filter(record) else None
+
+    assert passes("Unable connect to node with id 1") == "Unable connect to node with id 1"
+    assert [passes("Unable connect to node with id 1") for _ in range(3999)] == [None] * 3999
+    assert passes("another message") == "another message"
+    now[0] = 61.0
+    assert passes("Unable connect to node with id 1") == (
+        "Unable connect to node with id 1 (3999 like it in the last 61 s not logged)"
+    )

@@ -8,14 +8,24 @@ supervisor: an outage that long is a matter for a person, and a restart is the c
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -24,7 +34,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from schemas.kafka import KafkaConnection
+from schemas.kafka import OUTAGE_TIMEOUT_SECONDS, KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ T = TypeVar("T")
 
 LONGEST_WAIT_SECONDS = 5.0
 """Between two tries: a broker that is back is noticed within this long."""
+REFUSAL_PROBE_SECONDS = 10.0
 BACKOFF = wait_exponential_jitter(multiplier=0.5, max=LONGEST_WAIT_SECONDS, jitter=0.5)
 
 
@@ -45,7 +56,7 @@ def broker_unreachable(error: BaseException) -> bool:
 class BrokerOutage:
     """How long the worker's own Kafka calls wait for a broker that went away."""
 
-    timeout: float = 300.0
+    timeout: float = OUTAGE_TIMEOUT_SECONDS
 
     async def call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()`, tried again while the broker is unreachable, for up to `timeout` seconds;
@@ -61,14 +72,25 @@ class BrokerOutage:
 
     async def wait_for_broker(self, kafka: KafkaConnection, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()` once the broker answers, however long that takes: a service started
-        before its broker (a reboot, a compose stack) waits for it, with one line saying so."""
+        before its broker (a reboot, a compose stack) waits for it, with one line saying so.
+        A broker that answers but refuses this client (a login, a certificate) raises
+        BrokerRefused at once: waiting would not change its mind."""
+
+        async def unless_refused() -> T:
+            try:
+                return await attempt()
+            except KafkaConnectionError:
+                if (why := await refusal(kafka)) is not None:
+                    raise BrokerRefused(f"Kafka at {kafka} refuses this client: {why}") from None
+                raise
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(broker_unreachable),
             wait=BACKOFF,
             before_sleep=_first_wait(kafka),
             reraise=True,
         )
-        result = await _tried(retrying, attempt)
+        result = await _tried(retrying, unless_refused)
         if retrying.statistics.get("attempt_number", 1) > 1:
             log.info("Kafka at %s answers: starting", kafka)
         return result
@@ -80,6 +102,29 @@ async def _tried(retrying: AsyncRetrying, attempt: Callable[[], Awaitable[T]]) -
         with try_:
             return await attempt()
     raise AssertionError("tenacity ends its loop by returning or raising")
+
+
+class BrokerRefused(KafkaError):  # type: ignore[misc]
+    """The broker answered and refused this client: a wrong login, an untrusted certificate."""
+
+    retriable = False
+
+
+async def refusal(kafka: KafkaConnection) -> str | None:
+    """Why the broker refuses this client, from one direct connection (aiokafka's own errors
+    only say "Unable to bootstrap"); None when it does not answer at all, or lets it in."""
+    host, _, port = kafka.bootstrap.rpartition(":")
+    options = {key: value for key, value in kafka.client_options().items() if key != "bootstrap_servers"}
+    try:
+        connection = await asyncio.wait_for(create_conn(host, int(port), **options), REFUSAL_PROBE_SECONDS)
+    except (AuthenticationFailedError, SaslAuthenticationFailed, UnsupportedSaslMechanismError) as error:
+        return f"login refused ({error})"
+    except ssl.SSLError as error:
+        return f"TLS failed ({error})"
+    except (OSError, KafkaError, TimeoutError):
+        return None  # not there, or not ready: worth waiting for
+    connection.close()
+    return None
 
 
 def _first_wait(kafka: KafkaConnection) -> Callable[[RetryCallState], None]:
