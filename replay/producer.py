@@ -24,7 +24,7 @@ from tqdm import tqdm
 from replay.ordering import ReadReport, read_in_play_order
 from replay.readers import Located
 from replay.readers.base import ReaderOptions
-from schemas.kafka import KafkaConnection
+from schemas.kafka import OUTAGE_TIMEOUT_SECONDS, KafkaConnection
 from schemas.topics import SOURCE_HEADER, event_message
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,11 @@ class EventProducer:
     """
 
     def __init__(
-        self, kafka: KafkaConnection, topic: str, headers: Mapping[str, str], outage_timeout: float = 300.0
+        self,
+        kafka: KafkaConnection,
+        topic: str,
+        headers: Mapping[str, str],
+        outage_timeout: float = OUTAGE_TIMEOUT_SECONDS,
     ) -> None:
         self.topic = topic
         self.headers = [(name, value.encode()) for name, value in headers.items()]
@@ -122,7 +126,7 @@ async def replay(
     when_read: Callable[[], Awaitable[object]] | None = None,
     progress: bool = False,
     options: ReaderOptions | None = None,
-    outage_timeout: float = 300.0,
+    outage_timeout: float = OUTAGE_TIMEOUT_SECONDS,
 ) -> ReplayReport:
     """Produce every record; `speed` is event seconds per wall second (None: as fast as possible),
     and no wait between two records is longer than `max_wait` seconds (None: as long as it takes).

@@ -19,6 +19,10 @@ from typing import Literal, Required, TypedDict
 
 from pydantic import SecretStr
 
+OUTAGE_TIMEOUT_SECONDS = 300.0
+"""How long a client waits for a broker that went away, unless told otherwise
+(`kafka_outage_timeout`)."""
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 

@@ -23,7 +23,14 @@ from pydantic_settings import (
 
 from replay.readers.base import PlayOrder, ReaderOptions
 from schemas.events import MAX_WITNESSES
-from schemas.kafka import KafkaConnection, SaslLogin, SaslMechanism, SecurityProtocol, TlsOptions
+from schemas.kafka import (
+    OUTAGE_TIMEOUT_SECONDS,
+    KafkaConnection,
+    SaslLogin,
+    SaslMechanism,
+    SecurityProtocol,
+    TlsOptions,
+)
 from services.core.config import Duration, EngineConfig
 
 
@@ -133,7 +140,7 @@ class Settings(BaseSettings, EngineConfig):
     data_dir: Path = Field(default=Path(".crisismon"), description="the worker's RocksDB tables")
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://$")
     kafka_outage_timeout: Duration = Field(
-        default=timedelta(minutes=5),
+        default=timedelta(seconds=OUTAGE_TIMEOUT_SECONDS),
         gt=timedelta(0),
         description="how long the worker, `replay` and `follow` wait for a broker that went away"
         " before they give up (the worker exits 75; a record not delivered counts as failed)",

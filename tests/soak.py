@@ -1,9 +1,10 @@
-"""`make soak`: a bounded run under faults, not a test (it asserts nothing; it reports).
+"""`make soak`: a bounded run under faults, not part of `make test`.
 
 Events are fed at a steady rate (a replay paced over the run) to one worker on a broker of its
 own, while, at random moments (seeded), the worker is killed with SIGKILL and restarted, or the
 broker is stopped for a while and started again. A worker that exits by itself (its health
-checks end a stuck one with 75) is restarted, as a supervisor would. At the end it prints:
+checks end a stuck one with 75) is restarted, as a supervisor would. At the end it prints
+(and exits 1 when an alert was lost or unknown):
 
 - alerts expected (the offline backtest of the same events) / seen on the topic / lost / unknown;
 - the worker's resident memory over time;
@@ -20,6 +21,7 @@ import asyncio
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -105,7 +107,7 @@ def committed_total(bootstrap: str) -> int | None:
         return None
 
 
-def soak(minutes: float, seed: int, rate: float, work: Path) -> None:
+def soak(minutes: float, seed: int, rate: float, work: Path) -> bool:
     rng = random.Random(seed)
     duration = minutes * 60
     count = int(rate * duration)
@@ -136,7 +138,7 @@ def soak(minutes: float, seed: int, rate: float, work: Path) -> None:
             time.sleep(SAMPLE_SECONDS)
         print(f"replay exited {feed.wait(timeout=600)} after {time.monotonic() - begun:.0f} s")
         caught_up = wait_until(lambda: committed_lag(broker.bootstrap) == 0, 600, worker, seen, begun, broker)
-        report(events, broker, worker, seen, caught_up)
+        return report(events, broker, worker, seen, caught_up)
     finally:
         feed.kill()
         worker.stop()
@@ -190,7 +192,8 @@ def wait_until(
     return False
 
 
-def report(events: Path, broker: Broker, worker: WorkerProcess, seen: Observations, caught_up: bool) -> None:
+def report(events: Path, broker: Broker, worker: WorkerProcess, seen: Observations, caught_up: bool) -> bool:
+    """Prints the figures; whether every alert expected was seen and none unknown."""
     if caught_up:
         wait_processed(broker.bootstrap, NAMESPACE, 60, worker)
     expected = {alert.alert_id for alert in run_backtest([events], EngineConfig()).alerts}
@@ -209,6 +212,7 @@ def report(events: Path, broker: Broker, worker: WorkerProcess, seen: Observatio
         step = max(1, len(seen.rss_mib) // 12)
         print("  over time: " + ", ".join(f"{at / 60:.1f} min {mib:.0f}" for at, mib in seen.rss_mib[::step]))
     print(f"longest stall: {seen.longest_stall:.0f} s (records waiting, nothing more committed)")
+    return caught_up and expected == live
 
 
 def main() -> None:
@@ -218,7 +222,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="events per second fed")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crisismon-soak-") as work:
-        soak(options.minutes, options.seed, options.rate, Path(work))
+        if not soak(options.minutes, options.seed, options.rate, Path(work)):
+            sys.exit(1)  # an alert lost or unknown: `make soak` fails
 
 
 if __name__ == "__main__":

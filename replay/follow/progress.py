@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.kafka import KafkaConnection
+from schemas.kafka import OUTAGE_TIMEOUT_SECONDS, KafkaConnection
 from schemas.progress import FollowedFile
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,11 @@ class ProgressLog:
     """The files of one source recorded in the progress topic."""
 
     def __init__(
-        self, kafka: KafkaConnection, topic: str, source: str, outage_timeout: float = 300.0
+        self,
+        kafka: KafkaConnection,
+        topic: str,
+        source: str,
+        outage_timeout: float = OUTAGE_TIMEOUT_SECONDS,
     ) -> None:
         """`outage_timeout`: how long a record waits for a broker that went away (as EventProducer)."""
         self.kafka = kafka
