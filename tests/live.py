@@ -158,6 +158,17 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def until_mid_stream(worker: WorkerProcess, producing: subprocess.Popen[bytes], records: int) -> None:
+    """Until `worker` has processed `records` while the replay still produces: a fault from here
+    hits the worker mid-stream, however fast it is (the test decides when, not the machine)."""
+    eventually(
+        lambda: worker.records_processed() >= records or producing.poll() is not None,
+        120,
+        f"the worker to process {records} records",
+    )
+    assert producing.poll() is None, "the replay ended first: slow its pace down"
+
+
 def replay(
     path: Path, bootstrap: str, namespace: str, *extra: str, environment: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

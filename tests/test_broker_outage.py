@@ -28,6 +28,7 @@ from tests.live import (
     clean_env,
     eventually,
     read_alerts,
+    until_mid_stream,
     wait_processed,
 )
 from tests.synthetic import write_events
@@ -66,12 +67,7 @@ def test_a_broker_stopped_mid_replay_for_30_s_loses_nothing_and_everything_recov
         [CRISISMON, "replay", str(events), *target, "--speed", str(KILL_TEST_PACE)], replay_log
     )
     try:
-        eventually(
-            lambda: worker.records_processed() >= KILL_AFTER_RECORDS or producing.poll() is not None,
-            120,
-            f"the worker to process {KILL_AFTER_RECORDS} records",
-        )
-        assert producing.poll() is None, "the replay ended before the outage: slow KILL_TEST_PACE down"
+        until_mid_stream(worker, producing, KILL_AFTER_RECORDS)
         stop(own_broker)
         time.sleep(OUTAGE_SECONDS)
         assert producing.poll() is None, replay_log.read_text()  # it waits for the broker

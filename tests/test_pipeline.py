@@ -35,6 +35,7 @@ from tests.live import (
     read_alerts,
     read_topic,
     replay,
+    until_mid_stream,
     wait_processed,
 )
 from tests.synthetic import write_events
@@ -164,12 +165,7 @@ def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(
             [CRISISMON, "replay", str(events), *target], stdout=out, stderr=subprocess.STDOUT, env=clean_env()
         )
     try:
-        eventually(
-            lambda: victim.records_processed() >= KILL_AFTER_RECORDS or producing.poll() is not None,
-            120,
-            f"the worker to process {KILL_AFTER_RECORDS} records",
-        )
-        assert producing.poll() is None, "the replay ended before the kill: slow KILL_TEST_PACE down"
+        until_mid_stream(victim, producing, KILL_AFTER_RECORDS)
         victim.kill()
         # Restarted while the broker still counts the dead member in the group, the worker's
         # group join hung for good in one run of about twelve (aiokafka 0.14): start it once
