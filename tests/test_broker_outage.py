@@ -2,13 +2,15 @@
 (stopped and started again on the same data, so the session's broker is never touched).
 
 The offline backtest is the oracle: after the outage the alerts equal its alerts, none lost,
-none unknown, and every part (worker, replay, `alerts tail`, the web feed) got there by itself.
+none unknown, and every part (worker, replay, a follower, `alerts tail`, the web feed) got
+there by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE, KILL_AFTER_RECORDS, KILL_TEST_PACE, offline
 
 OUTAGE_SECONDS = 30
+CHINA_INDIA = ARTICLE.parent / "crises" / "china-india-2020.jsonl"
 QUIET_LOG_LINES = 3_000
 """A worker's log over the whole test, outage included (once: 120,000 lines for 30 s)."""
 
@@ -48,9 +51,9 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
         stop(broker)
 
 
-def background(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+def background(command: list[str], log: Path, **settings: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(**settings))
 
 
 def test_a_broker_stopped_mid_replay_for_30_s_loses_nothing_and_everything_recovers(
@@ -66,15 +69,30 @@ def test_a_broker_stopped_mid_replay_for_30_s_loses_nothing_and_everything_recov
     producing = background(
         [CRISISMON, "replay", str(events), *target, "--speed", str(KILL_TEST_PACE)], replay_log
     )
+    inbox, follow_log = tmp_path / "inbox", tmp_path / "follow.log"
+    inbox.mkdir()
+    # China-India 2020 moved to BRA-ZAF, dyads the synthetic events never touch: its alerts do not
+    # depend on where in the replay the follower's file lands.
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text(CHINA_INDIA.read_text().replace('"CHN', '"BRA').replace('"IND', '"ZAF'))
+    quick = {
+        "CRISISMON_FOLLOW_POLL": "1s",
+        "CRISISMON_FOLLOW_SETTLE": "1s",
+        "CRISISMON_FOLLOW_METRICS_PORT": "0",
+    }
+    following = background([CRISISMON, "follow", "dir", str(inbox), *target], follow_log, **quick)
     try:
         until_mid_stream(worker, producing, KILL_AFTER_RECORDS)
         stop(own_broker)
+        shutil.copy(elsewhere, inbox)  # a file published while the broker is away
         time.sleep(OUTAGE_SECONDS)
         assert producing.poll() is None, replay_log.read_text()  # it waits for the broker
         start(own_broker)
         assert producing.wait(timeout=300) == 0, replay_log.read_text()
+        eventually(lambda: elsewhere.name in follow_log.read_text(), 120, "the follower to take its file")
         wait_processed(bootstrap, namespace, 180, worker)
-        expected_alerts = offline(events)[0]
+        expected_alerts = offline(events, elsewhere)[0]
+        assert "BRA-ZAF" in expected_alerts
         expected_ids = {alert_id for ids in expected_alerts.values() for alert_id in ids}
         assert by_dyad(read_alerts(bootstrap, namespace)) == expected_alerts, worker.log_text()
 
@@ -92,12 +110,12 @@ def test_a_broker_stopped_mid_replay_for_30_s_loses_nothing_and_everything_recov
             "the web feed to show every alert",
         )
         assert worker.process is not None and worker.process.poll() is None, worker.log_text()
-        assert tail.poll() is None
+        assert tail.poll() is None and following.poll() is None, follow_log.read_text()
         assert worker.get_json("/health") == {"healthy": True, "stalls": []}
         lines = sum(len(log.read_text(errors="replace").splitlines()) for log in worker.logs)
         assert lines < QUIET_LOG_LINES, worker.log_text()
     finally:
-        for process in (producing, tail):
+        for process in (producing, tail, following):
             process.kill()
             process.wait()
         worker.stop()
