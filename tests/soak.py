@@ -127,12 +127,20 @@ def soak(minutes: float, seed: int, rate: float, work: Path) -> bool:
         )
     print(f"soak: {count} events over {minutes:g} min ({rate:g}/s), faults at random (seed {seed})")
     next_fault = begun + rng.uniform(30, 90)
+
+    def measuring(seconds: float) -> None:
+        """A fault's pause, sampled as the rest: outages are what the stall measures."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            sample(worker, broker, seen, time.monotonic() - begun)
+            time.sleep(min(SAMPLE_SECONDS, left))
+
     try:
         while feed.poll() is None and time.monotonic() - begun < duration + 120:
             now = time.monotonic()
             supervise(worker, seen)
             if now >= next_fault and now - begun < duration - 30:
-                fault(rng, broker, worker, seen, now - begun)
+                fault(rng, broker, worker, seen, now - begun, measuring)
                 next_fault = time.monotonic() + rng.uniform(45, 120)
             sample(worker, broker, seen, time.monotonic() - begun)
             time.sleep(SAMPLE_SECONDS)
@@ -152,24 +160,31 @@ def supervise(worker: WorkerProcess, seen: Observations) -> None:
         worker.start()
 
 
-def fault(rng: random.Random, broker: Broker, worker: WorkerProcess, seen: Observations, at: float) -> None:
+def fault(
+    rng: random.Random,
+    broker: Broker,
+    worker: WorkerProcess,
+    seen: Observations,
+    at: float,
+    pause_for: Callable[[float], None],
+) -> None:
     if rng.random() < 0.5:
         pause = rng.uniform(0, 15)
         seen.faults.append(f"{at:.0f} s: worker SIGKILLed, restarted {pause:.0f} s later")
         worker.kill()
-        time.sleep(pause)
+        pause_for(pause)
         worker.start()
     else:
         pause = rng.uniform(5, 40)
         seen.faults.append(f"{at:.0f} s: broker stopped for {pause:.0f} s")
         stop(broker)
-        time.sleep(pause)
+        pause_for(pause)
         start(broker)
     print("  " + seen.faults[-1])
 
 
 def sample(worker: WorkerProcess, broker: Broker, seen: Observations, at: float) -> None:
-    if (memory := rss_mib(worker)) is not None:
+    if memory := rss_mib(worker):  # none, or 0 for a process on its way out
         seen.rss_mib.append((at, memory))
     seen.progress(at, committed_lag(broker.bootstrap), committed_total(broker.bootstrap))
 
