@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import statistics
 import subprocess
@@ -236,6 +237,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second fed")
     options = parser.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its lines while the broker is away
     with tempfile.TemporaryDirectory(prefix="crisismon-soak-") as work:
         if not soak(options.minutes, options.seed, options.rate, Path(work)):
             sys.exit(1)  # an alert lost or unknown: `make soak` fails

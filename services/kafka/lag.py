@@ -16,9 +16,9 @@ async def group_lag(kafka: KafkaConnection, group: str, topic: str) -> int | Non
     """Records not yet committed by the group, summed over partitions; None before its first commit."""
     admin = AIOKafkaAdminClient(**kafka.client_options())
     consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
-    await admin.start()
-    await consumer.start()
-    try:
+    try:  # both closed whatever fails, a start too (callers poll this while a broker is away)
+        await admin.start()
+        await consumer.start()
         (description,) = await admin.describe_topics([topic])
         partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
         ends = await consumer.end_offsets(partitions)
