@@ -158,7 +158,13 @@ def test_default_locations_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_server_properties_are_single_node_loopback(tmp_path: Path) -> None:
-    broker = Broker(port=1234, controller_port=1235, data_dir=tmp_path, properties={"num.partitions": "3"})
+    broker = Broker(
+        port=1234,
+        controller_port=1235,
+        data_dir=tmp_path,
+        properties={"num.partitions": "3"},
+        version=kafka.KAFKA_VERSION_PREVIOUS,  # 3.x: no share groups
+    )
     values = kafka.server_properties(broker)
     assert values["listeners"] == "PLAINTEXT://127.0.0.1:1234,CONTROLLER://127.0.0.1:1235"
     assert values["auto.create.topics.enable"] == "false"
