@@ -23,7 +23,12 @@ async def roundtrip(bootstrap: str, topic: str, value: bytes) -> tuple[bytes | N
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        assert topic in await admin.list_topics()
+        # The answer to CreateTopics comes once the controller has the topic; the broker's own
+        # metadata learns of it a moment later, so a list right away may not name it yet.
+        deadline = time.monotonic() + 30
+        while topic not in await admin.list_topics():
+            assert time.monotonic() < deadline, f"{topic} not listed 30 s after it was created"
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
