@@ -166,11 +166,11 @@ class Settings(BaseSettings, EngineConfig):
         return init_settings, env_settings
 
     @model_validator(mode="after")
-    def _skew_within_retention(self) -> Self:
-        """A future event that was let in must not push the events that follow it out of
-        retention (which is measured back from a dyad's latest event)."""
-        if not timedelta(0) <= self.max_future_skew < self.half_life * self.retention_half_lives / 2:
-            raise ValueError("max_future_skew must be at least 0 and under half of the retention")
+    def _skew_within_lateness(self) -> Self:
+        """A future event that was let in must not push the events that follow it out of the
+        lateness horizon (which is measured back from a dyad's latest event)."""
+        if not timedelta(0) <= self.max_future_skew < self.lateness / 2:
+            raise ValueError("max_future_skew must be at least 0 and under half of lateness")
         return self
 
     @model_validator(mode="after")

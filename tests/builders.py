@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from schemas.actors import ActorRole
 from schemas.events import Actor, CrisisEvent, Provenance, Retraction
+from services.core.dyad import DyadState, Entry
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 ACTORS = {code: Actor(code=code, name=code, country=code) for code in ("IRN", "PAK", "CHN", "USA")}
@@ -43,3 +45,17 @@ def retraction(retracts: str, hours: float = 0.0, dyad: str = "IRN-PAK") -> Retr
         reason="withdrawn",
         retracted_by="tests",
     )
+
+
+def fifth_version(state: DyadState) -> dict[str, Any]:
+    """`state` as a version 5 snapshot had it (whole entry rows, the totals and standing of
+    what was let go): what tests of older versions start from."""
+    current = {k: v for k, v in state.snapshot().items() if k not in ("prior", "day_totals", "notable")}
+    prior = state.prior or Entry(0.0, "", 0.0, 0.0)
+    return {
+        **current,
+        "entries": [entry.as_row() for entry in state.entries],
+        "prior_totals": list(prior.totals),
+        "prior_standing": list(prior.standing),
+        "version": 5,
+    }

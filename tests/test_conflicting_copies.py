@@ -16,7 +16,7 @@ from services.backtest.run import run_backtest
 from services.core import Engine, EngineConfig
 from services.core.dyad import DyadState
 from services.core.scoring import fingerprint
-from tests.builders import event
+from tests.builders import event, fifth_version
 from tests.fakes import a_worker
 
 HELD = event("strike", 0, cameo_code="195")
@@ -67,15 +67,12 @@ def test_fingerprints_survive_a_snapshot_and_older_snapshots_take_any_copy() -> 
     engine = Engine()
     engine.process(HELD)
     state = engine.states["IRN-PAK"]
-    restored = DyadState.restore(state.snapshot())
+    restored = DyadState.restore(state.snapshot(), engine.config)
     assert restored == state
     assert Engine(states={"IRN-PAK": restored}).process(event("strike", 0, "190")).fate == "conflicting"
-    fourth_version = {
-        **state.snapshot(),
-        "entries": [row[:-1] for row in state.snapshot()["entries"]],
-        "version": 4,
-    }
-    older = DyadState.restore(fourth_version)
+    fifth = fifth_version(state)
+    fourth_version = {**fifth, "entries": [row[:-1] for row in fifth["entries"]], "version": 4}
+    older = DyadState.restore(fourth_version, engine.config)
     assert older.entries[0].fingerprint is None
     assert Engine(states={"IRN-PAK": older}).process(event("strike", 0, "190")).fate == "duplicate"
 

@@ -19,7 +19,7 @@ from services.backtest.run import run_backtest
 from services.core import Engine, EngineConfig
 from services.core.dyad import DyadState
 from services.web.projection import Projection
-from tests.builders import event
+from tests.builders import event, fifth_version
 from tests.gdelt_samples import unseen_crisis_lines
 
 CODES = ["195", "190", "111", "042", "057"]
@@ -92,7 +92,8 @@ def rows_in_batches(draw: st.DrawFn) -> tuple[list[CrisisEvent], list[list[Crisi
 @given(case=rows_in_batches())
 def test_rows_in_any_batches_end_as_one_record_per_event(case: tuple) -> None:
     whole, batches = case
-    at_once, in_pieces = Engine(), Engine()
+    config = EngineConfig(lateness="11d")  # rows come up to 10 days apart: all count exactly
+    at_once, in_pieces = Engine(config), Engine(config)
     for record in sorted(whole, key=lambda r: (r.event_time, r.event_id)):
         at_once.process(record)
     told = {a.alert_id for batch in batches for record in batch for a in in_pieces.process(record).alerts}
@@ -120,13 +121,14 @@ def test_witnesses_survive_a_snapshot_and_an_older_snapshot_reads_as_whole_event
     engine = Engine()
     engine.process(witnessed("strike", {"1": 0.2}))
     state = engine.states["IRN-PAK"]
-    assert DyadState.restore(state.snapshot()) == state
+    assert DyadState.restore(state.snapshot(), engine.config) == state
+    fifth = fifth_version(state)
     third_version = {
-        **state.snapshot(),
-        "entries": [row[:-2] for row in state.snapshot()["entries"]],  # no witnesses, no fingerprint
+        **fifth,
+        "entries": [row[:-2] for row in fifth["entries"]],  # no witnesses, no fingerprint
         "version": 3,
     }
-    restored = DyadState.restore(third_version)
+    restored = DyadState.restore(third_version, engine.config)
     assert restored.entries[0].witnesses is None
     assert Engine(states={"IRN-PAK": restored}).process(witnessed("strike", {"2": 0.2})).fate == "duplicate"
 

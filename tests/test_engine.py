@@ -8,7 +8,7 @@ from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig
 from services.core.dyad import SNAPSHOT_VERSION, DyadState
 from services.core.levels import cleared, reached
-from tests.builders import event, retraction
+from tests.builders import event, fifth_version, retraction
 
 CONFIG = EngineConfig()
 
@@ -177,17 +177,31 @@ def test_a_late_event_rewrites_the_timeline_and_its_alerts_follow() -> None:
     assert engine.level("IRN-PAK") is Level.WATCH
 
 
-def test_events_older_than_retention_are_refused_as_expired() -> None:
-    engine = Engine(EngineConfig(half_life="1h", retention_half_lives=10))
+def test_events_later_than_the_lateness_are_refused_as_expired() -> None:
+    engine = Engine(EngineConfig(lateness="3d"))
     engine.process(event("recent", hours=100))
-    assert engine.process(event("ancient", hours=0)).fate == "expired"
+    assert engine.process(event("late", hours=100 - 72)).fate == "accepted"
+    assert engine.process(event("too-late", hours=100 - 73)).fate == "expired"
 
 
-def test_old_entries_are_let_go_so_state_stays_bounded() -> None:
-    engine = Engine(EngineConfig(half_life="1h", retention_half_lives=8))
+def test_an_expired_repeat_offers_the_alerts_it_raised_again() -> None:
+    """A record replayed after a crash may have been folded since: its alerts are not lost."""
+    engine = Engine(EngineConfig(lateness="1d"))
+    first = engine.process(event("strike", hours=0))
+    engine.process(event("visit", hours=48, cameo_code="042"))
+    again = engine.process(event("strike", hours=0))
+    assert first.alerts and again.fate == "expired" and again.repeats == first.alerts
+
+
+def test_entries_past_the_lateness_are_folded_so_state_stays_bounded() -> None:
+    engine = Engine(EngineConfig(half_life="1h", retention_half_lives=200, lateness="8h"))
     for hour in range(200):
         engine.process(event(f"e{hour}", hours=hour, cameo_code="042"))
-    assert len(engine.states["IRN-PAK"].entries) <= 8 + 8 // 4 + 1
+    state = engine.states["IRN-PAK"]
+    assert len(state.entries) == 9 and state.prior is not None and state.prior.event_id == "e190"
+    assert len(state.fingerprints) == 9 and len(state.notable) <= CONFIG.contributors
+    days_reached = (CONFIG.baseline_lag + CONFIG.baseline_window).days + 5
+    assert len(state.day_totals) <= days_reached
 
 
 def test_indices_at_any_time_decay_from_the_last_event() -> None:
@@ -208,12 +222,12 @@ def test_a_repeated_event_offers_its_alerts_again_with_the_same_ids() -> None:
 
 def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
     """Version 1 had no `last_change`, version 2 no running totals or standings on entries: both
-    restore, with what can be rebuilt from the entries rebuilt, and no crisis open."""
+    restore, their timeline recomputed from the entries' inputs (the crisis open again)."""
     engine = Engine()
     for record in (event("a", 0), event("b", 10, cameo_code="138")):
         engine.process(record)
     state = engine.states["IRN-PAK"]
-    current = state.snapshot()
+    current = fifth_version(state)
     second_version = {
         **{k: v for k, v in current.items() if k not in ("let_go_since", "prior_totals", "prior_standing")},
         "entries": [[*row[:7], row[8][0], row[8][2]] for row in current["entries"]],  # level, leads
@@ -221,13 +235,15 @@ def test_a_snapshot_of_an_earlier_version_is_migrated() -> None:
     }
     first_version = {k: v for k, v in second_version.items() if k not in ("version", "last_change")}
     for older in (second_version, first_version):
-        restored = DyadState.restore(older)
+        restored = DyadState.restore(older, CONFIG)
         assert [(e.order, e.totals, e.level) for e in restored.entries] == [
             (e.order, e.totals, e.level) for e in state.entries
         ]
-        assert restored.first_time == state.first_time and restored.entries[-1].standing.crisis_since is None
-    assert DyadState.restore(first_version).last_change is None
-    assert DyadState.restore(current) == state
+        assert restored.first_time == state.first_time
+        assert restored.entries[-1].standing == state.entries[-1].standing
+    assert DyadState.restore(first_version, CONFIG).last_change is None
+    assert DyadState.restore(current, CONFIG) == state
+    assert DyadState.restore(state.snapshot(), CONFIG) == state
 
 
 @pytest.mark.parametrize(
@@ -242,7 +258,7 @@ def test_a_snapshot_this_engine_cannot_read_is_refused_not_misread(change: Any, 
     engine = Engine()
     engine.process(event("a", 0))
     with pytest.raises(ValueError, match=message):
-        DyadState.restore(change(engine.states["IRN-PAK"].snapshot()))
+        DyadState.restore(change(engine.states["IRN-PAK"].snapshot()), CONFIG)
 
 
 def test_a_move_told_then_corrected_is_told_again_when_it_comes_back() -> None:
@@ -284,14 +300,14 @@ def test_a_version_3_snapshot_keeps_the_alerts_it_told_under_their_new_ids() -> 
     engine = Engine()
     for record in (event("a", 0), event("b", 30, cameo_code="190"), event("c", 60, cameo_code="195")):
         engine.process(record)
-    current = engine.states["IRN-PAK"].snapshot()
+    current = fifth_version(engine.states["IRN-PAK"])
     third_version = {
         **{k: v for k, v in current.items() if k != "last_correction"},
         "entries": [row[:-2] for row in current["entries"]],  # no witnesses, no fingerprint
         "emitted": {f"old-id-{n}": row for n, row in enumerate(current["emitted"].values())},
         "version": 3,
     }
-    restored = DyadState.restore(third_version)
+    restored = DyadState.restore(third_version, CONFIG)
     assert list(restored.emitted) == list(current["emitted"])
     late = Engine(states={"IRN-PAK": restored}).process(event("late", 20, cameo_code="042"))
     assert all(alert.alert_id not in current["emitted"] for alert in late.alerts)

@@ -11,20 +11,21 @@ from services.core import Engine, EngineConfig
 from services.core.dyad import DyadState
 from tests.builders import event, retraction
 
-CONFIG = EngineConfig()
+# Events come up to 40 days late here: all within the lateness, so all count exactly.
+CONFIG = EngineConfig(lateness="41d")
 # A short half-life puts 40 days across several decay frames (64 half-lives each).
-SHORT = EngineConfig(half_life="6h", retention_half_lives=400)
+SHORT = EngineConfig(half_life="6h", retention_half_lives=400, lateness="41d")
 CODES = ["195", "190", "138", "111", "0256", "042", "0356", "087", "057", "010"]
 
 
 @st.composite
-def event_sets(draw: st.DrawFn, min_size: int = 1) -> list[CrisisEvent]:
-    """Events of one dyad within 40 days (well inside retention), with unique ids."""
-    size = draw(st.integers(min_size, 25))
+def event_sets(draw: st.DrawFn, min_size: int = 1, max_size: int = 25, days: int = 20) -> list[CrisisEvent]:
+    """Events of one dyad within `days` (inside the lateness of CONFIG and SHORT), with unique ids."""
+    size = draw(st.integers(min_size, max_size))
     return [
         event(
             f"e{index:02d}",
-            hours=draw(st.integers(0, 40 * 24)) / 2,
+            hours=draw(st.integers(0, days * 48)) / 2,
             cameo_code=draw(st.sampled_from(CODES)),
             weight=draw(st.sampled_from([0.5, 1.0, 2.0])),
             source=(source := draw(st.sampled_from(["IRN", "PAK"]))),
@@ -95,8 +96,75 @@ def test_same_input_same_alerts(events: list) -> None:
 def test_a_state_saved_and_restored_goes_on_exactly_as_before(events: list, more: list) -> None:
     """What the worker's table does: the snapshot round-trips through JSON without a bit lost."""
     state, _ = play(events)
-    restored = DyadState.restore(orjson.loads(orjson.dumps(state.snapshot())))
+    restored = DyadState.restore(orjson.loads(orjson.dumps(state.snapshot())), CONFIG)
     assert restored == state
     later = [e.model_copy(update={"event_id": f"later-{e.event_id}"}) for e in more]
     kept, restarted = Engine(states={"IRN-PAK": state}), Engine(states={"IRN-PAK": restored})
     assert [kept.process(e) for e in later] == [restarted.process(e) for e in later]
+
+
+# As SHORT, but holding only a day of events one by one (the rest is folded), or all of 60 days.
+FOLDING = EngineConfig(half_life="6h", retention_half_lives=400, lateness="1d")
+HOLDING = EngineConfig(half_life="6h", retention_half_lives=400, lateness="61d")
+
+
+def story(alerts: list) -> list[tuple]:
+    """What alerts say, whatever configuration hash names them (contributions to 12 digits)."""
+    return [
+        (
+            a.event_time,
+            a.kind,
+            a.previous_level,
+            a.level,
+            a.reason_code,
+            a.triggered_by,
+            a.escalation_index,
+            a.escalation_baseline,
+            [(c.event_id, c.index, round(c.contribution, 12)) for c in a.contributors],
+        )
+        for a in alerts
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.one_of(event_sets(min_size=2), event_sets(min_size=60, max_size=150, days=60)))
+def test_folding_the_past_changes_no_result(events: list) -> None:
+    """Events in order, with a day held one by one and the rest folded, give what holding them
+    all gives: the same alerts, contributors, indices and latest entries, to the bit (60 days
+    of 60 or more events fill baseline windows that reach into folded days)."""
+    in_order = sorted(events, key=lambda e: (e.event_time, e.event_id))
+    folded_state, folded_alerts = play(in_order, FOLDING)
+    whole_state, whole_alerts = play(in_order, HOLDING)
+    assert story(folded_alerts) == story(whole_alerts)
+    assert folded_state.indices(FOLDING) == whole_state.indices(HOLDING)
+    assert folded_state.entries == whole_state.entries[-len(folded_state.entries) :]
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=event_sets(min_size=2), data=st.data())
+def test_events_late_within_the_lateness_count_as_if_in_order(events: list, data: st.DataObject) -> None:
+    """Each event arrives up to half a day after later ones (within FOLDING's one day): the
+    state and the alerts are those of the events in order, folding or not."""
+    jitter = data.draw(st.lists(st.integers(0, 12 * 60), min_size=len(events), max_size=len(events)))
+    arrival = sorted(zip(jitter, events, strict=True), key=lambda p: p[1].event_time.timestamp() + p[0] * 60)
+    late = [e for _, e in arrival]
+    in_order = sorted(events, key=lambda e: (e.event_time, e.event_id))
+    late_state, late_alerts = play(late, FOLDING)
+    ordered_state, _ = play(in_order, FOLDING)
+    assert late_state.entries == ordered_state.entries
+    assert late_state.indices(FOLDING) == ordered_state.indices(FOLDING)
+    assert set(timeline_ids(ordered_state, FOLDING)) <= {a.alert_id for a in late_alerts}
+
+
+@settings(max_examples=50, deadline=None)
+@given(events=event_sets(min_size=2), data=st.data())
+def test_a_folded_state_saved_and_restored_goes_on_exactly_as_before(
+    events: list, data: st.DataObject
+) -> None:
+    in_order = sorted(events, key=lambda e: (e.event_time, e.event_id))
+    cut = data.draw(st.integers(1, len(in_order)))
+    state, _ = play(in_order[:cut], FOLDING)
+    restored = DyadState.restore(orjson.loads(orjson.dumps(state.snapshot())), FOLDING)
+    assert restored == state
+    kept, restarted = Engine(FOLDING, {"IRN-PAK": state}), Engine(FOLDING, {"IRN-PAK": restored})
+    assert [kept.process(e) for e in in_order[cut:]] == [restarted.process(e) for e in in_order[cut:]]

@@ -84,7 +84,12 @@ class EngineConfig(BaseModel):
     retention_half_lives: float = Field(
         default=30,
         ge=4,
-        description="events older than this many half-lives are let go",
+        description="alerts published and retractions are remembered this many half-lives",
+    )
+    lateness: Duration = Field(
+        default=timedelta(days=7),
+        description="how late an event may come (behind its dyad's latest) and still count exactly;"
+        " later ones are refused as expired, and what is older is folded into running sums",
     )
 
     @model_validator(mode="after")
@@ -93,6 +98,8 @@ class EngineConfig(BaseModel):
             raise ValueError("thresholds must rise: watch < warning < critical")
         if self.half_life <= timedelta(0):
             raise ValueError("half_life must be positive")
+        if not timedelta(0) < self.lateness <= self.half_life * self.retention_half_lives:
+            raise ValueError("lateness must be positive and at most the retention (half-lives x half_life)")
         return self
 
     @cached_property
@@ -102,6 +109,10 @@ class EngineConfig(BaseModel):
     @cached_property
     def retention_seconds(self) -> float:
         return self.retention_half_lives * self.half_life_seconds
+
+    @cached_property
+    def lateness_seconds(self) -> float:
+        return self.lateness.total_seconds()
 
     def threshold(self, level: Level) -> float:
         return self._thresholds[level]

@@ -3,12 +3,21 @@
 The timeline (indices, level and alerts after each event) is a function of the set of
 events alone. An event that arrives late, or a retraction, recomputes the timeline from
 the point it touches; events in order cost O(1).
+
+Only the events within `lateness` of the dyad's latest are held one by one; older ones are
+folded (`DyadState.fold`): the last of them stays as `prior`, the state just before the
+first held event, with their running sums; the baseline window keeps each folded day's
+totals, and the alerts keep the heaviest folded events to name. A later event that old is
+refused as expired, so what was folded never changes, and folding changes no result: a
+busy dyad's state stays small, and saving it costs the same after a year as after a week.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -52,12 +61,33 @@ class Entry:
     def level(self) -> Level:
         return self.standing.level
 
+    def inputs(self) -> list[Any]:
+        """What the event brought (the rest is recomputed from it): a held entry in snapshots."""
+        return [self.time, self.event_id, self.conflict, self.cooperation, self.witnesses, self.fingerprint]
+
+    @classmethod
+    def from_inputs(cls, row: list[Any]) -> Entry:
+        if len(row) != 6:
+            raise ValueError(f"an entry of {len(row)} inputs, not 6: migrate the snapshot")
+        time, event_id, conflict, cooperation, witnesses, fingerprint = row
+        return cls(time, event_id, conflict, cooperation, witnesses=witnesses, fingerprint=fingerprint)
+
     def as_row(self) -> list[Any]:
-        """The fields in order, totals and standing as lists: a compact form for snapshots."""
-        *head, totals, standing, judged_against, witnesses, fingerprint = (
-            getattr(self, name) for name in _ENTRY_FIELDS
-        )
-        return [*head, list(totals), list(standing), list(judged_against), witnesses, fingerprint]
+        """The fields in order, totals and standing as lists: the `prior` entry in snapshots."""
+        return [
+            self.time,
+            self.event_id,
+            self.conflict,
+            self.cooperation,
+            self.anchor,
+            self.conflict_sum,
+            self.cooperation_sum,
+            list(self.totals),
+            list(self.standing),
+            list(self.judged_against),
+            self.witnesses,
+            self.fingerprint,
+        ]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -129,6 +159,21 @@ class Corroboration(NamedTuple):
     witnesses: Witnesses
 
 
+class Notable(NamedTuple):
+    """A folded event's weight on one index, kept while it may still be among the heaviest
+    an alert names (`DyadState.contributors`)."""
+
+    time: float
+    event_id: str
+    index: str
+    value: float
+
+    def rank(self, half_life: float) -> tuple[float, str]:
+        """Heaviest first at any later time (all weights decay alike): log2 of the weight it
+        would have at time 0, negated, then the id."""
+        return (-(math.log2(self.value) + self.time / half_life), self.event_id)
+
+
 class Published(NamedTuple):
     """An alert as the state keeps it: its JSON (what snapshots store) and what finds it again."""
 
@@ -159,12 +204,16 @@ class DyadState:
     last_change: str | None = None
     """The record (event or retraction) that changed the entries last."""
     let_go_since: float | None = None
-    """The earliest event time of the entries let go (None: none were): with `entries`, where
+    """The earliest event time of the entries folded (None: none were): with `entries`, where
     the dyad's history starts."""
-    prior_totals: Totals = field(default_factory=Totals)
-    """Running totals just before `entries[0]`: what entries let go of still counts in windows."""
-    prior_standing: Standing = field(default_factory=Standing)
-    """The standing just before `entries[0]` (an open crisis outlives the entries that opened it)."""
+    prior: Entry | None = None
+    """The last entry folded: the dyad's state just before `entries[0]`, sums and totals of
+    all that was folded included (None: nothing was)."""
+    day_totals: list[Totals] = field(default_factory=list)
+    """The running totals at the end of each folded UTC day the baseline window may still
+    reach (`_totals_before`), oldest first."""
+    notable: list[Notable] = field(default_factory=list)
+    """The heaviest folded events, as many as an alert names, heaviest first."""
 
     @property
     def first_time(self) -> float | None:
@@ -188,35 +237,36 @@ class DyadState:
         """(escalation, de-escalation) just after the entry at `position`."""
         if not self.entries:
             return (0.0, 0.0)
-        entry = self.entries[position]
-        half_life = config.half_life_seconds
-        return (
-            decay.value_at(entry.conflict_sum, entry.time, entry.anchor, half_life),
-            decay.value_at(entry.cooperation_sum, entry.time, entry.anchor, half_life),
-        )
+        return _indices_after(self.entries[position], config.half_life_seconds)
 
     def indices_at(self, time: float, config: EngineConfig) -> tuple[float, float]:
-        """(escalation, de-escalation) at any event time: the last state before it, decayed."""
+        """(escalation, de-escalation) at any event time since the first held entry (or the
+        folded `prior`): the last state before it, decayed."""
         position = bisect.bisect_right(self.entries, time, key=lambda e: e.time) - 1
-        if position < 0:
+        last = self.entries[position] if position >= 0 else self.prior
+        if last is None or last.time > time:
             return (0.0, 0.0)
-        escalation, de_escalation = self.indices(config, position)
-        since, half_life = self.entries[position].time, config.half_life_seconds
+        half_life = config.half_life_seconds
+        escalation, de_escalation = _indices_after(last, half_life)
+        since = last.time
         return (
             decay.decayed(escalation, since, time, half_life),
             decay.decayed(de_escalation, since, time, half_life),
         )
 
     def baselines(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
-        """(escalation, de-escalation) band tops at the entry at `position` (see baseline.py)."""
+        """(escalation, de-escalation) band tops at the entry at `position` (see baseline.py).
+
+        The window is whole UTC days (the band is made of daily sums), ending at the start of
+        the day `baseline_lag` before the entry; while warming up it ends at the entry itself.
+        """
         if not self.entries or self.first_time is None:
             return (0.0, 0.0)
         time = self.entries[position].time
         lag, length = config.baseline_lag.total_seconds(), config.baseline_window.total_seconds()
-        if time - self.first_time < lag + length:  # warming up: what the dyad has seen so far
-            lag = 0.0
-        end = time - lag
-        start = max(end - length, self.first_time)
+        warming_up = time - self.first_time < lag + length  # it reads what it has seen so far
+        end = time if warming_up else _day_start(time - lag)
+        start = max(_day_start(end - length), self.first_time)
         window = self._totals_before(end).minus(self._totals_before(start))
         if window.events < config.baseline_min_events or end <= start:
             return (0.0, 0.0)
@@ -236,9 +286,20 @@ class DyadState:
         return self.first_time is not None and time - self.first_time >= DAY
 
     def _totals_before(self, time: float) -> Totals:
-        """Running totals over the events before `time`."""
+        """Running totals over the events before `time`: the dyad's first time, a time after
+        the folded `prior`, or the start of a UTC day (what `baselines` asks: folded days are
+        kept whole, in `day_totals`)."""
+        if self.first_time is None or time <= self.first_time:
+            return Totals()
         position = bisect.bisect_left(self.entries, time, key=lambda e: e.time) - 1
-        return self.entries[position].totals if position >= 0 else self.prior_totals
+        if position >= 0:
+            return self.entries[position].totals
+        if self.prior is None:
+            return Totals()
+        if time > self.prior.time:
+            return self.prior.totals
+        day = bisect.bisect_left(self.day_totals, int(time // DAY), key=lambda t: t.day) - 1
+        return self.day_totals[day] if day >= 0 else Totals()
 
     def corroboration(self, event_id: str, time: float, witnesses: Witnesses | None) -> Corroboration | None:
         """What `witnesses` add to the held event `event_id` at `time`: None when they add nothing.
@@ -275,30 +336,30 @@ class DyadState:
         half_life = config.half_life_seconds
         for index in range(position, len(self.entries)):
             entry = self.entries[index]
-            previous = self.entries[index - 1] if index > 0 else None
+            previous = self.entries[index - 1] if index > 0 else self.prior
             entry.anchor = decay.frame_of(entry.time, half_life)
-            if previous is not None and previous.anchor == entry.anchor:
-                conflict_sum, cooperation_sum = (
-                    previous.conflict_sum,
-                    previous.cooperation_sum,
-                )
-                added = [entry]
-            else:
+            if previous is None:
                 conflict_sum = cooperation_sum = 0.0
-                added = self.entries[: index + 1]
-            for item in added:
-                conflict_sum += decay.term(item.conflict, item.time, entry.anchor, half_life)
-                cooperation_sum += decay.term(item.cooperation, item.time, entry.anchor, half_life)
-            entry.conflict_sum, entry.cooperation_sum = conflict_sum, cooperation_sum
-            before = previous.standing if previous else self.prior_standing
-            entry.totals = (previous.totals if previous else self.prior_totals).plus(
+            else:  # the running sums go on, moved to this entry's frame if it starts a new one
+                conflict_sum = decay.term(previous.conflict_sum, previous.anchor, entry.anchor, half_life)
+                cooperation_sum = decay.term(
+                    previous.cooperation_sum, previous.anchor, entry.anchor, half_life
+                )
+            entry.conflict_sum = conflict_sum + decay.term(
+                entry.conflict, entry.time, entry.anchor, half_life
+            )
+            entry.cooperation_sum = cooperation_sum + decay.term(
+                entry.cooperation, entry.time, entry.anchor, half_life
+            )
+            before = previous.standing if previous else Standing()
+            entry.totals = (previous.totals if previous else Totals()).plus(
                 entry.conflict, entry.cooperation, entry.time
             )
             passage = None
             if previous is None:
                 passage = Passage(0.0, 0.0, entry.time)
             elif previous.time < entry.time:
-                escalation_before, de_escalation_before = self.indices(config, index - 1)
+                escalation_before, de_escalation_before = _indices_after(previous, half_life)
                 passage = Passage(
                     decay.decayed(escalation_before, previous.time, entry.time, half_life),
                     decay.decayed(de_escalation_before, previous.time, entry.time, half_life),
@@ -366,42 +427,57 @@ class DyadState:
         )
 
     def contributors(self, position: int, config: EngineConfig) -> list[Contributor]:
-        """The events that weigh most just after the entry at `position`, heaviest first."""
+        """The events that weigh most just after the entry at `position`, heaviest first (the
+        folded ones among them kept in `notable`)."""
         if not self.entries:
             return []
         position %= len(self.entries)
         now = self.entries[position].time
         weighed = [
-            (decay.decayed(value, e.time, now, config.half_life_seconds), index_name, e)
-            for e in self.entries[: position + 1]
-            for index_name, value in (
-                ("escalation", e.conflict),
-                ("de-escalation", e.cooperation),
-            )
-            if value > 0
+            (decay.decayed(n.value, n.time, now, config.half_life_seconds), n.index, n.time, n.event_id)
+            for n in (*self.notable, *_weights(self.entries[: position + 1]))
         ]
-        weighed.sort(key=lambda item: (-item[0], item[2].event_id))
+        weighed.sort(key=lambda item: (-item[0], item[3]))
         return [
             Contributor(
-                event_id=e.event_id,
-                event_time=from_seconds(e.time),
+                event_id=event_id,
+                event_time=from_seconds(time),
                 index=index_name,  # type: ignore[arg-type]
                 contribution=weight,
             )
-            for weight, index_name, e in weighed[: config.contributors]
+            for weight, index_name, time, event_id in weighed[: config.contributors]
         ]
 
-    def forget_before(self, horizon: float) -> None:
-        """Let go of what no longer weighs: entries, tombstones and alert ids older than horizon."""
-        keep_from = bisect.bisect_left(self.entries, horizon, key=lambda e: e.time)
-        if keep_from > 0:
-            if self.let_go_since is None:
-                self.let_go_since = self.entries[0].time
-            last_let_go = self.entries[keep_from - 1]
-            self.prior_totals, self.prior_standing = last_let_go.totals, last_let_go.standing
-        for entry in self.entries[:keep_from]:
+    def fold(self, before: float, config: EngineConfig) -> None:
+        """Fold the entries older than `before` (no later event that old is accepted): the last
+        becomes `prior`, their days' totals and heaviest weights are kept as far as the
+        baseline window and the alerts may still ask for them."""
+        keep_from = bisect.bisect_left(self.entries, before, key=lambda e: e.time)
+        if keep_from == 0:
+            return
+        folded = self.entries[:keep_from]
+        if self.let_go_since is None:
+            self.let_go_since = folded[0].time
+        for entry in folded:
             del self.fingerprints[entry.event_id]
+            if self.day_totals and self.day_totals[-1].day == entry.totals.day:
+                self.day_totals[-1] = entry.totals
+            else:
+                self.day_totals.append(entry.totals)
+        self.prior = folded[-1]
         del self.entries[:keep_from]
+        # A held entry's window starts at most a day or two (rounding to days) before `reach`;
+        # the last folded day before where it may start answers for the days before it.
+        reach = before - config.baseline_lag.total_seconds() - config.baseline_window.total_seconds()
+        still_asked = bisect.bisect_left(self.day_totals, int(reach // DAY) - 3, key=lambda t: t.day)
+        del self.day_totals[: max(0, still_asked - 1)]
+        half_life = config.half_life_seconds
+        self.notable = heapq.nsmallest(
+            config.contributors, [*self.notable, *_weights(folded)], key=lambda n: n.rank(half_life)
+        )
+
+    def forget_before(self, horizon: float) -> None:
+        """Let go of the tombstones and alerts older than `horizon` (the retention)."""
         for event_id in [k for k, t in self.retracted.items() if t < horizon]:
             del self.retracted[event_id]
         for alert_id in [k for k, published in self.emitted.items() if published.time < horizon]:
@@ -427,31 +503,34 @@ class DyadState:
         self.reported_level = alert.level
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy of the state (floats round-trip exactly through JSON)."""
+        """A JSON-ready copy of the state (floats round-trip exactly through JSON). Held
+        entries keep only their inputs: `restore` recomputes the rest, bit for bit."""
         return {
             "dyad": self.dyad,
-            "entries": [entry.as_row() for entry in self.entries],
+            "entries": [entry.inputs() for entry in self.entries],
+            "prior": None if self.prior is None else self.prior.as_row(),
+            "day_totals": [list(totals) for totals in self.day_totals],
+            "notable": [list(notable) for notable in self.notable],
             "retracted": self.retracted,
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
             "last_correction": self.last_correction,
             "last_change": self.last_change,
             "let_go_since": self.let_go_since,
-            "prior_totals": list(self.prior_totals),
-            "prior_standing": list(self.prior_standing),
             "version": SNAPSHOT_VERSION,
         }
 
     @classmethod
-    def restore(cls, snapshot: dict[str, Any]) -> DyadState:
-        """A state from `snapshot`, migrated first if an older version wrote it."""
+    def restore(cls, snapshot: dict[str, Any], config: EngineConfig) -> DyadState:
+        """A state from `snapshot`, migrated first if an older version wrote it, its timeline
+        recomputed under `config` (what was published stays published: nothing is told)."""
         version = snapshot.get("version", 1)
         if version > SNAPSHOT_VERSION:
             raise ValueError(f"a version {version} snapshot; this engine reads up to {SNAPSHOT_VERSION}")
         for older in range(version, SNAPSHOT_VERSION):
             snapshot = _MIGRATIONS[older](snapshot)
-        entries = [Entry.from_row(row) for row in snapshot["entries"]]
-        return cls(
+        entries = [Entry.from_inputs(row) for row in snapshot["entries"]]
+        state = cls(
             dyad=snapshot["dyad"],
             entries=entries,
             retracted=dict(snapshot["retracted"]),
@@ -461,12 +540,37 @@ class DyadState:
             fingerprints={entry.event_id: entry.fingerprint for entry in entries},
             last_change=snapshot["last_change"],
             let_go_since=snapshot["let_go_since"],
-            prior_totals=Totals(*snapshot["prior_totals"]),
-            prior_standing=_standing_of(snapshot["prior_standing"]),
+            prior=None if snapshot["prior"] is None else Entry.from_row(snapshot["prior"]),
+            day_totals=[Totals(*row) for row in snapshot["day_totals"]],
+            notable=[Notable(*row) for row in snapshot["notable"]],
         )
+        state.recompute_from(0, config)
+        return state
 
 
-SNAPSHOT_VERSION = 5
+def _indices_after(entry: Entry, half_life: float) -> tuple[float, float]:
+    """(escalation, de-escalation) just after `entry`."""
+    return (
+        decay.value_at(entry.conflict_sum, entry.time, entry.anchor, half_life),
+        decay.value_at(entry.cooperation_sum, entry.time, entry.anchor, half_life),
+    )
+
+
+def _weights(entries: list[Entry]) -> list[Notable]:
+    """Each entry's weight on each index it adds to."""
+    return [
+        Notable(entry.time, entry.event_id, index_name, value)
+        for entry in entries
+        for index_name, value in (("escalation", entry.conflict), ("de-escalation", entry.cooperation))
+        if value > 0
+    ]
+
+
+def _day_start(time: float) -> float:
+    return (time // DAY) * DAY
+
+
+SNAPSHOT_VERSION = 6
 """Bump it, and add a migration below, whenever a snapshot's shape changes: entry rows are
 positional, so a new field must never restore into the wrong slot."""
 
@@ -531,10 +635,40 @@ def _with_fingerprints(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {**snapshot, "entries": [[*row, None] for row in snapshot["entries"]], "version": 5}
 
 
+def _folded(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """5 → 6: entries keep only their inputs, after a `prior` entry that carries what was let
+    go of (its totals and standing; its sums, not kept before, restart at zero as they did),
+    and the timeline is recomputed on restore. Entries past the lateness horizon are folded
+    by the next event."""
+    rows = snapshot["entries"]
+    prior = None
+    if snapshot["let_go_since"] is not None and rows:
+        first = Entry.from_row(rows[0])
+        prior = Entry(
+            first.time,
+            "",
+            0.0,
+            0.0,
+            first.anchor,
+            totals=Totals(*snapshot["prior_totals"]),
+            standing=_standing_of(snapshot["prior_standing"]),
+        ).as_row()
+    rest = {k: v for k, v in snapshot.items() if k not in ("prior_totals", "prior_standing")}
+    return {
+        **rest,
+        "entries": [Entry.from_row(row).inputs() for row in rows],
+        "prior": prior,
+        "day_totals": [],
+        "notable": [],
+        "version": 6,
+    }
+
+
 _MIGRATIONS = {
     1: _since_last_change,
     2: _with_baselines,
     3: _with_witnesses,
     4: _with_fingerprints,
+    5: _folded,
 }
 """From version N to N + 1."""

@@ -71,8 +71,12 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
     latest = state.latest_time
-    if latest is not None and time < latest - config.retention_seconds:
-        return Outcome("expired", event.event_id, state.dyad)
+    if latest is not None and time < latest - config.lateness_seconds:
+        # Too late to change the dyad's history: it may have been folded. If it came before
+        # (a repeat after a crash), what it raised is offered again all the same.
+        return Outcome(
+            "expired", event.event_id, state.dyad, repeats=state.alerts_triggered_by(event.event_id)
+        )
     scored = score(event, config)
     partial = None if event.witnesses is None or event.weight >= 1.0 else dict(event.witnesses)
     position = state.insert(
@@ -116,7 +120,7 @@ def _changed(
     """The dyad's timeline redone from the entry `event_id` added or changed at `position`."""
     state.last_change = event_id
     alerts = _publish(state, state.recompute_from(position, config), event_id, time, config)
-    _forget_old(state, config)
+    _let_go(state, config)
     return Outcome(fate, event_id, state.dyad, index_now(state, event_id, time, config), alerts)
 
 
@@ -188,14 +192,19 @@ def _correction(state: DyadState, record_id: str, record_time: float, config: En
     return alert
 
 
-def _forget_old(state: DyadState, config: EngineConfig) -> None:
-    """Let go of entries beyond retention, in batches (a quarter of retention at a time)."""
+def _let_go(state: DyadState, config: EngineConfig) -> None:
+    """Fold the entries beyond the lateness horizon; forget tombstones and alerts beyond the
+    retention, a quarter of it at a time (when is free: neither changes any result)."""
     latest = state.latest_time
     if latest is None:
         return
-    horizon = latest - config.retention_seconds
-    if state.entries[0].time < horizon - config.retention_seconds / 4:
-        state.forget_before(horizon)
+    horizon = latest - config.lateness_seconds
+    if state.entries[0].time < horizon:
+        state.fold(horizon, config)
+        forget = latest - config.retention_seconds
+        oldest = min((published.time for published in state.emitted.values()), default=latest)
+        if min(oldest, *state.retracted.values(), latest) < forget - config.retention_seconds / 4:
+            state.forget_before(forget)
 
 
 def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:

@@ -115,7 +115,9 @@ class Processor:
         if dyad not in self.states:
             saved = self.store.get(dyad.encode())
             self.states[dyad] = (
-                DyadState.restore(orjson.loads(zlib.decompress(saved))) if saved else DyadState(dyad)
+                DyadState.restore(orjson.loads(zlib.decompress(saved)), self.config)
+                if saved
+                else DyadState(dyad)
             )
         return self.states[dyad]
 
