@@ -65,9 +65,22 @@ class Worker:
         """One record through `Processor.process`; its `crisismon_events_total` outcome."""
         if key is None:
             key = dyad_key(raw)
-        message = FakeMessage(key, len(self.journal))
-        outcome, _ = asyncio.run(self.processor.process(raw, message, produced_at))
-        return outcome
+        return self.feed_batch([(raw, key, produced_at)])[0]
+
+    def feed_batch(self, records: Sequence[tuple[bytes, bytes | None, float | None]]) -> list[str]:
+        """Records (raw, key, produced_at) through `Processor.process` as one batch, then its
+        end (`Processor.end_batch`); their outcomes."""
+
+        async def run() -> list[str]:
+            outcomes = []
+            for raw, key, produced_at in records:
+                message = FakeMessage(key, len(self.journal))
+                outcome, _ = await self.processor.process(raw, message, produced_at)
+                outcomes.append(outcome)
+            self.processor.end_batch()
+            return outcomes
+
+        return asyncio.run(run())
 
     def dead_letter_records(self) -> list[DeadLetter]:
         return [DeadLetter.model_validate_json(value) for _, value in self.dead_letters.sent]

@@ -3,8 +3,17 @@ work (publish, then save) and what a repeated record publishes again."""
 
 from __future__ import annotations
 
+import zlib
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
+
+from schemas.events import Retraction
+from services.core.dyad import DyadState
+from services.kafka import worker as worker_module
 from tests.fakes import a_worker
 
 ARTICLE = Path(__file__).parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
@@ -61,3 +70,53 @@ def test_a_refused_record_is_a_dead_letter_and_touches_nothing_else() -> None:
     assert worker.feed(b"{not json", key=b"IRN-PAK") == "rejected"
     assert worker.journal == ["dead letter"]
     assert worker.store.saved == {}
+
+
+def test_a_batch_saves_each_dyad_it_changed_once_after_all_its_outputs() -> None:
+    worker = a_worker()
+    assert worker.feed_batch([(line, b"IRN-PAK", None) for line in (STRIKE, THREAT)]) == [
+        "accepted",
+        "accepted",
+    ]
+    assert worker.journal == ["index", "alert", "index", "alert", "save"]
+    restarted = a_worker()
+    restarted.store.saved.update(worker.store.saved)
+    assert restarted.feed(THREAT) == "duplicate", "the saved state holds both records"
+
+
+def test_a_pending_retraction_is_saved_so_the_event_stays_out_after_a_restart() -> None:
+    retraction = Retraction(
+        retraction_id="retract-007",
+        retracts="pkir24-007",
+        dyad="IRN-PAK",
+        event_time=datetime(2024, 1, 17, tzinfo=UTC),
+        reason="withdrawn",
+        retracted_by="a test",
+    )
+    worker = a_worker()
+    assert worker.feed(retraction.model_dump_json().encode(), key=b"IRN-PAK") == "retraction-pending"
+    restarted = a_worker()
+    restarted.store.saved.update(worker.store.saved)
+    assert restarted.feed(THREAT) == "retracted"
+
+
+def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dyad(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = a_worker()
+    real_apply = worker_module.apply
+
+    def fails_on_the_threat(state: DyadState, record: Any, config: Any) -> Any:
+        if getattr(record, "event_id", None) == "pkir24-007":
+            state.entries.clear()  # half-done work that must not survive
+            raise RuntimeError("a bug")
+        return real_apply(state, record, config)
+
+    monkeypatch.setattr(worker_module, "apply", fails_on_the_threat)
+    assert worker.feed_batch([(line, b"IRN-PAK", None) for line in (STRIKE, THREAT)]) == [
+        "accepted",
+        "rejected",
+    ]
+    assert DyadState.restore(
+        orjson.loads(zlib.decompress(worker.store.saved[b"IRN-PAK"])), worker.processor.config
+    ).holds("pkir24-005"), "the strike, earlier in the batch, is in the state saved"

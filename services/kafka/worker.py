@@ -4,10 +4,14 @@ One Faust agent with concurrency 1 per partition (stateful: see the faust notes 
 README). Each dyad's state lives in a Faust table (RocksDB in real runs) as a snapshot of
 the core's `DyadState`; the core does all the computing, in event time.
 
-Order of work for one record, chosen so that a crash can repeat an output but never lose
-one: compute, publish the outputs, then save the state. If the worker dies after saving
-but before its outputs left the process, the record comes again after the restart, is a
-duplicate for the saved state, and its alerts are published again with the same ids.
+The agent takes the stream in batches (`BATCH_MAX_RECORDS`, or what came within
+`BATCH_WITHIN_SECONDS`): each record is computed and its outputs sent (buffered by the
+producer) in order, then each dyad the batch changed is saved once, and the dyads' gauges
+set once. Order of work, chosen so that a crash can repeat an output but never lose one:
+compute, publish the outputs, then save the state; offsets are committed only after the
+whole batch, once the producer has flushed. If the worker dies after saving but before its
+outputs left the process, the records come again after the restart, are duplicates for the
+saved state, and their alerts are published again with the same ids.
 
 `Processor` does the work behind small ports (a store for dyad snapshots, the output topics,
 the metrics), so it is tested with in-memory fakes; `create_app` puts it in a Faust app with
@@ -22,7 +26,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +40,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from schemas.events import MAX_RECORD_BYTES, parse_record
+from schemas.events import MAX_RECORD_BYTES, CrisisEvent, Retraction, parse_record
 from schemas.kafka import KafkaConnection
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from schemas.topics import PARTITIONS, Topics
@@ -54,6 +58,16 @@ from services.kafka.watchdog import CommitWatchdog, GapNotRead, OffsetGuard
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL_SECONDS = 5.0
+BATCH_MAX_RECORDS = 1000
+BATCH_WITHIN_SECONDS = 0.02
+"""A batch is this many records, or those that came within this long: under load, a dyad's
+state is written once per batch rather than once per record; when quiet, a record waits at
+most this long for company."""
+CHANGES_STATE: frozenset[Fate] = frozenset(
+    {"accepted", "corroborated", "retraction-applied", "retraction-pending"}
+)
+"""The fates after which a dyad's state differs from the one saved (a pending retraction
+keeps a tombstone, so the event stays out when it comes)."""
 Rejected = Literal["rejected"]
 """A record the worker refused (sent to the dead-letter topic) before the engine saw it."""
 
@@ -110,6 +124,11 @@ class Processor:
     max_future_skew: timedelta
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
+    unsaved: dict[str, list[CrisisEvent | Retraction]] = field(default_factory=dict)
+    """The dyads this batch changed, with the records that changed them (to redo them on the
+    saved state if the engine fails on a later record of the dyad)."""
+    latest_index: dict[str, tuple[IndexUpdate, int]] = field(default_factory=dict)
+    """Each dyad's last index update of this batch, and its partition: what its gauges show."""
 
     def state_of(self, dyad: str) -> DyadState:
         if dyad not in self.states:
@@ -121,14 +140,27 @@ class Processor:
             )
         return self.states[dyad]
 
-    async def handle(self, event: faust.types.EventT[bytes]) -> None:
-        started = time.perf_counter()
-        message = event.message
-        for skipped in await self.offset_guard.skipped_before(message):
-            produced_at = skipped.timestamp / 1000  # aiokafka's records carry milliseconds, Faust's seconds
-            await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
-        self.watchdog.record(message.tp, message.offset)
-        await self.process_timed(event.value or b"", message, message.timestamp, started)
+    async def handle(self, events: Sequence[faust.types.EventT[bytes]]) -> None:
+        """One batch of the stream: every record in order (after any the offset guard finds
+        skipped before it), then what the batch changed saved once per dyad."""
+        for event in events:
+            started = time.perf_counter()
+            message = event.message
+            for skipped in await self.offset_guard.skipped_before(message):
+                produced_at = skipped.timestamp / 1000  # aiokafka's records carry ms, Faust's seconds
+                await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
+            self.watchdog.record(message.tp, message.offset)
+            await self.process_timed(event.value or b"", message, message.timestamp, started)
+        self.end_batch()
+
+    def end_batch(self) -> None:
+        """Save each dyad the batch changed, after all its outputs were sent; set its gauges."""
+        for dyad in self.unsaved:
+            self.store[dyad.encode()] = zlib.compress(orjson.dumps(self.states[dyad].snapshot()), 1)
+        self.unsaved.clear()
+        for update, partition in self.latest_index.values():
+            self.metrics.observe_index(update, partition)
+        self.latest_index.clear()
 
     async def process_timed(
         self, raw: bytes, message: Any, produced_at: float | None, started: float
@@ -164,21 +196,37 @@ class Processor:
             outcome = apply(state, record, self.config)
         except Exception as error:  # a bug of ours must cost one record, not the worker
             log.exception("the engine failed on %s[%s]@%s", message.topic, message.partition, message.offset)
-            self.states.pop(dyad, None)  # it may be half-changed: the saved one is restored
+            self.rebuild(dyad)
             return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
         if outcome.refusal is not None:
             return await self.reject(raw, outcome.refusal, message)
         await self.publish(state, outcome, message.partition)
-        if outcome.index_update is not None:
-            self.store[dyad.encode()] = zlib.compress(orjson.dumps(state.snapshot()), 1)
+        if outcome.fate in CHANGES_STATE:
+            self.unsaved.setdefault(dyad, []).append(record)
         return outcome.fate, record.event_time
+
+    def forget(self) -> None:
+        """Drop the states held (partitions moved): a batch cut short by it is not saved, and
+        its records, not committed, are processed again by whoever holds them now."""
+        self.states.clear()
+        self.unsaved.clear()
+        self.latest_index.clear()
+
+    def rebuild(self, dyad: str) -> None:
+        """The dyad's state as if the record the engine failed on never came (it may have
+        left the state half-changed): the saved one, with this batch's earlier records of the
+        dyad applied again (their outputs were sent already)."""
+        self.states.pop(dyad, None)
+        state = self.state_of(dyad)
+        for record in self.unsaved.get(dyad, []):
+            apply(state, record, self.config)
 
     async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
         key = state.dyad.encode()
         index = outcome.index_update or outcome.repeated_index
         if index is not None:
             await self.outputs.index.send(key=key, value=index.model_dump_json().encode())
-            self.metrics.observe_index(index, partition)
+            self.latest_index[state.dyad] = (index, partition)
         for alert in outcome.alerts:
             self.metrics.observe_alert(alert, partition)
         emitted_at = datetime.now(UTC)
@@ -312,12 +360,12 @@ def create_app(
 
     @app.agent(events, concurrency=1)
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for batch in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS):
             try:
-                await processor.handle(event)
+                await processor.handle(batch)
             except (KafkaError, GapNotRead) as error:
                 # Kafka failed us past kafka_outage_timeout. A crashed agent would have Faust
-                # acknowledge this record (its stream does, whatever happened) and commit past
+                # acknowledge this batch (its stream does, whatever happened) and commit past
                 # it: stop now, and the restart processes it again.
                 log.critical("Kafka failed the worker on a record (%r): exiting for a restart", error)
                 logging.shutdown()
@@ -364,7 +412,7 @@ def create_app(
         await health.keep_beating()
 
     def forget_states(*_: Any, **__: Any) -> None:
-        processor.states.clear()
+        processor.forget()
         processor.offset_guard.forget()
 
     def forget_revoked(*args: Any, **_: Any) -> None:
