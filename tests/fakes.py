@@ -34,10 +34,10 @@ class FakeStore:
     journal: list[str]
     saved: dict[bytes, bytes] = field(default_factory=dict)
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes, message: object) -> bytes | None:
         return self.saved.get(key)
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: bytes, message: object) -> None:
         self.journal.append("save")
         self.saved[key] = value
 
@@ -72,7 +72,7 @@ class Worker:
         end (`Processor.end_batch`); their outcomes."""
 
         async def run() -> list[str]:
-            outcomes = []
+            outcomes: list[str] = []
             for raw, key, produced_at in records:
                 message = FakeMessage(key, len(self.journal))
                 outcome, _ = await self.processor.process(raw, message, produced_at)

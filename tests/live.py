@@ -205,19 +205,32 @@ def read_alerts(kafka: str | KafkaConnection, namespace: str, idle: float = 2.0)
     return alerts
 
 
-def read_topic(kafka: str | KafkaConnection, topic: str, idle: float = 2.0) -> list[bytes]:
-    async def read() -> list[bytes]:
+def read_records(kafka: str | KafkaConnection, topic: str, idle: float = 2.0) -> list[Any]:
+    """Every record of `topic` (aiokafka's: key, value, partition...), until `idle` brings none."""
+
+    async def read() -> list[Any]:
         consumer = reader(connection(kafka), topic)
         await consumer.start()
-        values: list[bytes] = []
+        records: list[Any] = []
         try:
             while batch := await consumer.getmany(timeout_ms=int(idle * 1000)):
-                values += [message.value for messages in batch.values() for message in messages]
+                records += [message for messages in batch.values() for message in messages]
         finally:
             await consumer.stop()
-        return values
+        return records
 
     return asyncio.run(read())
+
+
+def read_topic(kafka: str | KafkaConnection, topic: str, idle: float = 2.0) -> list[bytes]:
+    return [record.value for record in read_records(kafka, topic, idle)]
+
+
+def partitions_by_key(kafka: str | KafkaConnection, topic: str) -> dict[bytes, set[int]]:
+    found: dict[bytes, set[int]] = {}
+    for record in read_records(kafka, topic):
+        found.setdefault(record.key, set()).add(record.partition)
+    return found
 
 
 def latest_index(kafka: str | KafkaConnection, namespace: str) -> dict[str, IndexUpdate]:

@@ -22,11 +22,13 @@ side included, is wired in `services/bootstrap.py`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
+import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,8 @@ import orjson
 from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.streams import _current_event as faust_current_event
+from faust.types import TableT
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -73,12 +77,49 @@ Rejected = Literal["rejected"]
 
 
 class SnapshotStore(Protocol):
-    """Each dyad's saved state by dyad key (a Faust table in the worker; `tests/fakes.py`).
-    A value set is what `get` returns after a restart: the table's changelog keeps it."""
+    """Each dyad's saved state by dyad key (`TableSnapshots` in the worker; `tests/fakes.py`).
+    A value put is what `get` returns after a restart: the table's changelog keeps it. Both
+    name the message the dyad's record came in: the state is kept in its partition."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes, message: Any) -> bytes | None: ...
 
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def put(self, key: bytes, value: bytes, message: Any) -> None: ...
+
+
+@dataclass
+class TableSnapshots:
+    """A `SnapshotStore` over a Faust table. Faust files a key under the partition of the
+    event its stream is on (in RocksDB and in the changelog); a batch is handled after the
+    stream has moved past its records, so each access says which record it is for."""
+
+    table: TableT[bytes, bytes]
+
+    def get(self, key: bytes, message: Any) -> bytes | None:
+        with _for_record(message):
+            value: bytes | None = self.table.get(key)
+            return value
+
+    def put(self, key: bytes, value: bytes, message: Any) -> None:
+        with _for_record(message):
+            self.table[key] = value
+
+
+@dataclass
+class _SourceEvent:
+    """What Faust's tables read of the current event: its message's topic and partition."""
+
+    message: Any
+
+
+@contextlib.contextmanager
+def _for_record(message: Any) -> Iterator[None]:
+    """Faust's current event, for the tables, is the one `message` came in."""
+    event = _SourceEvent(message)
+    token = faust_current_event.set(weakref.ref(event))  # type: ignore[arg-type]  # what tables read of one
+    try:
+        yield
+    finally:
+        faust_current_event.reset(token)
 
 
 class OutputTopic(Protocol):
@@ -112,6 +153,16 @@ class ProcessingMetrics(Protocol):
 
 
 @dataclass
+class Unsaved:
+    """A dyad the batch changed: the last message of its records (its partition keeps the
+    state) and the records that changed it, to redo them on the saved state if the engine
+    fails on a later record of the dyad."""
+
+    message: Any
+    records: list[CrisisEvent | Retraction] = field(default_factory=list)
+
+
+@dataclass
 class Processor:
     """Everything the agent does to one Kafka record, behind its ports."""
 
@@ -124,15 +175,14 @@ class Processor:
     max_future_skew: timedelta
     states: dict[str, DyadState] = field(default_factory=dict)
     """Dyad states already restored from the table; dropped when partitions move."""
-    unsaved: dict[str, list[CrisisEvent | Retraction]] = field(default_factory=dict)
-    """The dyads this batch changed, with the records that changed them (to redo them on the
-    saved state if the engine fails on a later record of the dyad)."""
+    unsaved: dict[str, Unsaved] = field(default_factory=dict)
+    """The dyads this batch changed."""
     latest_index: dict[str, tuple[IndexUpdate, int]] = field(default_factory=dict)
     """Each dyad's last index update of this batch, and its partition: what its gauges show."""
 
-    def state_of(self, dyad: str) -> DyadState:
+    def state_of(self, dyad: str, message: Any) -> DyadState:
         if dyad not in self.states:
-            saved = self.store.get(dyad.encode())
+            saved = self.store.get(dyad.encode(), message)
             self.states[dyad] = (
                 DyadState.restore(orjson.loads(zlib.decompress(saved)), self.config)
                 if saved
@@ -155,8 +205,9 @@ class Processor:
 
     def end_batch(self) -> None:
         """Save each dyad the batch changed, after all its outputs were sent; set its gauges."""
-        for dyad in self.unsaved:
-            self.store[dyad.encode()] = zlib.compress(orjson.dumps(self.states[dyad].snapshot()), 1)
+        for dyad, unsaved in self.unsaved.items():
+            snapshot = zlib.compress(orjson.dumps(self.states[dyad].snapshot()), 1)
+            self.store.put(dyad.encode(), snapshot, unsaved.message)
         self.unsaved.clear()
         for update, partition in self.latest_index.values():
             self.metrics.observe_index(update, partition)
@@ -192,17 +243,19 @@ class Processor:
         if key != dyad:
             return await self.reject(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
         try:
-            state = self.state_of(dyad)
+            state = self.state_of(dyad, message)
             outcome = apply(state, record, self.config)
         except Exception as error:  # a bug of ours must cost one record, not the worker
             log.exception("the engine failed on %s[%s]@%s", message.topic, message.partition, message.offset)
-            self.rebuild(dyad)
+            self.rebuild(dyad, message)
             return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
         if outcome.refusal is not None:
             return await self.reject(raw, outcome.refusal, message)
         await self.publish(state, outcome, message.partition)
         if outcome.fate in CHANGES_STATE:
-            self.unsaved.setdefault(dyad, []).append(record)
+            unsaved = self.unsaved.setdefault(dyad, Unsaved(message))
+            unsaved.message = message
+            unsaved.records.append(record)
         return outcome.fate, record.event_time
 
     def forget(self) -> None:
@@ -212,13 +265,13 @@ class Processor:
         self.unsaved.clear()
         self.latest_index.clear()
 
-    def rebuild(self, dyad: str) -> None:
+    def rebuild(self, dyad: str, message: Any) -> None:
         """The dyad's state as if the record the engine failed on never came (it may have
         left the state half-changed): the saved one, with this batch's earlier records of the
         dyad applied again (their outputs were sent already)."""
         self.states.pop(dyad, None)
-        state = self.state_of(dyad)
-        for record in self.unsaved.get(dyad, []):
+        state = self.state_of(dyad, message)
+        for record in self.unsaved[dyad].records if dyad in self.unsaved else []:
             apply(state, record, self.config)
 
     async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
@@ -346,7 +399,7 @@ def create_app(
     watchdog = CommitWatchdog(options.kafka, topics.app_id, options.outage)
     processor = Processor(
         config=config,
-        store=app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes),
+        store=TableSnapshots(app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)),
         outputs=Outputs(
             index=app.topic(topics.index, partitions=PARTITIONS),
             alerts=app.topic(topics.alerts, partitions=PARTITIONS),
@@ -360,7 +413,8 @@ def create_app(
 
     @app.agent(events, concurrency=1)
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS):
+        batches = stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
+        async for batch in batches:
             try:
                 await processor.handle(batch)
             except (KafkaError, GapNotRead) as error:
