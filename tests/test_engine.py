@@ -311,3 +311,18 @@ def test_a_version_3_snapshot_keeps_the_alerts_it_told_under_their_new_ids() -> 
     assert list(restored.emitted) == list(current["emitted"])
     late = Engine(states={"IRN-PAK": restored}).process(event("late", 20, cameo_code="042"))
     assert all(alert.alert_id not in current["emitted"] for alert in late.alerts)
+
+
+def test_retracting_the_latest_event_lets_nothing_in_among_what_was_folded() -> None:
+    """Folding cut at the latest event minus the lateness; a retraction of that event moves the
+    latest back, but an event before the cut would land among folded ones: still expired."""
+    engine = Engine(EngineConfig(lateness="1d"))
+    for name, hours in (("old", 0), ("older-neighbour", 30), ("newest", 60)):
+        engine.process(event(name, hours=hours, cameo_code="042"))
+    state = engine.states["IRN-PAK"]
+    assert state.prior is not None and state.prior.event_id == "older-neighbour"
+    applied = engine.process(retraction("newest", hours=61))
+    assert applied.fate == "retraction-applied" and state.entries == [] and state.level is state.prior.level
+    assert applied.index_update is not None and applied.index_update.as_of == event("t", hours=30).event_time
+    assert engine.process(event("among-the-folded", hours=20)).fate == "expired"
+    assert engine.process(event("after-the-cut", hours=40)).fate == "accepted"

@@ -165,7 +165,7 @@ class Notable(NamedTuple):
 
     time: float
     event_id: str
-    index: str
+    index_name: str
     value: float
 
     def rank(self, half_life: float) -> tuple[float, str]:
@@ -214,6 +214,9 @@ class DyadState:
     reach (`_totals_before`), oldest first."""
     notable: list[Notable] = field(default_factory=list)
     """The heaviest folded events, as many as an alert names, heaviest first."""
+    held_from: float | None = None
+    """Where the last fold cut: an event before it would land among what was folded, so it
+    is expired even when a retraction has moved the dyad's latest event back."""
 
     @property
     def first_time(self) -> float | None:
@@ -222,22 +225,36 @@ class DyadState:
             return self.let_go_since
         return self.entries[0].time if self.entries else None
 
+    def entry_at(self, position: int = -1) -> Entry | None:
+        """The held entry at `position`; with none held (a retraction took the last), the
+        folded `prior`, the state the dyad is left in."""
+        return self.entries[position] if self.entries else self.prior
+
     @property
     def latest_time(self) -> float | None:
-        return self.entries[-1].time if self.entries else None
+        last = self.entry_at()
+        return None if last is None else last.time
 
     @property
     def level(self) -> Level:
-        return self.entries[-1].level if self.entries else Level.NORMAL
+        last = self.entry_at()
+        return Level.NORMAL if last is None else last.level
 
     def holds(self, event_id: str) -> bool:
         return event_id in self.fingerprints
 
+    def too_late(self, time: float, config: EngineConfig) -> bool:
+        """Whether an event at `time` comes too late to count: behind the dyad's latest event
+        by more than `lateness`, or before where the dyad's history was folded."""
+        latest = self.latest_time
+        if latest is not None and time < latest - config.lateness_seconds:
+            return True
+        return self.held_from is not None and time < self.held_from
+
     def indices(self, config: EngineConfig, position: int = -1) -> tuple[float, float]:
         """(escalation, de-escalation) just after the entry at `position`."""
-        if not self.entries:
-            return (0.0, 0.0)
-        return _indices_after(self.entries[position], config.half_life_seconds)
+        entry = self.entry_at(position)
+        return (0.0, 0.0) if entry is None else _indices_after(entry, config.half_life_seconds)
 
     def indices_at(self, time: float, config: EngineConfig) -> tuple[float, float]:
         """(escalation, de-escalation) at any event time since the first held entry (or the
@@ -396,17 +413,16 @@ class DyadState:
         """An alert about the state just after the entry at `position`, or, given `event_time`,
         a correction that `triggered_by` (a record of that time) made due (see `alert_id`)."""
         escalation, de_escalation = self.indices(config, position)
-        escalation_band, de_escalation_band = (
-            self.entries[position].judged_against if self.entries else (0.0, 0.0)
-        )
-        at = self.entries[position].time if self.entries else 0.0
+        entry = self.entry_at(position)
+        escalation_band, de_escalation_band = (0.0, 0.0) if entry is None else entry.judged_against
+        at = 0.0 if entry is None else entry.time
         if event_time is not None:
             at = event_time
         correction = triggered_by if event_time is not None else None
         identity = alert_id(
             config.computed_with.config_hash, self.dyad, at, step, previous_level, level, correction
         )
-        crisis_since = self.entries[position].standing.crisis_since if self.entries else None
+        crisis_since = None if entry is None else entry.standing.crisis_since
         return Alert(
             alert_id=identity,
             dyad=self.dyad,
@@ -434,7 +450,7 @@ class DyadState:
         position %= len(self.entries)
         now = self.entries[position].time
         weighed = [
-            (decay.decayed(n.value, n.time, now, config.half_life_seconds), n.index, n.time, n.event_id)
+            (decay.decayed(n.value, n.time, now, config.half_life_seconds), n.index_name, n.time, n.event_id)
             for n in (*self.notable, *_weights(self.entries[: position + 1]))
         ]
         weighed.sort(key=lambda item: (-item[0], item[3]))
@@ -465,6 +481,7 @@ class DyadState:
             else:
                 self.day_totals.append(entry.totals)
         self.prior = folded[-1]
+        self.held_from = before
         del self.entries[:keep_from]
         # A held entry's window starts at most a day or two (rounding to days) before `reach`;
         # the last folded day before where it may start answers for the days before it.
@@ -511,6 +528,7 @@ class DyadState:
             "prior": None if self.prior is None else self.prior.as_row(),
             "day_totals": [list(totals) for totals in self.day_totals],
             "notable": [list(notable) for notable in self.notable],
+            "held_from": self.held_from,
             "retracted": self.retracted,
             "emitted": {alert_id: list(published) for alert_id, published in self.emitted.items()},
             "reported_level": self.reported_level.value,
@@ -543,6 +561,7 @@ class DyadState:
             prior=None if snapshot["prior"] is None else Entry.from_row(snapshot["prior"]),
             day_totals=[Totals(*row) for row in snapshot["day_totals"]],
             notable=[Notable(*row) for row in snapshot["notable"]],
+            held_from=snapshot["held_from"],
         )
         state.recompute_from(0, config)
         return state
@@ -660,6 +679,7 @@ def _folded(snapshot: dict[str, Any]) -> dict[str, Any]:
         "prior": prior,
         "day_totals": [],
         "notable": [],
+        "held_from": None,
         "version": 6,
     }
 

@@ -70,8 +70,7 @@ def _add(state: DyadState, event: CrisisEvent, config: EngineConfig) -> Outcome:
         return _corroborate(state, event, time, config)
     if event.event_id in state.retracted:
         return Outcome("retracted", event.event_id, state.dyad)
-    latest = state.latest_time
-    if latest is not None and time < latest - config.lateness_seconds:
+    if state.too_late(time, config):
         # Too late to change the dyad's history: it may have been folded. If it came before
         # (a repeat after a crash), what it raised is offered again all the same.
         return Outcome(
@@ -199,7 +198,7 @@ def _let_go(state: DyadState, config: EngineConfig) -> None:
     if latest is None:
         return
     horizon = latest - config.lateness_seconds
-    if state.entries[0].time < horizon:
+    if state.entries and state.entries[0].time < horizon:
         state.fold(horizon, config)
         forget = latest - config.retention_seconds
         oldest = min((published.time for published in state.emitted.values()), default=latest)
@@ -210,8 +209,9 @@ def _let_go(state: DyadState, config: EngineConfig) -> None:
 def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
     """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
-    escalation_band, de_escalation_band = state.entries[-1].judged_against if state.entries else (0.0, 0.0)
-    crisis_since = state.entries[-1].standing.crisis_since if state.entries else None
+    last = state.entry_at()
+    escalation_band, de_escalation_band = (0.0, 0.0) if last is None else last.judged_against
+    crisis_since = None if last is None else last.standing.crisis_since
     latest = state.latest_time
     return IndexUpdate(
         dyad=state.dyad,
