@@ -57,12 +57,13 @@ test-compose: SYSTEM_TOOLS += dockerd debootstrap
 test-compose: system-deps broker-jars
 	$(BIN)/python -m pytest tests/test_compose.py
 
-# Events per second through one worker next to a plain consumer, peak memory, the time from
-# the producer to the dashboard's live stream, and a GDELT backtest beside pyarrow's parse-only
-# time. Benchmarks, not tests.
+# One broker and one run (tests/bench/__main__.py, BENCH_OPTIONS="--events 20000"): events per
+# second through a plain consumer, a no-op Faust agent and the worker, the worker's
+# producer-to-output latency at 500 events/s offered, its state for a busy dyad and its peak
+# memory, as a Markdown table beside the targets (the README's); then a GDELT backtest beside
+# pyarrow's parse-only time. Benchmarks, not tests.
 bench: broker-jars
-	$(BIN)/python -m tests.bench.worker_throughput
-	$(BIN)/python -m tests.bench.stream_latency
+	$(BIN)/python -m tests.bench $(BENCH_OPTIONS)
 	$(BIN)/python -m tests.bench.backtest_gdelt
 
 # 15 minutes of a steady feed while the worker is SIGKILLed and the broker restarted at random;

@@ -1,0 +1,152 @@
+"""`make bench`'s live part: `python -m tests.bench [--events N]`.
+
+One local broker, then, each on topics of its own: the throughput of a plain consumer, a no-op
+Faust agent and the worker over the same N events (worker_throughput.py), the worker's
+producer-to-output latency at 500 events/s offered (worker_latency.py), and the state it keeps
+for a busy dyad (worker_state.py). Each prints a line of details as it ends; then a Markdown
+table of every figure beside its target, which the README's performance table is copied from.
+Benchmarks, not tests: nothing is asserted, a target missed is a "no" in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devtools.broker import stop
+from tests.bench import worker_latency, worker_state, worker_throughput
+from tests.bench.worker_latency import Latency
+from tests.bench.worker_state import BusyState
+from tests.bench.worker_throughput import Throughput
+from tests.kafka_fixtures import start_test_broker
+
+WORKER_EVENTS_PER_SECOND = 5_000
+SHARE_OF_NOOP_AGENT = 0.7
+WORKER_EVENTS_PER_SECOND_FLOOR = 2_500
+P99_MS = 250.0
+STATE_BYTES = 16 * 1024
+RSS_MB = 300.0
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    result: str
+    target: str = "—"
+    met: bool | None = None
+    """None: no target, or a run cut short that cannot tell"""
+
+    def cells(self) -> list[str]:
+        met = "—" if self.met is None else ("yes" if self.met else "**no**")
+        return [self.measure, self.result, self.target, met]
+
+
+def throughput_row(run: Throughput) -> Row:
+    noop = run.noop_agent.median
+    share = run.worker / noop
+    met = run.worker >= WORKER_EVENTS_PER_SECOND or (
+        share >= SHARE_OF_NOOP_AGENT and run.worker >= WORKER_EVENTS_PER_SECOND_FLOOR
+    )
+    return Row(
+        "worker throughput (validate, index, publish, save state)",
+        f"{run.worker:,.0f} events/s ({share:.0%} of the no-op agent's median)",
+        f"≥ {WORKER_EVENTS_PER_SECOND:,}/s, or ≥ {SHARE_OF_NOOP_AGENT:.0%} of the no-op agent "
+        f"({SHARE_OF_NOOP_AGENT * noop:,.0f}/s) and ≥ {WORKER_EVENTS_PER_SECOND_FLOOR:,}/s",
+        met,
+    )
+
+
+def latency_rows(run: Latency) -> list[Row]:
+    """p50 and p99; with events left unanswered at the bound, they are lower bounds."""
+    at_least = "≥ " if run.unanswered else ""
+    unanswered = f", {run.unanswered:,} of {run.offered:,} unanswered" if run.unanswered else ""
+    p50, p99 = run.index_percentile(50), run.index_percentile(99)
+    offered = f"at {worker_latency.OFFERED_PER_SECOND} events/s offered"
+    return [
+        Row(f"worker p50 producer → index update, {offered}", f"{at_least}{p50:,.0f} ms{unanswered}"),
+        Row(
+            f"worker p99 producer → index update, {offered}",
+            f"{at_least}{p99:,.0f} ms{unanswered}",
+            f"≤ {P99_MS:.0f} ms",
+            None if math.isnan(p99) or (run.unanswered and p99 <= P99_MS) else p99 <= P99_MS,
+        ),
+    ]
+
+
+def state_row(run: BusyState) -> Row:
+    days = f"{worker_state.PER_DAY} events a day for {worker_state.DAYS} days"
+    if run.state_bytes is None:
+        return Row(f"state per dyad, busy dyad ({days})", "none saved", f"≤ {STATE_BYTES // 1024} KiB")
+    over = run.state_bytes > STATE_BYTES
+    cut = "" if run.finished else f" after day {run.days_processed:.0f} (time bound)"
+    return Row(
+        f"state per dyad, busy dyad ({days})",
+        f"{run.state_bytes / 1024:,.1f} KiB{cut}",
+        f"≤ {STATE_BYTES // 1024} KiB",
+        not over if run.finished or over else None,
+    )
+
+
+def rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list[Row]:
+    peak = max(throughput.worker_peak_rss_mb, latency.peak_rss_mb, busy.peak_rss_mb)
+    return [
+        Row(
+            f"plain aiokafka consumer (read + JSON decode), {throughput.events:,} events",
+            str(throughput.plain_consumer),
+            "(reference)",
+        ),
+        Row(
+            "no-op Faust agent (iterates `stream.events()`), same events",
+            f"{throughput.noop_agent}, peak RSS {throughput.noop_agent_peak_rss_mb:,.0f} MB",
+            "(reference)",
+        ),
+        throughput_row(throughput),
+        *latency_rows(latency),
+        state_row(busy),
+        Row(
+            f"state per dyad, largest of the throughput run's {throughput.dyads} dyads",
+            f"{throughput.largest_state_bytes / 1024:,.1f} KiB",
+        ),
+        Row(
+            "worker peak RSS (VmHWM, largest of its three runs)",
+            f"{peak:,.0f} MB (throughput {throughput.worker_peak_rss_mb:,.0f}, latency "
+            f"{latency.peak_rss_mb:,.0f}, busy dyad {busy.peak_rss_mb:,.0f})",
+            f"≤ {RSS_MB:.0f} MB",
+            None if math.isnan(peak) else peak <= RSS_MB,
+        ),
+    ]
+
+
+def markdown(table: Sequence[Row]) -> str:
+    lines = ["| measure | result | target | met? |", "| --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in table]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=worker_throughput.EVENTS, help="the throughput run's N")
+    events = parser.parse_args().events
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as folder:
+        scratch = Path(folder)
+        broker = start_test_broker(scratch)
+        print(f"one local Apache Kafka {broker.version} broker at {broker.bootstrap}, {os.cpu_count()} cores")
+        try:
+            throughput = worker_throughput.measure(broker.bootstrap, scratch, events)
+            latency = worker_latency.measure(broker.bootstrap, scratch)
+            busy = worker_state.measure(broker.bootstrap, scratch)
+        finally:
+            stop(broker)
+    print(f"live part: {time.monotonic() - started:,.0f} s\n")
+    print(markdown(rows(throughput, latency, busy)))
+
+
+if __name__ == "__main__":
+    main()
