@@ -102,7 +102,7 @@ def rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list[Row]
             "(reference)",
         ),
         Row(
-            "no-op Faust agent (iterates `stream.events()`), same events",
+            "no-op Faust agent (takes batches as the worker does), same events",
             f"{throughput.noop_agent}, peak RSS {throughput.noop_agent_peak_rss_mb:,.0f} MB",
             "(reference)",
         ),

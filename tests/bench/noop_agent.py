@@ -1,11 +1,10 @@
-"""The ceiling Faust itself sets: an agent that reads `stream.events()` and does nothing else.
+"""The ceiling Faust itself sets: an agent that takes the stream as the worker does, in
+batches of `BATCH_MAX_RECORDS` or `BATCH_WITHIN_SECONDS`, and does nothing else.
 
 The app is configured as services/kafka/worker.py's `create_app` configures the worker (the
-broker settings, raw serializers, at_least_once, 8 partitions, one agent of concurrency 1), with
-an app id and group of its own, no table and no web server; the settings are repeated here, not
-imported, because the worker's internals are being rewritten and the benchmark must not follow
-them. It runs as a subprocess of its own (`python -m tests.bench.noop_agent`), so its peak memory
-is its own.
+broker and batching settings, imported from it, raw serializers, at_least_once, 8 partitions, one
+agent of concurrency 1), with an app id and group of its own, no table and no web server. It runs
+as a subprocess of its own (`python -m tests.bench.noop_agent`), so its peak memory is its own.
 
 Its rate is timed in-process, from the first event the agent receives to the `events`-th. That is
 the interval the worker's rate is measured over too: the worker's index updates carry the Kafka
@@ -29,6 +28,13 @@ from pathlib import Path
 import faust
 
 from schemas.topics import PARTITIONS
+from services.kafka.worker import (
+    BATCH_MAX_RECORDS,
+    BATCH_WITHIN_SECONDS,
+    OUTPUT_LINGER_SECONDS,
+    REBALANCE_TIMEOUT_SECONDS,
+    SESSION_TIMEOUT_SECONDS,
+)
 from tests.bench.harness import peak_rss_mb, rate, stop_process
 from tests.live import clean_env, eventually
 
@@ -52,16 +58,20 @@ def noop_app(bootstrap: str, topic: str, data_dir: Path, on_event: PassCounter) 
         processing_guarantee="at_least_once",
         producer_acks=-1,
         producer_max_batch_size=512 * 1024,
-        broker_session_timeout=10.0,
+        producer_linger=OUTPUT_LINGER_SECONDS,
+        broker_max_poll_records=BATCH_MAX_RECORDS,
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
         broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=20.0,
+        broker_rebalance_timeout=REBALANCE_TIMEOUT_SECONDS,
         web_enabled=False,
     )
 
     @app.agent(app.topic(topic, partitions=PARTITIONS), concurrency=1)
     async def noop(stream: faust.StreamT[bytes]) -> None:
-        async for _event in stream.events():
-            on_event.passed()
+        batches = stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
+        async for batch in batches:
+            for _event in batch:
+                on_event.passed()
 
     return app
 
