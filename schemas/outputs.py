@@ -91,7 +91,9 @@ class IndexUpdate(ComputedWith, JudgedAgainst):
         description="event time of the record that changed the dyad (a retraction's: when it was issued),"
         " where a curve shows the change; absent from updates published before it was added: read `as_of`",
     )
-    events_in_window: int = Field(ge=0, description="events still held for this dyad")
+    events_in_window: int = Field(
+        ge=0, description="events held one by one for this dyad (those within `lateness` of its latest)"
+    )
 
 
 class Contributor(StrictModel):

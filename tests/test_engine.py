@@ -199,7 +199,7 @@ def test_entries_past_the_lateness_are_folded_so_state_stays_bounded() -> None:
         engine.process(event(f"e{hour}", hours=hour, cameo_code="042"))
     state = engine.states["IRN-PAK"]
     assert len(state.entries) == 9 and state.prior is not None and state.prior.event_id == "e190"
-    assert len(state.fingerprints) == 9 and len(state.notable) <= CONFIG.contributors
+    assert len(state.fingerprints) == 9 and len(state.notable) <= 2 * CONFIG.contributors
     days_reached = (CONFIG.baseline_lag + CONFIG.baseline_window).days + 5
     assert len(state.day_totals) <= days_reached
 
@@ -326,3 +326,39 @@ def test_retracting_the_latest_event_lets_nothing_in_among_what_was_folded() -> 
     assert applied.index_update is not None and applied.index_update.as_of == event("t", hours=30).event_time
     assert engine.process(event("among-the-folded", hours=20)).fate == "expired"
     assert engine.process(event("after-the-cut", hours=40)).fate == "accepted"
+
+
+def test_a_correction_with_no_event_held_names_the_folded_ones() -> None:
+    """A retraction that takes the only held event: the correction weighs what was folded, as
+    it would had everything been held."""
+    named = []
+    for lateness in ("1d", "30d"):
+        engine = Engine(EngineConfig(lateness=lateness))
+        for record in (
+            event("a", 0, cameo_code="195"),
+            event("b", 48, cameo_code="195"),
+            retraction("b", 50),
+        ):
+            outcome = engine.process(record)
+        named.append([(a.reason_code, [c.event_id for c in a.contributors]) for a in outcome.alerts])
+    assert named[0] == named[1] == [("correction", ["a"])]
+
+
+def test_a_version_5_snapshot_of_a_long_history_restores_as_a_fresh_replay() -> None:
+    """Version 5 held 90 days one by one and had let older ones go: restored, what is past the
+    lateness is folded with the sums and totals it was saved with, and the dyad stands where a
+    replay of its events puts it (no false crisis from a baseline window left empty)."""
+    events = [
+        event(f"e{n:04d}", hours=n * 2.4, cameo_code=("195", "042", "111", "057")[n % 4]) for n in range(1500)
+    ]
+    holding, fresh = Engine(EngineConfig(lateness="90d")), Engine(CONFIG)
+    for record in events:
+        holding.process(record)
+        fresh.process(record)
+    old, replayed = holding.states["IRN-PAK"], fresh.states["IRN-PAK"]
+    assert old.let_go_since is not None and len(old.entries) > 800
+    restored = DyadState.restore(fifth_version(old), CONFIG)
+    assert restored.entries == replayed.entries
+    assert restored.indices(CONFIG) == replayed.indices(CONFIG) and restored.level is replayed.level
+    assert restored.prior is not None and replayed.prior is not None
+    assert restored.prior.totals == replayed.prior.totals

@@ -12,8 +12,10 @@ import orjson
 import pytest
 
 from schemas.events import Retraction
+from services.core import engine
 from services.core.dyad import DyadState
 from services.kafka import worker as worker_module
+from tests.builders import event
 from tests.fakes import a_worker
 
 ARTICLE = Path(__file__).parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
@@ -104,7 +106,7 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     worker = a_worker()
-    real_apply = worker_module.apply
+    real_apply = engine.apply
 
     def fails_on_the_threat(state: DyadState, record: Any, config: Any) -> Any:
         if getattr(record, "event_id", None) == "pkir24-007":
@@ -120,3 +122,20 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
     assert DyadState.restore(
         orjson.loads(zlib.decompress(worker.store.saved[b"IRN-PAK"])), worker.processor.config
     ).holds("pkir24-005"), "the strike, earlier in the batch, is in the state saved"
+
+
+def test_a_dyad_whose_saved_state_cannot_be_read_costs_its_records_not_the_batch() -> None:
+    """A snapshot from a newer engine (after a rollback): that dyad's record is refused with
+    the reason, the batch's other records go on and are saved."""
+    worker = a_worker()
+    worker.store.saved[b"CHN-USA"] = zlib.compress(orjson.dumps({"version": 99, "dyad": "CHN-USA"}))
+    other = event("x1", cameo_code="195", source="USA", target="CHN").model_dump_json().encode()
+    outcomes = worker.feed_batch(
+        [(STRIKE, b"IRN-PAK", None), (other, b"CHN-USA", None), (THREAT, b"IRN-PAK", None)]
+    )
+    assert outcomes == ["accepted", "rejected", "accepted"]
+    assert "a version 99 snapshot" in worker.dead_letter_records()[0].reason
+    saved = DyadState.restore(
+        orjson.loads(zlib.decompress(worker.store.saved[b"IRN-PAK"])), worker.processor.config
+    )
+    assert saved.holds("pkir24-005") and saved.holds("pkir24-007")

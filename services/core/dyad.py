@@ -443,15 +443,20 @@ class DyadState:
         )
 
     def contributors(self, position: int, config: EngineConfig) -> list[Contributor]:
-        """The events that weigh most just after the entry at `position`, heaviest first (the
-        folded ones among them kept in `notable`)."""
-        if not self.entries:
+        """The events that weigh most just after the entry at `position` (or the folded
+        `prior`, with none held), heaviest first (the folded ones among them kept in `notable`)."""
+        last = self.entry_at(position)
+        if last is None:
             return []
-        position %= len(self.entries)
-        now = self.entries[position].time
+        held = self.entries[: position % len(self.entries) + 1] if self.entries else []
         weighed = [
-            (decay.decayed(n.value, n.time, now, config.half_life_seconds), n.index_name, n.time, n.event_id)
-            for n in (*self.notable, *_weights(self.entries[: position + 1]))
+            (
+                decay.decayed(n.value, n.time, last.time, config.half_life_seconds),
+                n.index_name,
+                n.time,
+                n.event_id,
+            )
+            for n in (*self.notable, *_weights(held))
         ]
         weighed.sort(key=lambda item: (-item[0], item[3]))
         return [
@@ -488,9 +493,11 @@ class DyadState:
         reach = before - config.baseline_lag.total_seconds() - config.baseline_window.total_seconds()
         still_asked = bisect.bisect_left(self.day_totals, int(reach // DAY) - 3, key=lambda t: t.day)
         del self.day_totals[: max(0, still_asked - 1)]
+        # Twice as many as an alert names: weights equal on paper (one twice the other and a
+        # half-life older) may round apart differently here than where an alert weighs them.
         half_life = config.half_life_seconds
         self.notable = heapq.nsmallest(
-            config.contributors, [*self.notable, *_weights(folded)], key=lambda n: n.rank(half_life)
+            2 * config.contributors, [*self.notable, *_weights(folded)], key=lambda n: n.rank(half_life)
         )
 
     def forget_before(self, horizon: float) -> None:
@@ -563,6 +570,10 @@ class DyadState:
             notable=[Notable(*row) for row in snapshot["notable"]],
             held_from=snapshot["held_from"],
         )
+        if unfolded := snapshot.get("unfolded"):  # from a version 5 snapshot (see `_folded`)
+            state.entries = [Entry.from_row(row) for row in unfolded]
+            state.fingerprints = {entry.event_id: entry.fingerprint for entry in state.entries}
+            state.fold(state.entries[-1].time - config.lateness_seconds, config)
         state.recompute_from(0, config)
         return state
 
@@ -655,29 +666,24 @@ def _with_fingerprints(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _folded(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """5 → 6: entries keep only their inputs, after a `prior` entry that carries what was let
-    go of (its totals and standing; its sums, not kept before, restart at zero as they did),
-    and the timeline is recomputed on restore. Entries past the lateness horizon are folded
-    by the next event."""
-    rows = snapshot["entries"]
-    prior = None
-    if snapshot["let_go_since"] is not None and rows:
-        first = Entry.from_row(rows[0])
-        prior = Entry(
-            first.time,
-            "",
-            0.0,
-            0.0,
-            first.anchor,
-            totals=Totals(*snapshot["prior_totals"]),
-            standing=_standing_of(snapshot["prior_standing"]),
-        ).as_row()
-    rest = {k: v for k, v in snapshot.items() if k not in ("prior_totals", "prior_standing")}
+    """5 → 6: the entries, whole as version 5 kept them, go to `unfolded`: `restore` folds
+    those past the lateness horizon with the sums, totals and standings they were saved with,
+    and recomputes the rest. What version 5 had let go of (its totals and standing) becomes
+    a `prior` before them, and the first folded day (its sums restart at zero as they did)."""
+    prior, day_totals = None, []
+    if snapshot["let_go_since"] is not None and snapshot["entries"]:
+        first = Entry.from_row(snapshot["entries"][0])
+        totals = Totals(*snapshot["prior_totals"])
+        standing = _standing_of(snapshot["prior_standing"])
+        prior = Entry(first.time, "", 0.0, 0.0, first.anchor, totals=totals, standing=standing).as_row()
+        day_totals = [list(totals)]
+    rest = {k: v for k, v in snapshot.items() if k not in ("prior_totals", "prior_standing", "entries")}
     return {
         **rest,
-        "entries": [Entry.from_row(row).inputs() for row in rows],
+        "entries": [],
+        "unfolded": snapshot["entries"],
         "prior": prior,
-        "day_totals": [],
+        "day_totals": day_totals,
         "notable": [],
         "held_from": None,
         "version": 6,

@@ -23,7 +23,7 @@ def reference_time(produced_at: float | None, now: float) -> datetime:
 def too_far_ahead(event_time: datetime, reference: datetime, max_skew: timedelta) -> str | None:
     """Why an event time is refused as lying in the future, or None.
 
-    A dyad's retention counts back from its latest event, so one event dated years ahead
+    A dyad's lateness counts back from its latest event, so one event dated years ahead
     would expire every real event that follows. The caller picks the reference (a clock, or
     a Kafka record's timestamp): the core reads no clock.
     """

@@ -273,9 +273,14 @@ class Processor:
         left the state half-changed): the saved one, with this batch's earlier records of the
         dyad applied again (their outputs were sent already)."""
         self.states.pop(dyad, None)
-        state = self.state_of(dyad, message)
-        for record in self.unsaved[dyad].records if dyad in self.unsaved else []:
-            apply(state, record, self.config)
+        try:
+            state = self.state_of(dyad, message)
+            for record in self.unsaved[dyad].records if dyad in self.unsaved else []:
+                apply(state, record, self.config)
+        except Exception:  # the saved state itself cannot be read: each record of it is refused
+            log.exception("the saved state of %s cannot be restored", dyad)
+            self.states.pop(dyad, None)
+            self.unsaved.pop(dyad, None)
 
     async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
         key = state.dyad.encode()
@@ -429,6 +434,12 @@ def create_app(
                 # acknowledge this batch (its stream does, whatever happened) and commit past
                 # it: stop now, and the restart processes it again.
                 log.critical("Kafka failed the worker on a record (%r): exiting for a restart", error)
+                logging.shutdown()
+                os._exit(EXIT_RESTART)
+            except Exception:
+                # Not a record's fault (those cost the record: `Processor.process`) but the
+                # batch's, saving it: exiting, so Faust does not commit what was not saved.
+                log.critical("the worker failed on a batch: exiting for a restart", exc_info=True)
                 logging.shutdown()
                 os._exit(EXIT_RESTART)
 

@@ -35,7 +35,7 @@ COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
 """`crisismon_events_total{outcome}` by what became of a record: rejected ones went to the
 dead-letter topic (conflicting copies of a held event too); corroborated ones add source rows
 to an event already counted (GDELT's repeats); ignored ones are valid but change no index (no
-dyad, older than the retention, already retracted)."""
+dyad, later than the lateness, already retracted)."""
 OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 
 API_OUTCOMES = ("accepted", "rejected", "unacknowledged")
