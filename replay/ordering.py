@@ -187,9 +187,12 @@ def external_sort(items: Iterable[Playable], run_size: int = RUN_SIZE) -> Iterat
                 gc.unfreeze()
         batch.sort(key=play_key)
         if not runs:
-            yield from batch
+            batch.reverse()  # popped from the end, in order: each row is let go once played
+            while batch:
+                yield batch.pop()
             return
         runs.append(_spill(batch, stack))
+        batch.clear()  # read back from its file: not held as well while the runs are played
         yield from heapq.merge(*(_unspill(run) for run in runs), key=play_key)
 
 

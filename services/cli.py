@@ -118,17 +118,16 @@ def backtest(
         click.echo(note, err=True)
     watched = {labels.dyad for labels in crises}
     try:
-        result = run_backtest(paths, config, file_format, options, sys.stderr.isatty(), watched)
+        progress = sys.stderr.isatty()
+        result = run_backtest(
+            paths, config, file_format, options, progress, watched, emit if as_json else None
+        )
         sweep = run_sweep(list(paths), config, axes, crises, file_format, options) if axes else None
     except InputError as error:
         fail(str(error))
     for line in render_bad_rows(result.read):
         click.echo(line, err=True)
-    if as_json:
-        emitted_at = datetime.now(UTC)
-        for alert in result.alerts:
-            click.echo(alert.model_copy(update={"emitted_at": emitted_at}).model_dump_json())
-    elif not sweep:
+    if not as_json and not sweep:
         for line in render_timeline(result):
             click.echo(line)
     evaluation = evaluate(result, crises) if crises else None
@@ -147,6 +146,11 @@ def backtest(
         except OSError as error:
             fail(f"--report {report_dir}: cannot write the report: {error.strerror or error}")
         click.echo(f"report: {page}", err=True)
+
+
+def emit(alert: Alert) -> None:
+    """One alert as a JSON line, as it is raised: none is held for the end of the run."""
+    click.echo(alert.model_copy(update={"emitted_at": datetime.now(UTC)}).model_dump_json())
 
 
 def prepare_report_dir(report_dir: Path) -> None:

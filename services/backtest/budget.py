@@ -88,20 +88,26 @@ def is_rise(alert: Alert) -> bool:
 
 
 def alert_budget(alerts: Iterable[Alert], first: datetime | None, last: datetime | None) -> AlertBudget:
-    """The budget of `alerts` over the event time from `first` to `last`."""
-    alerts = list(alerts)
+    """The budget of `alerts` over the event time from `first` to `last`, counted in one pass
+    (a run's alerts are read back from its archive, not held)."""
     span = (last - first).total_seconds() / DAY_SECONDS if first is not None and last is not None else 0.0
-    per_dyad: Counter[str] = Counter(alert.dyad for alert in alerts)
-    rises = [alert for alert in alerts if is_rise(alert)]
-    rises_per_dyad: Counter[str] = Counter(alert.dyad for alert in rises)
-    reached: Counter[str] = Counter(alert.level.value for alert in rises)
+    per_dyad: Counter[str] = Counter()
+    rises_per_dyad: Counter[str] = Counter()
+    reached: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for alert in alerts:
+        per_dyad[alert.dyad] += 1
+        kinds[alert.kind] += 1
+        if is_rise(alert):
+            rises_per_dyad[alert.dyad] += 1
+            reached[alert.level.value] += 1
     top = sorted(per_dyad.items(), key=lambda item: (-item[1], item[0]))[:TOP_DYADS]
     return AlertBudget(
         first=first,
         last=last,
         span_days=max(span, 0.0),
-        alerts=len(alerts),
-        by_kind={kind: sum(1 for alert in alerts if alert.kind == kind) for kind in KINDS},
+        alerts=per_dyad.total(),
+        by_kind={kind: kinds[kind] for kind in KINDS},
         rises_to={level.value: reached[level.value] for level in RISE_LEVELS},
         top_dyads=[DyadAlerts(dyad, count, rises_per_dyad[dyad]) for dyad, count in top],
     )
@@ -109,4 +115,4 @@ def alert_budget(alerts: Iterable[Alert], first: datetime | None, last: datetime
 
 def run_budget(result: BacktestResult) -> AlertBudget:
     """The budget of a backtest run: all its alerts, every dyad, over its span."""
-    return alert_budget(result.alerts, result.first_time, result.last_time)
+    return alert_budget(result.alert_archive, result.first_time, result.last_time)

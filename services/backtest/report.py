@@ -38,7 +38,7 @@ def layout(result: BacktestResult, labelled: Iterable[str]) -> Layout:
     if len(dyads) <= CHART_EVERY_DYAD_UP_TO:
         return Layout(charted=dyads, sections=dyads, listed=[])
     traces = result.dyads
-    alerting = sorted((d for d in dyads if traces[d].alerts), key=lambda d: (-len(traces[d].alerts), d))
+    alerting = sorted((d for d in dyads if traces[d].alert_count), key=lambda d: (-traces[d].alert_count, d))
     first = [d for d in dict.fromkeys(labelled) if d in traces]
     charted = first + [d for d in alerting if d not in first][:CHARTED_BY_ALERTS]
     sections = charted + [d for d in alerting if d not in charted]

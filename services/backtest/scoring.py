@@ -138,7 +138,7 @@ def evaluate(result: BacktestResult, crises: list[CrisisLabels]) -> Evaluation:
     the run's alerts cost over every dyad."""
     scores: list[CrisisScore] = []
     for labels in crises:
-        alerts = [alert for alert in result.alerts if alert.dyad == labels.dyad]
+        alerts = result.alert_archive.of(labels.dyad)
         signals = {
             ENGINE: engine_signals(alerts),
             GOLDSTEIN_BASELINE: goldstein_signals(result.strong_conflict.get(labels.dyad, [])),

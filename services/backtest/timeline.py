@@ -47,11 +47,11 @@ def render_timeline(result: BacktestResult) -> Iterator[str]:
     )
     quiet = 0
     for dyad, trace in result.dyads.items():
-        if not result.complete_listing and not trace.alerts:
+        if not result.complete_listing and not trace.alert_count:
             quiet += 1  # a large run lists the dyads with alerts; the others are counted
             continue
         yield ""
-        yield f"{dyad}: {trace.records} records, peak level {trace.peak}, {len(trace.alerts)} alerts"
+        yield f"{dyad}: {trace.records} records, peak level {trace.peak}, {trace.alert_count} alerts"
         if not result.complete_listing:
             yield from (f"  {_when(alert.event_time)} {alert_line(alert)}" for alert in trace.alerts)
             continue

@@ -1,0 +1,94 @@
+"""What a backtest holds stays bounded: alerts past what is held in memory go to disk and come
+back the same (the archive itself, and the timeline, scores and report of a run whose alerts
+were spilled), a large run lets go of the records it will not list, and --json writes alerts
+as they come."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from schemas.outputs import Alert
+from services.backtest import archive, run
+from services.backtest.archive import AlertArchive
+from services.backtest.labels import load_labels
+from services.backtest.report import scores_json, write_report
+from services.backtest.run import BacktestResult, run_backtest
+from services.backtest.scoring import evaluate
+from services.backtest.timeline import render_timeline
+from services.core import EngineConfig
+from tests.test_backtest_cli import ARTICLE_LOG, crisismon
+from tests.test_crisis_library import LABELS, library_files
+
+
+def library_run() -> BacktestResult:
+    return run_backtest([*library_files(), ARTICLE_LOG], EngineConfig(), watched=library_dyads())
+
+
+def library_dyads() -> set[str]:
+    return {crisis.dyad for crisis in load_labels(LABELS)}
+
+
+@pytest.fixture(scope="module")
+def alerts() -> list[Alert]:
+    every = library_run().alerts
+    assert len({alert.dyad for alert in every}) >= 3
+    return every
+
+
+def test_spilled_alerts_come_back_in_order_and_by_dyad(
+    alerts: list[Alert], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "IN_MEMORY", 3)
+    kept = AlertArchive()
+    for count, alert in enumerate(alerts, start=1):
+        kept.add(alert)
+        assert kept.of(alert.dyad) == [
+            a for a in alerts[:count] if a.dyad == alert.dyad
+        ]  # reads between writes
+    assert list(kept) == alerts and len(kept) == len(alerts)
+    assert not {id(alert) for alert in kept} & {id(alert) for alert in alerts}  # read back from the file
+    for dyad in {alert.dyad for alert in alerts}:
+        assert kept.count(dyad) == len(kept.of(dyad)) == sum(alert.dyad == dyad for alert in alerts)
+    assert kept.of("ARG-BRA") == [] and kept.count("ARG-BRA") == 0
+
+
+def test_a_run_whose_alerts_were_spilled_reads_and_reports_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crises = load_labels(LABELS)
+
+    def outputs(name: str) -> tuple[list[str], str, str]:
+        result = library_run()
+        evaluation = evaluate(result, crises)
+        page = write_report(result, tmp_path / name, crises, evaluation).read_text(encoding="utf-8")
+        return list(render_timeline(result)), scores_json(evaluation, None), page
+
+    held = outputs("held")
+    monkeypatch.setattr(archive, "IN_MEMORY", 1)
+    assert outputs("spilled") == held
+    spilled = library_run().alert_archive
+    assert next(iter(spilled)) is not next(iter(spilled))  # read back from the file each time
+
+
+def test_a_large_run_lets_go_of_the_records_it_will_not_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "LISTED_RECORDS", 3)
+    result = library_run()
+    assert not result.complete_listing and result.listed == 3
+    assert not [trace.steps for trace in result.dyads.values() if trace.steps]
+    text = "\n".join(render_timeline(result))
+    assert all(alert.alert_id[:12] in text for alert in result.alerts)
+
+
+def test_json_alerts_are_written_as_they_come_and_are_the_runs(tmp_path: Path) -> None:
+    run = crisismon("backtest", str(ARTICLE_LOG), "--json")
+    assert run.returncode == 0, run.stderr
+    written = [json.loads(line) for line in run.stdout.splitlines()]
+    assert all(alert.pop("emitted_at") for alert in written)
+    expected = [
+        alert.model_dump(mode="json", exclude={"emitted_at"})
+        for alert in run_backtest([ARTICLE_LOG], EngineConfig()).alerts
+    ]
+    assert written == expected
