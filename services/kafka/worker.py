@@ -363,6 +363,39 @@ JOIN_TIMEOUT_SECONDS = SESSION_TIMEOUT_SECONDS + REBALANCE_TIMEOUT_SECONDS
 timeout, and a rebalance ends within its timeout (`WorkerHealth`'s `group` check)."""
 
 
+def stream_settings(kafka: KafkaConnection, outage_timeout: float) -> dict[str, Any]:
+    """How the worker's Faust app reads and writes Kafka (its store and data aside): also
+    what the benchmark's no-op agent runs with, so it measures Faust's cost for the same."""
+    return dict(
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=faust_credentials(kafka),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        # How long an output waits for the broker before it counts as lost (which stops the
+        # worker: UndeliveredOutputs): a broker outage this long is ridden out. Every offset
+        # commit waits for the producer, so a lost response stalls commits as long; the
+        # `partition` health check notices that first.
+        producer_request_timeout=outage_timeout,
+        # Table writes are whole dyad snapshots (zlib-compressed JSON, a few KiB): let them
+        # share batches, or Faust's producer buffer fills and stalls the stream.
+        producer_max_batch_size=512 * 1024,
+        # Without a bound, Faust's consumer thread fetches and decodes a whole backlog at once,
+        # holding the GIL the agent needs: a no-op agent falls from ~12,000 to ~2,700 records/s.
+        broker_max_poll_records=BATCH_MAX_RECORDS,
+        producer_linger=OUTPUT_LINGER_SECONDS,
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=REBALANCE_TIMEOUT_SECONDS,
+        web_enabled=False,  # the worker serves its own web app (services.web.app)
+    )
+
+
 def create_app(
     options: WorkerOptions,
     config: EngineConfig,
@@ -376,34 +409,9 @@ def create_app(
     topics = options.topics
     app = faust.App(
         topics.app_id,
-        broker=f"kafka://{options.kafka.bootstrap}",
-        broker_credentials=faust_credentials(options.kafka),
         store=options.store,
         datadir=str(options.data_dir),
-        autodiscover=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=1,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        # How long an output waits for the broker before it counts as lost (which stops the
-        # worker: UndeliveredOutputs): a broker outage this long is ridden out. Every offset
-        # commit waits for the producer, so a lost response stalls commits as long; the
-        # `partition` health check notices that first.
-        producer_request_timeout=options.outage.timeout,
-        # Table writes are whole dyad snapshots (zlib-compressed JSON, a few KiB): let them
-        # share batches, or Faust's producer buffer fills and stalls the stream.
-        producer_max_batch_size=512 * 1024,
-        # Without a bound, Faust's consumer thread fetches and decodes a whole backlog at once,
-        # holding the GIL the agent needs: a no-op agent falls from ~12,000 to ~2,700 records/s.
-        broker_max_poll_records=BATCH_MAX_RECORDS,
-        producer_linger=OUTPUT_LINGER_SECONDS,
-        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=REBALANCE_TIMEOUT_SECONDS,
-        web_enabled=False,  # the worker serves its own web app (services.web.app)
+        **stream_settings(options.kafka, options.outage.timeout),
     )
     app.monitor = faust_sensors(registry)
     app.sensors.add(UndeliveredOutputs())

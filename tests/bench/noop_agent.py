@@ -27,14 +27,9 @@ from pathlib import Path
 
 import faust
 
+from schemas.kafka import OUTAGE_TIMEOUT_SECONDS, KafkaConnection
 from schemas.topics import PARTITIONS
-from services.kafka.worker import (
-    BATCH_MAX_RECORDS,
-    BATCH_WITHIN_SECONDS,
-    OUTPUT_LINGER_SECONDS,
-    REBALANCE_TIMEOUT_SECONDS,
-    SESSION_TIMEOUT_SECONDS,
-)
+from services.kafka.worker import BATCH_MAX_RECORDS, BATCH_WITHIN_SECONDS, stream_settings
 from tests.bench.harness import peak_rss_mb, rate, stop_process
 from tests.live import clean_env, eventually
 
@@ -46,24 +41,9 @@ def noop_app(bootstrap: str, topic: str, data_dir: Path, on_event: PassCounter) 
     Its group is new each time: a second run reads the topic from the start too."""
     app = faust.App(
         f"{topic}.noop-agent-{uuid.uuid4().hex[:8]}",
-        broker=f"kafka://{bootstrap}",
         store="memory://",
         datadir=str(data_dir),
-        autodiscover=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=1,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        producer_max_batch_size=512 * 1024,
-        producer_linger=OUTPUT_LINGER_SECONDS,
-        broker_max_poll_records=BATCH_MAX_RECORDS,
-        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=REBALANCE_TIMEOUT_SECONDS,
-        web_enabled=False,
+        **stream_settings(KafkaConnection(bootstrap), OUTAGE_TIMEOUT_SECONDS),
     )
 
     @app.agent(app.topic(topic, partitions=PARTITIONS), concurrency=1)
