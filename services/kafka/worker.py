@@ -167,7 +167,7 @@ class Unsaved:
 
 @dataclass
 class Processor:
-    """Everything the agent does to one Kafka record, behind its ports."""
+    """Everything the agent does to a batch of Kafka records, behind its ports."""
 
     config: EngineConfig
     store: SnapshotStore
