@@ -49,6 +49,12 @@ from tests.ports import free_port
 
 TRADE_WAR = (date(2018, 2, 20), date(2018, 4, 10))
 """USA-CHN rows added in these days: the March 2018 tariffs, watch to critical and back."""
+TRADE_WAR_LATENESS = "30d"
+"""The lateness the trade war's story needs as published: its second row is dated a month
+before the first (2018-01-25, added in February). Accepted, it starts the dyad's history a
+month before the tariffs; expired (under the default 7 days), the history starts with them,
+and the dyad's first-weeks baseline, read from what it has seen, takes the escalation in
+(watch, then normal). In event-time order the story is whole either way."""
 ARTICLE = Path(__file__).parent.parent / "replay" / "data" / "pakistan-iran-2024.jsonl"
 QUICK = {
     "CRISISMON_FOLLOW_BACKOFF": "0.1s",
@@ -105,9 +111,10 @@ def latest_by_file(records: list[FollowedFile]) -> dict[str, FollowedFile]:
     return {record.file: record for record in records}
 
 
-def published_backtest(paths: list[Path]) -> dict[str, list[str]]:
+def published_backtest(paths: list[Path], config: EngineConfig | None = None) -> dict[str, list[str]]:
     """The oracle: the backtest's alert ids per dyad, files played as they were published."""
-    return by_dyad(run_backtest(paths, EngineConfig(), options=ReaderOptions(order="published")).alerts)
+    result = run_backtest(paths, config or EngineConfig(), options=ReaderOptions(order="published"))
+    return by_dyad(result.alerts)
 
 
 def engine_over_the_log(bootstrap: str, namespace: str) -> dict[str, list[str]]:
@@ -127,13 +134,13 @@ def test_followed_gdelt_gives_the_backtests_alerts_id_for_id_and_a_second_run_pl
     server, root = gdelt
     files = exports(build_gdelt_folder(root, slot_rows(gdelt_rows(), days=TRADE_WAR), server.base_url))
     bootstrap = kafka_broker.bootstrap
-    running = worker().wait_for_web()
+    running = worker(CRISISMON_LATENESS=TRADE_WAR_LATENESS).wait_for_web()
     since = files[0].stamp.isoformat()
     run = follow(bootstrap, kafka_namespace, "gdelt", "--base-url", server.base_url, "--since", since)
     assert run.returncode == 0, run.stderr
     assert f"{len(files)} files produced" in run.stderr
     wait_processed(bootstrap, kafka_namespace, 120, running)
-    expected = published_backtest([file.path for file in files])
+    expected = published_backtest([file.path for file in files], EngineConfig(lateness=TRADE_WAR_LATENESS))
     assert sum(map(len, expected.values())) >= 5  # the tariffs: watch, warning, critical and back
     assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected, running.log_text()
     sources = {
@@ -365,7 +372,11 @@ def test_the_demo_follows_a_gdelt_feed_and_shows_its_alerts(
         ],
         capture_output=True,
         text=True,
-        env=clean_env(CRISISMON_DATA_DIR=str(tmp_path / "demo"), CRISISMON_FOLLOW_METRICS_PORT="0"),
+        env=clean_env(
+            CRISISMON_DATA_DIR=str(tmp_path / "demo"),
+            CRISISMON_FOLLOW_METRICS_PORT="0",
+            CRISISMON_LATENESS=TRADE_WAR_LATENESS,
+        ),
         timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
