@@ -40,7 +40,7 @@ from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.streams import _current_event as faust_current_event
-from faust.types import TableT
+from faust.types import ProducerT, TableT
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -57,6 +57,7 @@ from services.kafka.connection import faust_credentials
 from services.kafka.health import EXIT_RESTART, WorkerHealth
 from services.kafka.outage import BrokerOutage
 from services.kafka.topics import BrokerProbe
+from services.kafka.transport import faust_app
 from services.kafka.watchdog import CommitWatchdog, GapNotRead, OffsetGuard
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,33 @@ def _for_record(message: Any) -> Iterator[None]:
 
 
 class OutputTopic(Protocol):
-    """A topic to publish to (a Faust topic in the worker). `send` may buffer: a record's
+    """A topic to publish to (`ProducerTopic` in the worker). `send` may buffer: a record's
     outputs are flushed before its offset is committed (Faust's at-least-once)."""
 
     async def send(self, *, key: bytes | None = None, value: bytes) -> Any: ...
+
+
+@dataclass
+class ProducerTopic:
+    """An `OutputTopic` straight on the Faust app's producer, past Faust's per-message
+    machinery (a future, callbacks and sensors per send: ~60 µs against aiokafka's ~8 µs, for
+    one output per event). Same producer, so Faust's commit flushes these outputs before it
+    commits the offsets; same default partitioner (murmur2 of the key) as a Faust topic's.
+    An output Kafka did not take stops the worker, as `UndeliveredOutputs` does for Faust's."""
+
+    producer: ProducerT
+    topic: str
+    exit: Callable[[int], Any] = os._exit
+
+    async def send(self, *, key: bytes | None = None, value: bytes) -> Any:
+        # The producer returns aiokafka's delivery future (ensure_future hands it back as is).
+        delivery = asyncio.ensure_future(await self.producer.send(self.topic, key, value, None, None, None))
+        delivery.add_done_callback(self._check_delivered)
+        return delivery
+
+    def _check_delivered(self, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and (error := delivery.exception()) is not None:
+            _undelivered(error, self.exit)
 
 
 @dataclass(frozen=True)
@@ -330,7 +354,8 @@ def faust_sensors(registry: CollectorRegistry) -> PrometheusMonitor:
 
 
 class UndeliveredOutputs(Sensor):
-    """Stops the worker when Kafka did not take an output (after the producer's retries, for
+    """Stops the worker when Kafka did not take what Faust sends itself (the table's changelog:
+    the outputs are `ProducerTopic`s) after the producer's retries, for
     as long as `kafka_outage_timeout`). Faust's commit flushes the producer but does not look
     at what failed: going on would commit the record's offset, and lose its outputs for good.
     Stopped before that, the restarted worker processes the record again (same ids)."""
@@ -340,9 +365,13 @@ class UndeliveredOutputs(Sensor):
         self.exit = exit
 
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
-        log.critical("Kafka did not take an output (%r): exiting before its offset is committed", exc)
-        logging.shutdown()
-        self.exit(EXIT_RESTART)
+        _undelivered(exc, self.exit)
+
+
+def _undelivered(error: BaseException, exit: Callable[[int], Any]) -> None:
+    log.critical("Kafka did not take an output (%r): exiting before its offset is committed", error)
+    logging.shutdown()
+    exit(EXIT_RESTART)
 
 
 @dataclass(frozen=True)
@@ -407,7 +436,7 @@ def create_app(
     checks; Faust's own sensor metrics go to `registry` as faust_*. The caller adds its tasks
     and runs it."""
     topics = options.topics
-    app = faust.App(
+    app = faust_app(
         topics.app_id,
         store=options.store,
         datadir=str(options.data_dir),
@@ -421,9 +450,9 @@ def create_app(
         config=config,
         store=TableSnapshots(app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)),
         outputs=Outputs(
-            index=app.topic(topics.index, partitions=PARTITIONS),
-            alerts=app.topic(topics.alerts, partitions=PARTITIONS),
-            dead_letters=app.topic(topics.dead_letters, partitions=1),
+            index=ProducerTopic(app.producer, topics.index),
+            alerts=ProducerTopic(app.producer, topics.alerts),
+            dead_letters=ProducerTopic(app.producer, topics.dead_letters),
         ),
         watchdog=watchdog,
         offset_guard=OffsetGuard(options.kafka, watchdog.committed, options.outage),

@@ -2,7 +2,7 @@
 batches of `BATCH_MAX_RECORDS` or `BATCH_WITHIN_SECONDS`, and does nothing else.
 
 The app is configured as services/kafka/worker.py's `create_app` configures the worker (the
-broker and batching settings, imported from it, raw serializers, at_least_once, 8 partitions, one
+transport, broker and batching settings, imported from it, raw serializers, at_least_once, 8 partitions, one
 agent of concurrency 1), with an app id and group of its own, no table and no web server. It runs
 as a subprocess of its own (`python -m tests.bench.noop_agent`), so its peak memory is its own.
 
@@ -29,6 +29,7 @@ import faust
 
 from schemas.kafka import OUTAGE_TIMEOUT_SECONDS, KafkaConnection
 from schemas.topics import PARTITIONS
+from services.kafka.transport import faust_app
 from services.kafka.worker import BATCH_MAX_RECORDS, BATCH_WITHIN_SECONDS, stream_settings
 from tests.bench.harness import peak_rss_mb, rate, stop_process
 from tests.live import clean_env, eventually
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 def noop_app(bootstrap: str, topic: str, data_dir: Path, on_event: PassCounter) -> faust.App:
     """A Faust app set up as the worker's is, whose one agent only counts the events it is handed.
     Its group is new each time: a second run reads the topic from the start too."""
-    app = faust.App(
+    app = faust_app(
         f"{topic}.noop-agent-{uuid.uuid4().hex[:8]}",
         store="memory://",
         datadir=str(data_dir),
