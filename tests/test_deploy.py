@@ -33,7 +33,7 @@ from schemas.outputs import IndexUpdate, Level
 from services.cli import cli
 from services.core.config import EngineConfig
 from services.core.levels import Passage, Standing, step
-from services.kafka.worker import faust_sensors
+from services.kafka.sensors import faust_sensors
 from services.settings import Settings
 from services.web.metrics import WorkerMetrics
 

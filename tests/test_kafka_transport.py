@@ -1,5 +1,6 @@
-"""How the worker talks to Kafka past Faust's defaults: its consumer's fetch wait
-(services/kafka/transport.py) and its outputs straight on the producer (`ProducerTopic`)."""
+"""How the worker runs on Faust past its defaults: its consumer's fetch wait
+(services/kafka/transport.py), its outputs straight on the producer (`ProducerTopic`), and
+Faust's sensors without their per-record series (services/kafka/sensors.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
 
 from services.kafka.health import EXIT_RESTART
+from services.kafka.sensors import faust_sensors
 from services.kafka.transport import FETCH_MAX_WAIT_MS, faust_app
 from services.kafka.worker import ProducerTopic
 
@@ -61,3 +65,30 @@ def test_an_output_kafka_did_not_take_ends_the_worker_and_a_delivered_one_does_n
     asyncio.run(send_one())
     assert producer.sent == [("crisis.alerts", b"IRN-PAK", b"{}")]
     assert exits == ([] if delivered else [EXIT_RESTART])
+
+
+@dataclass
+class FakeMessage:
+    time_in: float | None = None
+
+
+def test_faust_sensors_count_messages_by_topic_and_leave_the_per_record_series_out() -> None:
+    registry = CollectorRegistry()
+    sensors = faust_sensors(registry)
+    for offset in range(3):
+        message = FakeMessage()
+        sensors.on_message_in(TP("crisis.events", offset % 2), offset, message)
+        sensors.on_message_out(TP("crisis.events", offset % 2), offset, message)
+    assert (
+        registry.get_sample_value("faust_messages_received_per_topic_total", {"topic": "crisis.events"}) == 3
+    )
+    assert registry.get_sample_value("faust_messages_received_total") == 3
+    assert sensors.messages_received_total == 3, "Faust's own bookkeeping goes on"
+    exported = {family.name for family in registry.collect()}
+    assert "faust_total_rebalances" in exported and "faust_consumer_commit_latency" in exported
+    left_out = {
+        "faust_active_messages",
+        "faust_messages_received_per_topics_partition",
+        "faust_events_runtime_ms",
+    }
+    assert not left_out & exported

@@ -38,7 +38,6 @@ import faust
 import orjson
 from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.streams import _current_event as faust_current_event
 from faust.types import ProducerT, TableT
 from prometheus_client import CollectorRegistry
@@ -56,6 +55,7 @@ from services.core.timeutil import reference_time, too_far_ahead
 from services.kafka.connection import faust_credentials
 from services.kafka.health import EXIT_RESTART, WorkerHealth
 from services.kafka.outage import BrokerOutage
+from services.kafka.sensors import faust_sensors
 from services.kafka.topics import BrokerProbe
 from services.kafka.transport import faust_app
 from services.kafka.watchdog import CommitWatchdog, GapNotRead, OffsetGuard
@@ -346,11 +346,6 @@ class Processor:
             "dead letter from %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
         )
         await self.outputs.dead_letters.send(value=letter.model_dump_json().encode())
-
-
-def faust_sensors(registry: CollectorRegistry) -> PrometheusMonitor:
-    """Faust's sensor metrics (messages, commits, rebalances...) in `registry`, as faust_*."""
-    return PrometheusMonitor(metrics=FaustMetrics.create(registry, "faust"))
 
 
 class UndeliveredOutputs(Sensor):
