@@ -7,7 +7,7 @@ worker did 2,100-2,350 events/s with it and 2,260-2,500 with this one. Per recor
 counts only the messages received, in total and by topic (a child bound once per topic); the
 series it would update per record besides are left out of the registry rather than shown frozen
 at 0. What they told is told per record by the worker's own metrics (crisismon_events_total by
-outcome, crisismon_processing_seconds). Everything Faust reports per commit, send, rebalance or
+outcome, crisismon_event_processing_seconds). Everything Faust reports per commit, send, rebalance or
 table operation is as in `PrometheusMonitor`.
 """
 
