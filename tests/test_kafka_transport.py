@@ -92,3 +92,22 @@ def test_faust_sensors_count_messages_by_topic_and_leave_the_per_record_series_o
         "faust_events_runtime_ms",
     }
     assert not left_out & exported
+
+
+@dataclass
+class FakeApp:
+    rebalancing_count: int = 1
+
+
+def test_faust_sensors_count_by_topic_again_after_a_rebalance_removed_the_series() -> None:
+    registry = CollectorRegistry()
+    sensors = faust_sensors(registry)
+    events = TP("crisis.events", 0)
+    sensors.on_message_in(events, 0, FakeMessage())
+    app: Any = FakeApp()  # what the rebalance hooks read of an app
+    state = sensors.on_rebalance_start(app)
+    sensors.on_rebalance_end(app, {**state, "time_end": state["time_start"]})
+    sensors.on_message_in(events, 1, FakeMessage())
+    assert (
+        registry.get_sample_value("faust_messages_received_per_topic_total", {"topic": "crisis.events"}) == 1
+    )

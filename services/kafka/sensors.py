@@ -7,8 +7,9 @@ worker did 2,100-2,350 events/s with it and 2,260-2,500 with this one. Per recor
 counts only the messages received, in total and by topic (a child bound once per topic); the
 series it would update per record besides are left out of the registry rather than shown frozen
 at 0. What they told is told per record by the worker's own metrics (crisismon_events_total by
-outcome, crisismon_event_processing_seconds). Everything Faust reports per commit, send, rebalance or
-table operation is as in `PrometheusMonitor`.
+outcome, crisismon_event_processing_seconds). Everything Faust reports per commit, rebalance or
+table operation is as in `PrometheusMonitor`; its per-send series count what Faust sends itself
+(the table's changelog), since the worker's outputs go on the producer directly (`ProducerTopic`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class FaustSensors(PrometheusMonitor):
             by_topic = self._metrics.messages_received_per_topics.labels(topic=tp.topic)
             self._received_by_topic[tp.topic] = by_topic
         by_topic.inc()
+
+    def _clear_partition_related_metrics(self) -> None:
+        """At each rebalance Faust removes the per-topic series; they are bound again as
+        messages come (a child kept past its removal would count unexported)."""
+        super()._clear_partition_related_metrics()
+        self._received_by_topic.clear()
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[Any, Any] | None:
         return Monitor.on_stream_event_in(self, tp, offset, stream, event)

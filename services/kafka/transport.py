@@ -46,7 +46,8 @@ class Transport(faust_aiokafka.Transport):
 
 
 def faust_app(app_id: str, **settings: Any) -> faust.App:
-    """A Faust app on this transport (set before anything asks the app for its transport)."""
+    """A Faust app on this transport, whatever its broker URL's scheme (the project's are all
+    kafka://); set before anything asks the app for its transport."""
     app = faust.App(app_id, **settings)
     app.transport = Transport(app.conf.broker_consumer, app)
     return app

@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 import faust
 import orjson
 from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.sensors import Sensor
 from faust.streams import _current_event as faust_current_event
 from faust.types import ProducerT, TableT
@@ -142,6 +143,7 @@ class ProducerTopic:
     An output Kafka did not take stops the worker, as `UndeliveredOutputs` does for Faust's."""
 
     producer: ProducerT
+    """Faust's, unthreaded (`producer_threaded` is off): its `send` enqueues on this loop."""
     topic: str
     exit: Callable[[int], Any] = os._exit
 
@@ -349,9 +351,9 @@ class Processor:
 
 
 class UndeliveredOutputs(Sensor):
-    """Stops the worker when Kafka did not take what Faust sends itself (the table's changelog:
-    the outputs are `ProducerTopic`s) after the producer's retries, for
-    as long as `kafka_outage_timeout`). Faust's commit flushes the producer but does not look
+    """Stops the worker when Kafka did not take what Faust sends itself (the table's changelog;
+    the outputs are `ProducerTopic`s), after the producer's retries for as long as
+    `kafka_outage_timeout`. Faust's commit flushes the producer but does not look
     at what failed: going on would commit the record's offset, and lose its outputs for good.
     Stopped before that, the restarted worker processes the record again (same ids)."""
 
@@ -461,7 +463,7 @@ def create_app(
         async for batch in batches:
             try:
                 await processor.handle(batch)
-            except (KafkaError, GapNotRead) as error:
+            except (KafkaError, ProducerSendError, GapNotRead) as error:
                 # Kafka failed us past kafka_outage_timeout. A crashed agent would have Faust
                 # acknowledge this batch (its stream does, whatever happened) and commit past
                 # it: stop now, and the restart processes it again.
