@@ -15,6 +15,7 @@ from schemas.events import Retraction
 from services.core import engine
 from services.core.dyad import DyadState
 from services.kafka import worker as worker_module
+from services.kafka.worker import unpack_state
 from tests.builders import event
 from tests.fakes import a_worker
 
@@ -65,6 +66,21 @@ def test_a_restarted_worker_takes_up_the_saved_state() -> None:
     assert [a.alert_id for a in restarted.alert_records()] == [a.alert_id for a in worker.alert_records()]
     assert restarted.feed(THREAT) == "accepted"
     assert restarted.index_updates()[-1].events_in_window == 2
+
+
+def test_a_state_saved_zlib_compressed_by_an_earlier_worker_is_taken_up() -> None:
+    """Workers saved zlib-compressed snapshots before zstd: an upgraded one reads them."""
+    worker = a_worker()
+    worker.feed(STRIKE)
+    saved = worker.store.saved[b"IRN-PAK"]
+    snapshot = unpack_state(saved, worker.processor.config).snapshot()
+    assert saved.startswith(b"\x28\xb5\x2f\xfd"), "saved now as a zstd frame"
+    upgraded = a_worker()
+    upgraded.store.saved[b"IRN-PAK"] = zlib.compress(orjson.dumps(snapshot), 1)
+    assert upgraded.feed(STRIKE) == "duplicate"
+    assert upgraded.alert_records()[0].alert_id == worker.alert_records()[0].alert_id
+    assert upgraded.feed(THREAT) == "accepted"
+    assert upgraded.index_updates()[-1].events_in_window == 2
 
 
 def test_a_refused_record_is_a_dead_letter_and_touches_nothing_else() -> None:
@@ -119,9 +135,9 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
         "accepted",
         "rejected",
     ]
-    assert DyadState.restore(
-        orjson.loads(zlib.decompress(worker.store.saved[b"IRN-PAK"])), worker.processor.config
-    ).holds("pkir24-005"), "the strike, earlier in the batch, is in the state saved"
+    assert unpack_state(worker.store.saved[b"IRN-PAK"], worker.processor.config).holds("pkir24-005"), (
+        "the strike, earlier in the batch, is in the state saved"
+    )
 
 
 def test_a_dyad_whose_saved_state_cannot_be_read_costs_its_records_not_the_batch() -> None:
@@ -135,7 +151,5 @@ def test_a_dyad_whose_saved_state_cannot_be_read_costs_its_records_not_the_batch
     )
     assert outcomes == ["accepted", "rejected", "accepted"]
     assert "a version 99 snapshot" in worker.dead_letter_records()[0].reason
-    saved = DyadState.restore(
-        orjson.loads(zlib.decompress(worker.store.saved[b"IRN-PAK"])), worker.processor.config
-    )
+    saved = unpack_state(worker.store.saved[b"IRN-PAK"], worker.processor.config)
     assert saved.holds("pkir24-005") and saved.holds("pkir24-007")
