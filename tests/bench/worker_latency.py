@@ -6,9 +6,9 @@ start-up is not measured). Per event, the latency is the Kafka timestamp of the 
 caused (stamped by the worker's producer when it sends; one update per accepted event, keyed by
 dyad, `triggered_by` the event id) minus the event's own (stamped by this producer when it
 sent it); both clocks are this machine's. Alerts carry `triggered_by` too and are timed the same
-way, but they are too rare to give a p99 of their own: the index updates are the record-by-record
-measure. A worker slower than the offered load falls behind, and its latency grows with the
-backlog: that is what this shows then.
+way: about one event in fifteen raises one here (~1,000 in a run), enough for a p99 of their own,
+the target's measure; the index updates are the record-by-record one. A worker slower than the
+offered load falls behind, and its latency grows with the backlog: that is what this shows then.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class Latency:
 
     def index_percentile(self, cut: int) -> float:
         return percentile(self.index_ms, cut)
+
+    def alert_percentile(self, cut: int) -> float:
+        return percentile(self.alert_ms, cut)
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,9 @@ def measure(bootstrap: str, scratch: Path) -> Latency:
         f"(after {WARMUP_EVENTS} warm-up events); producer → index update (Kafka timestamps) "
         f"p50 {result.index_percentile(50):,.0f} ms, p99 {result.index_percentile(99):,.0f} ms, "
         f"max {max(index, default=float('nan')):,.0f} ms over {len(index):,} updates, "
-        f"{result.unanswered:,} unanswered; producer → alert p50 {percentile(alerts, 50):,.0f} ms over "
-        f"{len(alerts)} alerts; peak RSS {run.peak_rss_mb:.0f} MB",
+        f"{result.unanswered:,} unanswered; producer → alert p50 {result.alert_percentile(50):,.0f} ms, "
+        f"p99 {result.alert_percentile(99):,.0f} ms, max {max(alerts, default=float('nan')):,.0f} ms over "
+        f"{len(alerts):,} alerts; peak RSS {run.peak_rss_mb:.0f} MB",
         flush=True,
     )
     return result
