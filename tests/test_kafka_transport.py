@@ -1,6 +1,6 @@
-"""How the worker runs on Faust past its defaults: its consumer's fetch wait
-(services/kafka/transport.py), its outputs straight on the producer (`ProducerTopic`), and
-Faust's sensors without their per-record series (services/kafka/sensors.py)."""
+"""How the worker runs on Faust past its defaults: its consumer's fetch wait, getmany timeout
+and delivery to the streams (services/kafka/transport.py), its outputs straight on the producer
+(`ProducerTopic`), and Faust's sensors without their per-record series (services/kafka/sensors.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
+from mode import Service
 from prometheus_client import CollectorRegistry
 
 from services.kafka.health import EXIT_RESTART
 from services.kafka.sensors import faust_sensors
-from services.kafka.transport import FETCH_MAX_WAIT_MS, faust_app
+from services.kafka.transport import FETCH_MAX_WAIT_MS, GETMANY_TIMEOUT_SECONDS, faust_app
 from services.kafka.worker import ProducerTopic
 
 
@@ -30,6 +32,64 @@ def test_the_worker_consumer_fetches_with_the_short_wait_not_fausts_fixed_one() 
             await consumer.stop()
 
     assert asyncio.run(built()) == FETCH_MAX_WAIT_MS < 1500
+
+
+def test_the_drain_loop_asks_for_records_with_the_short_timeout_not_fausts_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[float] = []
+
+    async def wait_next_records(self: Any, timeout: float) -> tuple[None, None]:
+        asked.append(timeout)
+        return None, None
+
+    monkeypatch.setattr(FaustConsumer, "_wait_next_records", wait_next_records)
+
+    async def drain_asks() -> None:
+        consumer: Any = faust_app("transport-test", broker="kafka://127.0.0.1:1").consumer
+        await consumer._wait_next_records(1.0)  # what `_drain_messages` asks
+
+    asyncio.run(drain_asks())
+    assert asked == [GETMANY_TIMEOUT_SECONDS] and GETMANY_TIMEOUT_SECONDS < 1.0
+
+
+@pytest.mark.parametrize("blocker", [None, "flow suspended", "stream buffer full"])
+def test_a_record_is_delivered_directly_only_when_nothing_can_block_its_delivery(
+    blocker: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocked or not, the record is delivered; only a delivery that may block is raced against
+    `suspend_flow` in tasks, as mode's `wait_first` does it (here, a spy that then delivers)."""
+    raced: list[int] = []
+
+    async def mode_wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        raced.append(len(coros))
+        coros[1].close()
+        return await coros[0]
+
+    monkeypatch.setattr(Service, "wait_first", mode_wait_first)
+    delivered: list[str] = []
+
+    async def deliver(record: str) -> str:
+        delivered.append(record)
+        return record
+
+    async def drain_one() -> Any:
+        app = faust_app("transport-test", broker="kafka://127.0.0.1:1", stream_buffer_maxsize=1)
+        topic = app.topic("crisis.events")
+        app.topics.add(topic)  # as an agent subscribes it
+        consumer: Any = app.consumer
+        app.flow_control.resume()  # as Faust does once partitions are assigned
+        if blocker == "flow suspended":
+            consumer.stop_flow()
+        elif blocker == "stream buffer full":
+            topic.queue.put_nowait("a record the agent has not taken")
+        return await consumer.wait_first(deliver("record"), consumer.suspend_flow.wait())
+
+    results = asyncio.run(drain_one())
+    assert delivered == ["record"]
+    assert raced == ([] if blocker is None else [2])
+    if blocker is None:
+        assert (results.results, results.stopped) == (["record"], False)
 
 
 @dataclass
