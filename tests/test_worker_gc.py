@@ -1,4 +1,4 @@
-"""The worker's garbage collection: start-up frozen, full collections ten times rarer."""
+"""The worker's garbage collection: start-up frozen, full collections a hundred times rarer."""
 
 from __future__ import annotations
 
@@ -27,4 +27,4 @@ def test_start_up_is_frozen_and_full_collections_come_less_often() -> None:
     assert not any(found is built_at_start_up for found in gc.get_objects(generation=2))
     assert gc.get_threshold() == GC_THRESHOLDS
     assert GC_THRESHOLDS[:2] == (700, 10), "young garbage is collected as often as CPython's default"
-    assert GC_THRESHOLDS[2] > 10
+    assert GC_THRESHOLDS[2] >= 100 * 10
