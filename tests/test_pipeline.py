@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,8 @@ def test_the_article_live_gives_the_backtests_alerts(
     assert len(live) == sum(len(ids) for ids in expected_alerts.values())  # no repeats without a crash
     assert live_indices(bootstrap, kafka_namespace) == expected_index
     assert all(alert.emitted_at is not None for alert in live)
+    logged = re.findall(r" INFO services\.kafka\.worker: alert ([0-9a-f]{12}) ", running.log_text())
+    assert sorted(logged) == sorted(alert.alert_id[:12] for alert in live), "a line per alert, CLI format"
 
 
 def test_a_library_crisis_and_a_gdelt_export_live_give_the_backtests_alerts(
