@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from functools import partial
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ def published(broadcaster: Broadcaster, count: int) -> list[str]:
     """`count` messages published, and their ids."""
     ids = []
     for number in range(count):
-        broadcaster.publish("index", json.dumps({"n": number}))
+        broadcaster.publish("index", partial(json.dumps, {"n": number}))
         ids.append(f"{broadcaster.epoch}-{broadcaster.number}")
     return ids
 
@@ -36,6 +37,22 @@ def drained(queue: asyncio.Queue[str | None]) -> list[str]:
 
 def fields(message: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in message.strip().splitlines())
+
+
+def test_a_message_is_rendered_once_and_only_once_a_client_needs_it() -> None:
+    broadcaster = Broadcaster()
+    renders: list[int] = []
+
+    def render() -> str:
+        renders.append(broadcaster.number)
+        return json.dumps({"n": 1})
+
+    broadcaster.publish("index", render)
+    assert renders == [], "no client: the view's JSON is not rendered"
+    before_it = f"{broadcaster.epoch}-0"
+    first, second = drained(broadcaster.subscribe(before_it)), drained(broadcaster.subscribe(before_it))
+    assert first == second and json.loads(fields(first[0])["data"]) == {"n": 1}
+    assert renders == [1]
 
 
 def test_a_client_that_comes_back_gets_what_it_missed_in_order() -> None:
@@ -88,7 +105,7 @@ def test_a_client_too_slow_to_keep_up_is_cut_off_and_the_others_are_not(
     slow, fast = broadcaster.subscribe(), broadcaster.subscribe()
     with caplog.at_level(logging.WARNING, logger="services.web.stream"):
         for number in range(QUEUE_SIZE + 10):
-            broadcaster.publish("index", json.dumps({"n": number}))
+            broadcaster.publish("index", partial(json.dumps, {"n": number}))
             drained(fast)
     assert slow not in broadcaster.subscribers and fast in broadcaster.subscribers
     assert drained_to_the_end(slow) == [None]  # nothing of what it had: hang up at once
@@ -147,7 +164,7 @@ def test_a_client_gone_before_its_stream_started_or_not_reading_leaves_no_slot_t
             big = json.dumps({"padding": "x" * 100_000})
             async with asyncio.timeout(30):
                 while app.broadcaster.connected or app.broadcaster.number == 0:
-                    app.broadcaster.publish("index", big)
+                    app.broadcaster.publish("index", lambda: big)
                     await asyncio.sleep(0.01)
             stalled.close()
 

@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 from collections import deque
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,24 @@ RESUMABLE = 1_000
 """The latest messages kept for clients that reconnect (fewer than QUEUE_SIZE: they must fit)."""
 MAX_ID_LENGTH = 64
 DEFAULT_MAX_SUBSCRIBERS = 100
+
+
+class _Message:
+    """An SSE message whose data is rendered the first time its text is asked for."""
+
+    __slots__ = ("head", "render", "rendered")
+
+    def __init__(self, head: str, render: Callable[[], str]) -> None:
+        self.head = head
+        self.render: Callable[[], str] | None = render
+        self.rendered: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.rendered is None:
+            assert self.render is not None
+            self.rendered, self.render = f"{self.head}{self.render()}\n\n", None  # the model let go
+        return self.rendered
 
 
 class TooManySubscribers(Exception):
@@ -44,7 +63,7 @@ class Broadcaster:
         self.epoch = epoch or secrets.token_hex(4)
         self.number = 0
         """The number of the last message published (0: none yet)."""
-        self.recent: deque[tuple[int, str]] = deque(maxlen=RESUMABLE)
+        self.recent: deque[tuple[int, _Message]] = deque(maxlen=RESUMABLE)
 
     def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue[str | None]:
         """A new client's queue: with what it missed since `last_event_id` if it gives one.
@@ -63,17 +82,19 @@ class Broadcaster:
         self.subscribers.discard(queue)
         self.connected.discard(queue)
 
-    def publish(self, kind: str, data_json: str) -> None:
-        """One SSE message to every subscriber; a lagging one is cut off (told to hang up)."""
+    def publish(self, kind: str, render: Callable[[], str]) -> None:
+        """One SSE message to every subscriber; a lagging one is cut off (told to hang up).
+        `render` gives its JSON, called once, when a client first needs it: with none connected,
+        most messages are never sent, and the view publishes one for every record it reads."""
         self.number += 1
-        message = f"id: {self.epoch}-{self.number}\nevent: {kind}\ndata: {data_json}\n\n"
+        message = _Message(f"id: {self.epoch}-{self.number}\nevent: {kind}\ndata: ", render)
         self.recent.append((self.number, message))
         for queue in list(self.subscribers):
             if queue.qsize() >= QUEUE_SIZE - 1:
                 log.warning("an /api/stream client fell %d messages behind; closing it", QUEUE_SIZE)
                 self.hang_up(queue)
             else:
-                queue.put_nowait(message)
+                queue.put_nowait(message.text)
 
     def hang_up(self, queue: asyncio.Queue[str | None]) -> None:
         """No more messages for this client, not even those it has not taken yet: its handler
@@ -99,7 +120,7 @@ class Broadcaster:
             return [self.reload("the last message seen is not this worker's since it started")]
         if seen > self.number or seen < oldest - 1:
             return [self.reload(f"the messages after {last_event_id} are no longer kept")]
-        return [message for published, message in self.recent if published > seen]
+        return [message.text for published, message in self.recent if published > seen]
 
     def reload(self, reason: str) -> str:
         """Tells a client to fetch the state again; its id is the latest, so it resumes from here."""

@@ -39,11 +39,11 @@ class View:
             if kind == "index":
                 update = IndexUpdate.model_validate_json(value)
                 self.projection.add_index(update)
-                self.broadcaster.publish("index", update.model_dump_json())
+                self.broadcaster.publish("index", update.model_dump_json)
             elif kind == "alert":
                 alert = Alert.model_validate_json(value)
                 if self.projection.add_alert(alert):
-                    self.broadcaster.publish("alert", alert.model_dump_json())
+                    self.broadcaster.publish("alert", alert.model_dump_json)
             else:
                 record = parse_record(value)
                 reference = reference_time(produced_at, time.time())
@@ -51,7 +51,7 @@ class View:
                     raise ValueError(refusal)
                 detail = self.projection.add_record(record)
                 if detail is not None:
-                    self.broadcaster.publish("event", detail.model_dump_json())
+                    self.broadcaster.publish("event", detail.model_dump_json)
         except (ValidationError, ValueError) as error:
             log.info("API view skips a record of %s: %s", kind, describe(error))
         except Exception:  # a bug of ours must cost one record, not the view
