@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import heapq
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -495,10 +494,10 @@ class DyadState:
         del self.day_totals[: max(0, still_asked - 1)]
         # Twice as many as an alert names: weights equal on paper (one twice the other and a
         # half-life older) may round apart differently here than where an alert weighs them.
-        half_life = config.half_life_seconds
-        self.notable = heapq.nsmallest(
-            2 * config.contributors, [*self.notable, *_weights(folded)], key=lambda n: n.rank(half_life)
-        )
+        half_life, kept = config.half_life_seconds, 2 * config.contributors
+        for weight in _weights(folded):  # heaviest first, ties in the order they came
+            bisect.insort_right(self.notable, weight, key=lambda n: n.rank(half_life))
+        del self.notable[kept:]
 
     def forget_before(self, horizon: float) -> None:
         """Let go of the tombstones and alerts older than `horizon` (the retention)."""

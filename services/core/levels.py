@@ -79,12 +79,15 @@ class Transition:
 
 
 def reached(surge: float, config: EngineConfig) -> Level:
-    """The highest level whose threshold the surge reaches."""
-    return max(
-        (lv for lv in LEVELS[1:] if surge >= config.threshold(lv)),
-        key=lambda lv: lv.rank,
-        default=Level.NORMAL,
-    )
+    """The highest level whose threshold the surge reaches (`EngineConfig` checks that they
+    rise with the levels: the first reached from the top)."""
+    for level in _FROM_THE_TOP:
+        if surge >= config.threshold(level):
+            return level
+    return Level.NORMAL
+
+
+_FROM_THE_TOP = LEVELS[:0:-1]
 
 
 def cleared(level: Level, surge: float, config: EngineConfig) -> Level:
