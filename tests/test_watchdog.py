@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
@@ -69,11 +70,15 @@ class Delivered:
     offset: int
 
 
+@pytest.mark.parametrize("told_the_assignment", [False, True])
 def test_records_faust_skipped_are_read_from_kafka_in_order(
-    kafka_broker: Broker, kafka_namespace: str
+    kafka_broker: Broker, kafka_namespace: str, told_the_assignment: bool
 ) -> None:
+    """Told the partitions the worker holds, the guard asks where they all start at the first
+    record, once; either way, the same records are handed over."""
     topics = Topics(kafka_namespace)
     restarted, fresh = TP(topics.events, 0), TP(topics.events, 1)
+    asked: list[list[TP]] = []
 
     async def scenario() -> list[list[bytes]]:
         await ensure_topics(KafkaConnection(kafka_broker.bootstrap), topics)
@@ -88,7 +93,13 @@ def test_records_faust_skipped_are_read_from_kafka_in_order(
             await producer.stop()
         await commit(kafka_broker.bootstrap, topics.app_id, {restarted: 72})
         watchdog = CommitWatchdog(KafkaConnection(kafka_broker.bootstrap), topics.app_id)
-        guard = OffsetGuard(KafkaConnection(kafka_broker.bootstrap), watchdog.committed)
+
+        async def committed(tps: list[TP]) -> dict[TP, int]:
+            asked.append(tps)
+            return await watchdog.committed(tps)
+
+        held = {restarted, fresh, TP(topics.index, 0)} if told_the_assignment else set()
+        guard = OffsetGuard(KafkaConnection(kafka_broker.bootstrap), committed, assigned=lambda: held)
         # Faust starts three records past the commit, and a partition without a commit past its start.
         delivered = [
             Delivered(restarted, 75),
@@ -106,3 +117,6 @@ def test_records_faust_skipped_are_read_from_kafka_in_order(
         [],
         [],
     ]
+    assert [sorted(tps) for tps in asked] == (
+        [[restarted, fresh]] if told_the_assignment else [[restarted], [fresh]]
+    )

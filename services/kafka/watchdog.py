@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,10 @@ class OffsetGuard:
     kafka: KafkaConnection
     committed: Callable[[list[Any]], Awaitable[dict[Any, int]]]
     outage: BrokerOutage = field(default_factory=BrokerOutage)
+    assigned: Callable[[], Iterable[Any]] = tuple
+    """The partitions the worker holds: the first record of one has the guard learn where each
+    of its topic's starts, in one request, not one per partition (each starts a client: ~0.1 s,
+    ~1 s of a worker's first batch with eight)."""
     expected: dict[Any, int] = field(default_factory=dict)
     """Per topic-partition: the next offset to process."""
 
@@ -119,19 +123,25 @@ class OffsetGuard:
         """After a rebalance: the next records start again from the committed offsets."""
         self.expected.clear()
 
+    async def _learn(self, tps: list[Any]) -> None:
+        """Where each of `tps` starts: its committed offset, or with no commit yet, its first
+        (the group starts at the beginning: auto_offset_reset=earliest)."""
+        committed = await self.committed(tps)
+        unstarted = [tp for tp in tps if tp not in committed]
+        self.expected.update(committed)
+        if unstarted:
+            self.expected.update(
+                await self.outage.call(
+                    "reading where partitions start", lambda: first_offsets(self.kafka, unstarted)
+                )
+            )
+
     async def skipped_before(self, message: Any) -> list[Any]:
         """The records Faust skipped before this one (usually none), in offset order."""
         tp = message.tp
         if tp not in self.expected:
-            committed = (await self.committed([tp])).get(tp)
-            # No commit yet: the group starts at the beginning (auto_offset_reset=earliest).
-            self.expected[tp] = (
-                committed
-                if committed is not None
-                else await self.outage.call(
-                    "reading where a partition starts", lambda: first_offset(self.kafka, tp)
-                )
-            )
+            held = {other for other in self.assigned() if other.topic == tp.topic} - self.expected.keys()
+            await self._learn([tp, *(held - {tp})])
         expected = self.expected[tp]
         if message.offset <= expected:
             self.expected[tp] = max(expected, message.offset + 1)
@@ -155,13 +165,14 @@ class GapNotRead(Exception):
     past them (a restart reads them again)."""
 
 
-async def first_offset(kafka: KafkaConnection, tp: Any) -> int:
-    """The oldest offset a partition still holds."""
+async def first_offsets(kafka: KafkaConnection, tps: list[Any]) -> dict[Any, int]:
+    """The oldest offset each partition still holds."""
     consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partition = TopicPartition(tp.topic, tp.partition)
-        return int((await consumer.beginning_offsets([partition]))[partition])
+        partitions = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+        offsets = await consumer.beginning_offsets(list(partitions))
+        return {tp: int(offsets[partition]) for partition, tp in partitions.items()}
     finally:
         await consumer.stop()
 

@@ -468,7 +468,9 @@ def create_app(
             dead_letters=ProducerTopic(app.producer, topics.dead_letters),
         ),
         watchdog=watchdog,
-        offset_guard=OffsetGuard(options.kafka, watchdog.committed, options.outage),
+        offset_guard=OffsetGuard(
+            options.kafka, watchdog.committed, options.outage, assigned=lambda: app.consumer.assignment()
+        ),
         metrics=metrics,
         max_future_skew=options.max_future_skew,
     )
