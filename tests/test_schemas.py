@@ -5,6 +5,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from schemas.events import _log_record as LogRecordAdapter
 from schemas.events import parse_record
 from schemas.export import MODELS, SCHEMAS_DIR, rendered_files, stale_files
 from schemas.outputs import Alert, IndexUpdate, Level
@@ -62,6 +63,28 @@ def test_event_time_is_stored_as_utc() -> None:
 def test_a_record_with_retracts_is_a_retraction() -> None:
     example = json.loads((SCHEMAS_DIR / "examples" / "Retraction.json").read_text())
     assert type(parse_record(json.dumps(example))).__name__ == "Retraction"
+
+
+def test_parse_record_reads_every_record_as_the_tagged_union_does() -> None:
+    """Events are read in one pass, the rest by the union: the same records, the same errors."""
+    retraction = json.loads((SCHEMAS_DIR / "examples" / "Retraction.json").read_text())
+    for raw in (
+        _with(),
+        json.dumps(retraction),
+        _with(cameo_code="999"),
+        _with(retracts="pkir24-005"),
+        json.dumps({**retraction, "reason": ""}),
+        "[]",
+        "{",
+    ):
+        try:
+            expected: object = LogRecordAdapter.validate_json(raw)
+        except ValidationError as error:
+            with pytest.raises(ValidationError) as refused:
+                parse_record(raw)
+            assert str(refused.value) == str(error)
+        else:
+            assert parse_record(raw) == expected and type(parse_record(raw)) is type(expected)
 
 
 @pytest.mark.parametrize(
