@@ -171,3 +171,23 @@ def test_faust_sensors_count_by_topic_again_after_a_rebalance_removed_the_series
     assert (
         registry.get_sample_value("faust_messages_received_per_topic_total", {"topic": "crisis.events"}) == 1
     )
+
+
+def test_a_partitions_end_offset_is_set_as_it_moves_and_again_after_a_rebalance_cleared_it() -> None:
+    registry = CollectorRegistry()
+    sensors = faust_sensors(registry)
+    events = TP("crisis.events", 3)
+
+    def end_offset() -> float | None:
+        labels = {"topic": "crisis.events", "partition": "3"}
+        return registry.get_sample_value("faust_topic_partition_end_offset", labels)
+
+    for offset in (40, 40, 41):  # Faust reports it per record
+        sensors.track_tp_end_offset(events, offset)
+    assert end_offset() == 41
+    app: Any = FakeApp()
+    state = sensors.on_rebalance_start(app)
+    sensors.on_rebalance_end(app, {**state, "time_end": state["time_start"]})
+    assert end_offset() is None
+    sensors.track_tp_end_offset(events, 41)
+    assert end_offset() == 41

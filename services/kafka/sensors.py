@@ -7,8 +7,9 @@ worker did 2,100-2,350 events/s with it and 2,260-2,500 with this one. Per recor
 counts only the messages received, in total and by topic (a child bound once per topic); the
 series it would update per record besides are left out of the registry rather than shown frozen
 at 0. What they told is told per record by the worker's own metrics (crisismon_events_total by
-outcome, crisismon_event_processing_seconds). Everything Faust reports per commit, rebalance or
-table operation is as in `PrometheusMonitor`; its per-send series count what Faust sends itself
+outcome, crisismon_event_processing_seconds). A partition's end offset, which Faust reports per
+record, is set when it moves. Everything Faust reports per commit, rebalance or table operation
+is as in `PrometheusMonitor`; its per-send series count what Faust sends itself
 (the table's changelog), since the worker's outputs go on the producer directly (`ProducerTopic`).
 """
 
@@ -53,6 +54,13 @@ class FaustSensors(PrometheusMonitor):
         messages come (a child kept past its removal would count unexported)."""
         super()._clear_partition_related_metrics()
         self._received_by_topic.clear()
+
+    def track_tp_end_offset(self, tp: Any, offset: int) -> None:
+        """Faust calls it for every record it reads, with the partition's end offset, which moves
+        once per fetch: the gauge is set when it moves. (`tp_end_offsets`, the last value set,
+        is cleared with the series at each rebalance.)"""
+        if self.tp_end_offsets.get(tp) != offset:
+            super().track_tp_end_offset(tp, offset)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[Any, Any] | None:
         return Monitor.on_stream_event_in(self, tp, offset, stream, event)
