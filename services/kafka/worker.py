@@ -332,8 +332,9 @@ class Processor:
             self.latest_index[state.dyad] = (index, partition)
         for alert in outcome.alerts:
             self.metrics.observe_alert(alert, partition)
-        emitted_at = datetime.now(UTC)
-        for alert in (*outcome.alerts, *outcome.repeats):
+        told = (*outcome.alerts, *outcome.repeats)
+        emitted_at = datetime.now(UTC) if told else None
+        for alert in told:
             stamped = alert.model_copy(update={"emitted_at": emitted_at})
             await self.outputs.alerts.send(key=key, value=stamped.model_dump_json().encode())
             log.info(

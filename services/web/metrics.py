@@ -36,7 +36,6 @@ COUNTED_AS: dict[Fate | Literal["rejected"], str] = {
 dead-letter topic (conflicting copies of a held event too); corroborated ones add source rows
 to an event already counted (GDELT's repeats); ignored ones are valid but change no index (no
 dyad, later than the lateness, already retracted)."""
-OUTCOMES = tuple(dict.fromkeys(COUNTED_AS.values()))
 
 API_OUTCOMES = ("accepted", "rejected", "unacknowledged")
 """`crisismon_api_events_total{outcome}`: what became of the records POSTed to /api/events."""
@@ -104,8 +103,8 @@ class WorkerMetrics:
             ["outcome"],
             registry=self.registry,
         )
-        for outcome in OUTCOMES:
-            self.events.labels(outcome)
+        self._counted = {fate: self.events.labels(outcome) for fate, outcome in COUNTED_AS.items()}
+        """Each fate's child, bound once: `observe_record` runs for every record."""
         self.processing_seconds = Histogram(
             "crisismon_event_processing_seconds",
             "Wall-clock time to process one record, outputs included",
@@ -165,7 +164,7 @@ class WorkerMetrics:
     def observe_record(
         self, fate: Fate | Literal["rejected"], seconds: float, event_time: datetime | None, now: datetime
     ) -> None:
-        self.events.labels(COUNTED_AS[fate]).inc()
+        self._counted[fate].inc()
         self.processing_seconds.observe(seconds)
         if event_time is not None:
             self.event_time_lag.set((now - event_time).total_seconds())
