@@ -34,14 +34,13 @@ class _Message:
 
     def __init__(self, head: str, render: Callable[[], str]) -> None:
         self.head = head
-        self.render: Callable[[], str] | None = render
+        self.render = render
         self.rendered: str | None = None
 
     @property
     def text(self) -> str:
         if self.rendered is None:
-            assert self.render is not None
-            self.rendered, self.render = f"{self.head}{self.render()}\n\n", None  # the model let go
+            self.rendered = f"{self.head}{self.render()}\n\n"
         return self.rendered
 
 
