@@ -173,6 +173,14 @@ class Notable(NamedTuple):
         return (-(math.log2(self.value) + self.time / half_life), self.event_id)
 
 
+class BandWindow(NamedTuple):
+    """A baseline window, [start, end) in event time, and the band tops read from it."""
+
+    start: float
+    end: float
+    tops: tuple[float, float]
+
+
 class Published(NamedTuple):
     """An alert as the state keeps it: its JSON (what snapshots store) and what finds it again."""
 
@@ -216,6 +224,9 @@ class DyadState:
     held_from: float | None = None
     """Where the last fold cut: an event before it would land among what was folded, so it
     is expired even when a retraction has moved the dyad's latest event back."""
+    last_window: BandWindow | None = field(default=None, repr=False, compare=False)
+    """The last baseline window read and its band tops (`baselines`): the events of one day
+    share a window, so most events read it again. Not state: snapshots leave it out."""
 
     @property
     def first_time(self) -> float | None:
@@ -283,18 +294,22 @@ class DyadState:
         warming_up = time - self.first_time < lag + length  # it reads what it has seen so far
         end = time if warming_up else _day_start(time - lag)
         start = max(_day_start(end - length), self.first_time)
+        if self.last_window is not None and self.last_window.start == start and self.last_window.end == end:
+            return self.last_window.tops
         window = self._totals_before(end).minus(self._totals_before(start))
-        if window.events < config.baseline_min_events or end <= start:
-            return (0.0, 0.0)
-        days, half_life_days, sigmas = (
-            (end - start) / DAY,
-            config.half_life_seconds / DAY,
-            config.baseline_sigmas,
-        )
-        return (
-            band_top(window.conflict, window.conflict_days_squared, days, half_life_days, sigmas),
-            band_top(window.cooperation, window.cooperation_days_squared, days, half_life_days, sigmas),
-        )
+        tops = (0.0, 0.0)
+        if window.events >= config.baseline_min_events and end > start:
+            days, half_life_days, sigmas = (
+                (end - start) / DAY,
+                config.half_life_seconds / DAY,
+                config.baseline_sigmas,
+            )
+            tops = (
+                band_top(window.conflict, window.conflict_days_squared, days, half_life_days, sigmas),
+                band_top(window.cooperation, window.cooperation_days_squared, days, half_life_days, sigmas),
+            )
+        self.last_window = BandWindow(start, end, tops)
+        return tops
 
     def knows_its_normal(self, time: float) -> bool:
         """Whether the dyad has a day of history before `time` to read its normal from (on its
@@ -350,6 +365,12 @@ class DyadState:
         alerts: list[Alert] = []
         told: set[str] = set()
         half_life = config.half_life_seconds
+        # What changed at `position` came no earlier than the entry before it: a window read
+        # that ends after that entry may have counted differently.
+        if self.last_window is not None and (
+            position == 0 or self.entries[position - 1].time < self.last_window.end
+        ):
+            self.last_window = None
         for index in range(position, len(self.entries)):
             entry = self.entries[index]
             previous = self.entries[index - 1] if index > 0 else self.prior
