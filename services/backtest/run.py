@@ -30,7 +30,7 @@ from services.core.timeutil import to_seconds
 
 LISTED_RECORDS = 5_000
 FREEZE_EVERY = 10_000
-"""Records played between two `gc.freeze` calls (see `_frozen_as_played`)."""
+"""Records played between two `gc.freeze` calls (see `frozen_as_played`)."""
 STRONG_CONFLICT = -9.0
 """The Goldstein baseline's threshold: an alert on every event this bad or worse."""
 
@@ -158,7 +158,7 @@ def run_backtest(
     each alert as it is raised."""
     result = BacktestResult(config, watched=frozenset(watched))
     engine = Engine(config)
-    records = _frozen_as_played(read_in_play_order(paths, file_format, options, result.read, progress))
+    records = frozen_as_played(read_in_play_order(paths, file_format, options, result.read, progress))
     for item in tqdm(records, desc="play", unit=" records", disable=not progress):
         step = Step(item, engine.process(item.record))
         result.add(step)
@@ -169,7 +169,7 @@ def run_backtest(
     return result
 
 
-def _frozen_as_played(records: Iterator[Located]) -> Iterator[Located]:
+def frozen_as_played(records: Iterator[Located]) -> Iterator[Located]:
     """The records, with what the engine holds frozen out of the cyclic garbage collector as
     it grows. The engine's state (every event within retention) is not cyclic garbage, and
     each full collection rescanned all of it: 19 s of a 120 s million-event GDELT backtest

@@ -14,7 +14,8 @@ pyarrow reads each file as tab-separated text (all 61 columns as strings, nothin
 of PARSES runs: the floor any reader of it pays. The backtest runs once, as the installed
 command does, with --json to /dev/null; its peak memory is the child's own maximum resident
 set size. Targets: within 2x of parse-only on the realistic file, 5x on the stress file, and
-under 500 MB on both.
+under 500 MB on both. Then the core alone: the same records played in this process, only the
+engine's calls timed, what no faster reader could take away.
 A benchmark, not a test: it asserts nothing. `python -m tests.bench.backtest_gdelt [ROWS]`.
 """
 
@@ -36,8 +37,11 @@ from pathlib import Path
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
+from replay.ordering import read_in_play_order
 from schemas.actors import role_from_cameo
 from schemas.countries import country_codes
+from services.backtest.run import frozen_as_played
+from services.core import Engine, EngineConfig
 from tests.gdelt_samples import as_gdelt2, georgia_rows
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -196,6 +200,17 @@ def backtest(path: Path) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+def core_alone(path: Path) -> float:
+    """Seconds in `Engine.process` over the file's records in play order, read as the backtest
+    reads them (its garbage collector kept the same way) but not timed."""
+    engine, spent = Engine(EngineConfig()), 0.0
+    for item in frozen_as_played(read_in_play_order([path], "gdelt")):
+        started = time.perf_counter()
+        engine.process(item.record)
+        spent += time.perf_counter() - started
+    return spent
+
+
 def main() -> None:
     rows = Rows(SEED)
     with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as folder:
@@ -210,11 +225,16 @@ def main() -> None:
             )
             parse, parsed = parse_only(path)
             run, peak_mb = backtest(path)
+            core = core_alone(path)
             path.unlink()
             print(f"  pyarrow parse only:  {parse:6.2f} s ({parsed / parse:,.0f} rows/s)")
             print(f"  crisismon backtest:  {run:6.2f} s ({ROWS / run:,.0f} rows/s)")
             print(f"  backtest/parse-only: {run / parse:6.2f}x (target <= {case.ratio_target:g}x)")
             print(f"  peak RSS:            {peak_mb:6.0f} MB (target <= {MEMORY_TARGET_MB} MB)")
+            print(
+                f"  the core alone:      {core:6.2f} s ({core / parse:.1f}x parse only,"
+                f" {core / dyad_rows * 1e6:.0f} us per two-country event)"
+            )
 
 
 if __name__ == "__main__":
