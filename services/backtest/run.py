@@ -26,7 +26,6 @@ from services.backtest.archive import AlertArchive
 from services.core import Engine, EngineConfig, Outcome
 from services.core.curve import AnchorTrail
 from services.core.scoring import goldstein_of
-from services.core.timeutil import to_seconds
 
 LISTED_RECORDS = 5_000
 FREEZE_EVERY = 10_000
@@ -66,18 +65,17 @@ class DyadTrace:
         self.records += 1
         if listed:
             self.steps.append(step)
-        update = step.outcome.index_update
-        if update is None:
+        reading = step.outcome.index
+        if reading is None:
             return
-        if update.level.rank > self.peak.rank:
-            self.peak = update.level
-        record_time = to_seconds(step.item.record.event_time)
+        if reading.level.rank > self.peak.rank:
+            self.peak = reading.level
         self.trail.add(
-            to_seconds(update.as_of),
-            record_time,
-            update.escalation_index,
-            update.de_escalation_index,
-            update.escalation_baseline,
+            reading.as_of,
+            reading.triggered_at,
+            reading.escalation_index,
+            reading.de_escalation_index,
+            reading.escalation_baseline,
         )
 
 

@@ -8,7 +8,8 @@ stamped by whichever engine publishes them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 from schemas.events import CrisisEvent, Retraction, record_id
 from schemas.outputs import Alert, IndexUpdate, Level
@@ -32,6 +33,42 @@ Fate = Literal[
 """What the engine did with a record (the backtest counts them; the worker's metrics group them)."""
 
 
+class IndexReading(NamedTuple):
+    """A dyad's indices as a record changed them: an IndexUpdate's figures in the core's units
+    (seconds), read where the record was applied. The model is built from it only when asked
+    (`Outcome.index_update`): a backtest draws its curves from the figures and publishes none."""
+
+    dyad: str
+    as_of: float
+    escalation_index: float
+    de_escalation_index: float
+    escalation_baseline: float
+    de_escalation_baseline: float
+    crisis_since: float | None
+    level: Level
+    triggered_by: str
+    triggered_at: float
+    events_in_window: int
+    stamp: dict[str, Any]
+    """`EngineConfig.stamp_fields`"""
+
+    def update(self) -> IndexUpdate:
+        return IndexUpdate(
+            dyad=self.dyad,
+            as_of=from_seconds(self.as_of),
+            escalation_index=self.escalation_index,
+            de_escalation_index=self.de_escalation_index,
+            escalation_baseline=self.escalation_baseline,
+            de_escalation_baseline=self.de_escalation_baseline,
+            crisis_since=None if self.crisis_since is None else from_seconds(self.crisis_since),
+            level=self.level,
+            triggered_by=self.triggered_by,
+            triggered_at=from_seconds(self.triggered_at),
+            events_in_window=self.events_in_window,
+            **self.stamp,
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one record did: its fate, the dyad's new indices, and the alerts it raised."""
@@ -39,7 +76,7 @@ class Outcome:
     fate: Fate
     record_id: str
     dyad: str | None
-    index_update: IndexUpdate | None = None
+    index: IndexReading | None = None
     alerts: tuple[Alert, ...] = ()
     repeats: tuple[Alert, ...] = ()
     """For a duplicate: the alerts this record raised before. A stream worker publishes them
@@ -51,6 +88,11 @@ class Outcome:
     refusal: str | None = None
     """For a conflicting copy (an event_id held with other facts): why it was refused, with
     both fingerprints. The worker dead-letters it; the backtest reports it as a bad row."""
+
+    @cached_property
+    def index_update(self) -> IndexUpdate | None:
+        """The dyad's new indices as published (`index` as the model, built once)."""
+        return None if self.index is None else self.index.update()
 
 
 def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
@@ -151,7 +193,9 @@ def _duplicate(state: DyadState, record_id: str, time: float, config: EngineConf
         record_id,
         state.dyad,
         repeats=state.alerts_triggered_by(record_id),
-        repeated_index=index_now(state, record_id, time, config) if state.last_change == record_id else None,
+        repeated_index=(
+            index_now(state, record_id, time, config).update() if state.last_change == record_id else None
+        ),
     )
 
 
@@ -206,26 +250,25 @@ def _let_go(state: DyadState, config: EngineConfig) -> None:
             state.forget_before(forget)
 
 
-def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexUpdate:
+def index_now(state: DyadState, record_id: str, record_time: float, config: EngineConfig) -> IndexReading:
     """The dyad's indices as of its latest event, as changed by `record_id`."""
     escalation, de_escalation = state.indices(config)
     last = state.entry_at()
     escalation_band, de_escalation_band = (0.0, 0.0) if last is None else last.judged_against
-    crisis_since = None if last is None else last.standing.crisis_since
     latest = state.latest_time
-    return IndexUpdate(
+    return IndexReading(
         dyad=state.dyad,
-        as_of=from_seconds(record_time if latest is None else latest),
+        as_of=record_time if latest is None else latest,
         escalation_index=escalation,
         de_escalation_index=de_escalation,
         escalation_baseline=escalation_band,
         de_escalation_baseline=de_escalation_band,
-        crisis_since=None if crisis_since is None else from_seconds(crisis_since),
+        crisis_since=None if last is None else last.standing.crisis_since,
         level=state.level,
         triggered_by=record_id,
-        triggered_at=from_seconds(record_time),
+        triggered_at=record_time,
         events_in_window=len(state.entries),
-        **config.stamp_fields,
+        stamp=config.stamp_fields,
     )
 
 
