@@ -183,10 +183,10 @@ class CrisisEvent(StrictModel):
     @property
     def dyad(self) -> str | None:
         """Sorted country codes joined by '-'; none when a country is missing or shared."""
-        countries = {self.source.country, self.target.country}
-        if None in countries or len(countries) != 2:
+        first, second = self.source.country, self.target.country
+        if first is None or second is None or first == second:
             return None
-        return "-".join(sorted(c for c in countries if c is not None))
+        return f"{first}-{second}" if first < second else f"{second}-{first}"
 
 
 class Retraction(StrictModel):
