@@ -1,7 +1,7 @@
 """What a backtest holds stays bounded: alerts past what is held in memory go to disk and come
 back the same (the archive itself, and the timeline, scores and report of a run whose alerts
-were spilled), a large run lets go of the records it will not list, and --json writes alerts
-as they come."""
+were spilled), a large run lets go of the records it will not list, builds no index-update
+model it does not print, and --json writes alerts as they come."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.outputs import Alert
+from schemas.outputs import Alert, IndexUpdate
 from services.backtest import archive, run
 from services.backtest.archive import AlertArchive
 from services.backtest.labels import load_labels
@@ -19,6 +19,8 @@ from services.backtest.run import BacktestResult, run_backtest
 from services.backtest.scoring import evaluate
 from services.backtest.timeline import render_timeline
 from services.core import EngineConfig
+from services.core.engine import IndexReading
+from services.core.timeutil import to_seconds
 from tests.test_backtest_cli import ARTICLE_LOG, crisismon
 from tests.test_crisis_library import LABELS, library_files
 
@@ -80,6 +82,32 @@ def test_a_large_run_lets_go_of_the_records_it_will_not_list(monkeypatch: pytest
     assert not [trace.steps for trace in result.dyads.values() if trace.steps]
     text = "\n".join(render_timeline(result))
     assert all(alert.alert_id[:12] in text for alert in result.alerts)
+
+
+def test_a_run_draws_its_curves_from_the_cores_figures_without_building_index_updates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[IndexReading] = []
+    build = IndexReading.update
+
+    def counted(reading: IndexReading) -> IndexUpdate:
+        built.append(reading)
+        return build(reading)
+
+    monkeypatch.setattr(IndexReading, "update", counted)
+    result = library_run()
+    assert built == [], "the run built index-update models it never prints"
+    steps = [step for trace in result.dyads.values() for step in trace.steps if step.outcome.index]
+    assert steps, "the library's records are listed"
+    for step in steps:  # what a timeline or the worker asks for is the same figures, as the model
+        reading, update = step.outcome.index, step.outcome.index_update
+        assert reading is not None and update is not None
+        assert (to_seconds(update.as_of), update.escalation_index, update.level) == (
+            reading.as_of,
+            reading.escalation_index,
+            reading.level,
+        )
+    assert len(built) == len(steps)
 
 
 def test_json_alerts_are_written_as_they_come_and_are_the_runs(tmp_path: Path) -> None:

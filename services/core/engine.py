@@ -81,10 +81,10 @@ class Outcome:
     repeats: tuple[Alert, ...] = ()
     """For a duplicate: the alerts this record raised before. A stream worker publishes them
     again, because a crash may have lost them after the state that records them was saved."""
-    repeated_index: IndexUpdate | None = None
-    """For a duplicate of the record that last changed the dyad: the index update it published,
-    the same again (for the same reason). Of any earlier record it would be a wrong one: the
-    dyad has moved on since."""
+    repeated: IndexReading | None = None
+    """For a duplicate of the record that last changed the dyad: the indices it published, the
+    same again (for the same reason). Of any earlier record they would be wrong ones: the dyad
+    has moved on since."""
     refusal: str | None = None
     """For a conflicting copy (an event_id held with other facts): why it was refused, with
     both fingerprints. The worker dead-letters it; the backtest reports it as a bad row."""
@@ -93,6 +93,11 @@ class Outcome:
     def index_update(self) -> IndexUpdate | None:
         """The dyad's new indices as published (`index` as the model, built once)."""
         return None if self.index is None else self.index.update()
+
+    @cached_property
+    def repeated_index(self) -> IndexUpdate | None:
+        """The index update a duplicate publishes again (`repeated` as the model, built once)."""
+        return None if self.repeated is None else self.repeated.update()
 
 
 def apply(state: DyadState, record: CrisisEvent | Retraction, config: EngineConfig) -> Outcome:
@@ -193,9 +198,7 @@ def _duplicate(state: DyadState, record_id: str, time: float, config: EngineConf
         record_id,
         state.dyad,
         repeats=state.alerts_triggered_by(record_id),
-        repeated_index=(
-            index_now(state, record_id, time, config).update() if state.last_change == record_id else None
-        ),
+        repeated=index_now(state, record_id, time, config) if state.last_change == record_id else None,
     )
 
 
