@@ -10,13 +10,19 @@ SYSTEM_TOOLS := java mvn
 
 .PHONY: setup system-deps run test test-compose lint format bench soak broker-jars
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.compiled
 
 # Re-installs only when the dependencies change; `make setup` twice does nothing the second time.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+# The engine's core compiled by mypyc (setup.py), again whenever its source changes: with the
+# venv's mypy and pydantic, so without an isolated build (tests/test_compiled_core.py checks it).
+$(VENV)/.compiled: $(VENV)/.installed setup.py $(wildcard services/core/*.py)
+	CRISISMON_COMPILE_CORE=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps --editable .
 	touch $@
 
 # Quick when nothing is missing: no apt-get at all. .ci/run reaches it through `make test`.

@@ -188,7 +188,7 @@ def test_the_package_data_holds_every_data_file() -> None:
         for package in ("schemas", "services", "replay")
         for path in (ROOT / package).rglob("*")
         if path.is_file()
-        and path.suffix not in {".py", ".pyc"}
+        and path.suffix not in {".py", ".pyc", ".so"}
         and "__pycache__" not in path.parts
         and not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
     ]
