@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # The engine's core compiled by mypyc (setup.py), again whenever its source changes: with the
 # venv's mypy and pydantic, so without an isolated build (tests/test_compiled_core.py checks it).
 $(VENV)/.compiled: $(VENV)/.installed setup.py $(wildcard services/core/*.py)
+	PYTHON=$(BIN)/python bash deploy/system-deps.sh gcc python-headers
 	CRISISMON_COMPILE_CORE=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps --editable .
 	touch $@
 

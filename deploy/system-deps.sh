@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages (Debian/Ubuntu) behind the commands named, e.g. `java mvn`, when
 # one is missing. When all are there it does nothing and asks apt nothing: `make` runs it often.
+# `python-headers` names no command: $PYTHON's C headers (Python.h), which compiling the core needs.
 set -euo pipefail
 
 declare -A package=(
@@ -12,12 +13,23 @@ declare -A package=(
   [dockerd]=docker.io             # the compose test's Docker engine (and client)
   [debootstrap]=debootstrap       # its Debian base image, where none can be pulled
   [openssl]=openssl               # a throwaway CA and certificate for the TLS test
+  [gcc]=gcc                       # compiles the engine's core (setup.py: mypyc)
+  [python-headers]=python3-dev    # ... against this Python's headers (Debian's Python lacks them)
 )
+
+present() {
+  if [[ $1 == python-headers ]]; then
+    "${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+  else
+    # /usr/sbin: where dockerd and debootstrap are, and not on a non-root user's PATH.
+    command -v "$1" >/dev/null || [[ -x /usr/sbin/$1 ]]
+  fi
+}
 
 tools=() missing=()
 for tool in "$@"; do
-  # /usr/sbin: where dockerd and debootstrap are, and not on a non-root user's PATH.
-  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { tools+=("$tool"); missing+=("${package[$tool]}"); }
+  present "$tool" || { tools+=("$tool"); missing+=("${package[$tool]}"); }
 done
 ((${#missing[@]})) || exit 0
 

@@ -263,9 +263,15 @@ def import_image(rootfs: Path, name: str) -> None:
 
 
 def download_wheels(into: Path) -> None:
-    """The wheels of the project's dependencies and of its build backend, for Debian's Python 3.11."""
+    """The wheels of the project's dependencies, of what compiles its core and of its build
+    backend, for Debian's Python 3.11."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    wanted = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+    project = pyproject["project"]
+    wanted = [
+        *project["dependencies"],
+        *project["optional-dependencies"]["compile"],
+        *pyproject["build-system"]["requires"],
+    ]
     into.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(into)]
     command += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]

@@ -173,7 +173,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", ".crisismon", "**/__pycache__"} <= ignored
-    needed = {"pyproject.toml", "constraints.txt", "schemas", "services", "replay"}
+    needed = {"pyproject.toml", "constraints.txt", "setup.py", "schemas", "services", "replay"}
     assert not needed & ignored
 
 
