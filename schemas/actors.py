@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import lru_cache
 
 from schemas.countries import country_code
 
@@ -80,11 +81,20 @@ def role_from_cameo(code: str | None, country: str | None, types: Iterable[str] 
     only a country means the state.
     """
     found = [t.upper() for t in types if t]
-    if not found and code:
-        rest = code.upper()
-        if country and rest.startswith(country):
-            rest = rest[len(country) :]
-        found = [rest[at : at + 3] for at in range(0, len(rest), 3)]
+    return _role_of_types(found) if found else _role_of_code(code, country)
+
+
+@lru_cache(maxsize=4096)
+def _role_of_code(code: str | None, country: str | None) -> ActorRole:
+    """Cached: the engine asks for both actors' roles of every event (to score it and to
+    fingerprint it), and a source's actor codes repeat (IRNGOV, USAMIL, ...)."""
+    rest = (code or "").upper()
+    if country and rest.startswith(country):
+        rest = rest[len(country) :]
+    return _role_of_types([rest[at : at + 3] for at in range(0, len(rest), 3)])
+
+
+def _role_of_types(found: list[str]) -> ActorRole:
     if not found:
         return ActorRole.STATE
     if found[0] in CAMEO_STATE_TYPES and not CAMEO_OUT_OF_STATE_TYPES.intersection(found):

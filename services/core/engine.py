@@ -286,7 +286,9 @@ class Engine:
         dyad = record.dyad
         if dyad is None:
             return Outcome("no-dyad", record_id(record), None)
-        state = self.states.setdefault(dyad, DyadState(dyad))
+        state = self.states.get(dyad)
+        if state is None:  # not setdefault: it would build a state for every record
+            state = self.states[dyad] = DyadState(dyad)
         return apply(state, record, self.config)
 
     def level(self, dyad: str) -> Level:
