@@ -166,12 +166,14 @@ def _too_far_ahead(item: Playable, options: ReaderOptions) -> BadRow | None:
 
 
 def external_sort(items: Iterable[Playable], run_size: int = RUN_SIZE) -> Iterator[Playable]:
-    """`items` sorted by play_key, holding at most `run_size` of them in memory at a time.
+    """`items` sorted by play_key, holding at most `run_size` of them in memory at a time (and,
+    while the runs are merged, a batch of each run spilled).
 
-    While a run fills, what it holds is frozen out of the cyclic garbage collector: records
-    are never cyclic garbage, and rescanning a growing run at every collection costs more
-    than reading it (a third of a GDELT backtest's time, measured). Refcounting still frees
-    them; `gc.unfreeze` hands them back once they are all played.
+    Full runs are spilled; the last one, shorter, stays in memory and is merged with them from
+    there: it would be read back at once. While a run fills, what it holds is frozen out of the
+    cyclic garbage collector: records are never cyclic garbage, and rescanning a growing run at
+    every collection costs more than reading it (a third of a GDELT backtest's time, measured).
+    Refcounting still frees them; `gc.unfreeze` hands them back once they are all played.
     """
     with ExitStack() as stack:
         stack.callback(gc.unfreeze)
@@ -186,14 +188,14 @@ def external_sort(items: Iterable[Playable], run_size: int = RUN_SIZE) -> Iterat
                 batch = []
                 gc.unfreeze()
         batch.sort(key=play_key)
-        if not runs:
-            batch.reverse()  # popped from the end, in order: each row is let go once played
-            while batch:
-                yield batch.pop()
-            return
-        runs.append(_spill(batch, stack))
-        batch.clear()  # read back from its file: not held as well while the runs are played
-        yield from heapq.merge(*(_unspill(run) for run in runs), key=play_key)
+        yield from heapq.merge(*(_unspill(run) for run in runs), _played_from(batch), key=play_key)
+
+
+def _played_from(run: list[Playable]) -> Iterator[Playable]:
+    """A sorted run, emptied as it is played: each row is let go once played."""
+    run.reverse()
+    while run:
+        yield run.pop()
 
 
 def _spill(run: list[Playable], stack: ExitStack) -> IO[bytes]:
