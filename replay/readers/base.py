@@ -5,14 +5,15 @@ machine-coded row checked but not yet built (Pending), a bad row with why, or ro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter
-from typing import IO, Any, Literal, Protocol, get_args
+from functools import lru_cache
+from typing import IO, Literal, NamedTuple, Protocol, get_args
 
 from pydantic import ValidationError
 
-from schemas.events import CrisisEvent, Retraction, Witnesses
+from schemas.actors import ActorRole
+from schemas.events import Actor, CrisisEvent, Retraction, Witnesses
 
 MAX_LINE_BYTES = 1 << 20
 """No real row comes near a megabyte; a longer line is reported and skipped, never held whole."""
@@ -35,24 +36,30 @@ class BadField(ValueError):
         self.category = category or column
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLine:
+class SourceLine(NamedTuple):
+    """Where a row was read. The small records every row carries (this, `Located`, `Pending`)
+    are NamedTuples: a frozen dataclass's `__init__` sets each field through
+    `object.__setattr__`, five times slower, and a GDELT backtest builds several per row
+    (measured); a NamedTuple pickles as its values too, where the external sort spills them."""
+
     path: str
     line: int
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
 
-    def __reduce__(self) -> tuple[type[SourceLine], tuple[str, int]]:
-        """Pickled as its arguments, as `Pending` is: a slotted dataclass's own state costs a
-        third of spilling a GDELT row (measured)."""
-        return (SourceLine, (self.path, self.line))
 
-
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     where: SourceLine
     record: CrisisEvent | Retraction
+
+
+@lru_cache(maxsize=8192)
+def actor(code: str | None, name: str, country: str, role: ActorRole) -> Actor:
+    """A checked row's actor, validated once: a file's actors repeat (USAGOV, RUSMIL, ...), and
+    an event's model takes a validated Actor as it is, so most events validate one model, not
+    three."""
+    return Actor.model_validate({"code": code, "name": name, "country": country, "role": role})
 
 
 class CheckedRow(Protocol):
@@ -63,8 +70,7 @@ class CheckedRow(Protocol):
     def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """A machine-coded row (GDELT, ICEWS) whose fields are checked, kept compact until played.
 
     Rows with one id report one real event: the play order sorts these small values and builds
@@ -80,17 +86,9 @@ class Pending:
     weight: float
     row: CheckedRow
 
-    def __reduce__(self) -> tuple[type[Pending], tuple[Any, ...]]:
-        """Pickled as the arguments that make it: a slotted dataclass's own state looks its fields
-        up on every call, a quarter slower both ways where the external sort spills its runs."""
-        return (Pending, _constructor_arguments(self))
-
     def located(self, witnesses: Witnesses) -> Located:
         """The row's event, standing for the rows `witnesses` names (this one among them)."""
         return Located(self.where, self.row.event(self.event_id, self.event_time, witnesses))
-
-
-_constructor_arguments = attrgetter(*(field.name for field in fields(Pending)))
 
 
 @dataclass(frozen=True)

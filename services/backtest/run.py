@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -34,8 +35,9 @@ STRONG_CONFLICT = -9.0
 """The Goldstein baseline's threshold: an alert on every event this bad or worse."""
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
+    """A record played and what it did (a NamedTuple, as `Located` is: one is built per record)."""
+
     item: Located
     outcome: Outcome
 
