@@ -28,6 +28,9 @@ from services.core.config import EngineConfig
 from services.core.levels import Passage, Standing, Transition, step
 from services.core.timeutil import from_seconds, to_seconds
 
+_NO_TOTALS, _NO_STANDING = Totals(), Standing()
+"""What a new entry holds until its timeline is computed: immutable, so shared, not built."""
+
 
 @dataclass(slots=True)
 class Entry:
@@ -40,8 +43,8 @@ class Entry:
     anchor: float = 0.0
     conflict_sum: float = 0.0
     cooperation_sum: float = 0.0
-    totals: Totals = field(default_factory=Totals)
-    standing: Standing = field(default_factory=Standing)
+    totals: Totals = _NO_TOTALS
+    standing: Standing = _NO_STANDING
     judged_against: tuple[float, float] = (0.0, 0.0)
     """The (escalation, de-escalation) baselines the dyad was judged against just after it (an
     open crisis keeps the baselines it opened with, where lower)."""
@@ -349,8 +352,13 @@ class DyadState:
         return None if together is None else Corroboration(position, witnessed_weight(together), together)
 
     def insert(self, entry: Entry) -> int:
-        position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
-        self.entries.insert(position, entry)
+        """Where `entry` goes in event-time order: after the latest, for most events."""
+        if not self.entries or self.entries[-1].order < entry.order:
+            position = len(self.entries)
+            self.entries.append(entry)
+        else:
+            position = bisect.bisect_left(self.entries, entry.order, key=lambda e: e.order)
+            self.entries.insert(position, entry)
         self.fingerprints[entry.event_id] = entry.fingerprint
         return position
 
@@ -515,10 +523,9 @@ class DyadState:
         del self.day_totals[: max(0, still_asked - 1)]
         # Twice as many as an alert names: weights equal on paper (one twice the other and a
         # half-life older) may round apart differently here than where an alert weighs them.
+        # Heaviest first, ties in the order they came (a stable sort: those kept, then these).
         half_life, kept = config.half_life_seconds, 2 * config.contributors
-        for weight in _weights(folded):  # heaviest first, ties in the order they came
-            bisect.insort_right(self.notable, weight, key=lambda n: n.rank(half_life))
-        del self.notable[kept:]
+        self.notable = sorted([*self.notable, *_weights(folded)], key=lambda n: n.rank(half_life))[:kept]
 
     def forget_before(self, horizon: float) -> None:
         """Let go of the tombstones and alerts older than `horizon` (the retention)."""
