@@ -50,9 +50,11 @@ class Standing(NamedTuple):
 
     def judged(self, current: tuple[float, float]) -> tuple[float, float]:
         """The baselines the dyad is judged against, given its current ones."""
-        if self.crisis_baselines is None:
-            return current
-        return (min(current[0], self.crisis_baselines[0]), min(current[1], self.crisis_baselines[1]))
+        return _judged(current, self.crisis_baselines)
+
+
+def _judged(current: tuple[float, float], crisis: tuple[float, float] | None) -> tuple[float, float]:
+    return current if crisis is None else (min(current[0], crisis[0]), min(current[1], crisis[1]))
 
 
 class Reading(NamedTuple):
@@ -138,7 +140,7 @@ def step(
             crisis_baselines = baselines
         else:
             crisis_since = hot_at = None
-    judged = Standing(crisis_baselines=crisis_baselines).judged(baselines)
+    judged = _judged(baselines, crisis_baselines)
     escalation_surge = indices[0] - judged[0]
     resolved = quiet = turned = False
     if passage is not None:
@@ -182,8 +184,7 @@ def step(
         if passage and level.rank <= before.level.rank
         else indices
     )
-    readings = (Reading(shown[0], judged[0]), Reading(shown[1], judged[1]))
-    return after, _transition(before, after, resolved, quiet, turned, readings, config)
+    return after, _transition(before, after, resolved, quiet, turned, (shown, judged), config)
 
 
 def _crossed(passage: Passage, clearing: float, time: float, config: EngineConfig) -> float:
@@ -200,12 +201,17 @@ def _transition(
     resolved: bool,
     quiet: bool,
     turned: bool,
-    readings: tuple[Reading, Reading],
+    shown_and_judged: tuple[tuple[float, float], tuple[float, float]],
     config: EngineConfig,
 ) -> Transition | None:
-    """The alert for a step, its reason naming the indices and the normal they were judged by."""
+    """The alert for a step, its reason naming the indices shown and the normals they were
+    judged by (`shown_and_judged`: each pair as (escalation, de-escalation))."""
     was, now = before.level, after.level
-    escalation, de_escalation = readings
+    if now is was and not resolved and not turned:
+        return None  # most steps: nothing to tell, no reason to write
+    (shown_escalation, shown_de_escalation), (escalation_normal, de_escalation_normal) = shown_and_judged
+    escalation = Reading(shown_escalation, escalation_normal)
+    de_escalation = Reading(shown_de_escalation, de_escalation_normal)
     if now.rank > was.rank:
         return Transition(
             "escalation",
