@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -480,7 +481,11 @@ def alerts() -> None:
 
 @alerts.command("tail")
 @kafka_options
-@click.option("--from-beginning", is_flag=True, help="Every alert kept, not only new ones.")
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="Every alert kept, not only those published since the command started.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON alert per line.")
 @click.option("--dyad", help="Only this dyad, e.g. IRN-PAK.")
 @click.option(
@@ -502,6 +507,7 @@ def alerts_tail(
     idle_exit: float | None,
 ) -> None:
     """Print alerts as they arrive."""
+    started = time.time()  # "new" alerts: published from here on, however long the broker takes
     from schemas.topics import Topics
     from services.backtest.timeline import alert_line
     from services.kafka.tail import tail_alerts
@@ -523,6 +529,7 @@ def alerts_tail(
             dyad=dyad,
             min_level=Level(min_level),
             idle_exit=idle_exit,
+            since=started,
         )
     )
 

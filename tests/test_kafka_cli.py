@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,8 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from devtools.broker import Broker
+from schemas.kafka import KafkaConnection
+from schemas.outputs import Alert
+from schemas.topics import Topics
+from services.backtest.run import run_backtest
+from services.core import EngineConfig
+from services.kafka.tail import tail_alerts
+from services.kafka.topics import ensure_topics
 from tests.live import CRISISMON, answers, clean_env, eventually, replay, wait_processed
 from tests.ports import free_port
 
@@ -92,6 +101,35 @@ def test_alerts_tail_filters_and_prints_json(article_tail: list[str]) -> None:
 def test_alerts_tail_from_now_sees_nothing_old(article_tail: list[str]) -> None:
     run = crisismon(*article_tail, "--idle-exit", "2")
     assert run.returncode == 0 and run.stdout == ""
+
+
+def test_alerts_tail_prints_an_alert_published_before_it_reached_the_broker(
+    kafka_broker: Broker, kafka_namespace: str
+) -> None:
+    """ "New" alerts are those published since the command started, by their Kafka timestamps:
+    one published while the consumer was still connecting is printed, where starting at the
+    end ("latest", resolved at the first fetch) skipped it. Here the alerts are already there
+    when the consumer starts: an alert stamped a minute before `since` is old, one stamped at
+    `since` is new."""
+    kafka, topics = KafkaConnection(kafka_broker.bootstrap), Topics(kafka_namespace)
+    old, new = run_backtest([ARTICLE], EngineConfig()).alerts[:2]
+    since = time.time()
+
+    async def publish_then_tail() -> list[Alert]:
+        await ensure_topics(kafka, topics)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+        await producer.start()
+        try:
+            for alert, stamped in ((old, since - 60), (new, since)):
+                value = alert.model_dump_json().encode()
+                await producer.send_and_wait(topics.alerts, value, timestamp_ms=round(stamped * 1000))
+        finally:
+            await producer.stop()
+        seen: list[Alert] = []
+        await tail_alerts(kafka, topics.alerts, seen.append, idle_exit=2, since=since)
+        return seen
+
+    assert [alert.alert_id for alert in asyncio.run(publish_then_tail())] == [new.alert_id]
 
 
 def demo_once(
