@@ -1,9 +1,9 @@
 """docker-compose.yml run for real, on a machine where no image can be pulled (the compose test).
 
-`running_stack` builds and starts the stack of `docker-compose.yml` with the override
-`deploy/compose.host-network.yml` (every service on the host network, on 127.0.0.1 at ports the
-caller chose), and takes everything down again at the end. What it needs, it makes once per
-machine and reuses:
+`built_images` builds the images of `docker-compose.yml` with the override
+`deploy/compose.host-network.yml`; `running_stack` starts the stack (every service on the host
+network, on 127.0.0.1 at ports the caller chose) and takes it down again at the end. What they
+need, they make once per machine and reuse:
 
 - a Docker daemon: the one running, else `dockerd` started here (and stopped at the end);
 - Docker Compose: `docker compose` or a `docker-compose` on PATH of `MINIMUM_COMPOSE` or newer,
@@ -448,14 +448,22 @@ def compose_kafka_version() -> str:
     return image.rpartition(":")[2]
 
 
-@contextlib.contextmanager
-def running_stack(
-    work_dir: Path, project: str, choose_ports: Callable[[], StackPorts]
-) -> Iterator[ComposeStack]:
-    """The stack built and up (every service healthy); down with its volumes at the end.
+@dataclass(frozen=True)
+class StackImages:
+    """The stack's images, built: what starting a project of them needs."""
 
-    The ports are chosen once the images are built: a first build takes minutes, and a port
-    found free before it may not be free after."""
+    compose: list[str]
+    environment: Callable[[StackPorts], dict[str, str]]
+    """The variables of deploy/compose.host-network.yml for the given ports."""
+    work_dir: Path
+
+
+@contextlib.contextmanager
+def built_images(work_dir: Path) -> Iterator[StackImages]:
+    """The daemon answering, Compose found or built, the Debian base made and the images built.
+
+    A daemon started here and the wheel server stay until the context ends. The build is the slow
+    part of a first run (minutes); tests/compose_fixtures.py runs it beside the rest of a session."""
     cache_dir = default_cache_dir()
     kafka_version = compose_kafka_version()
     with contextlib.ExitStack() as cleanup:
@@ -470,10 +478,22 @@ def running_stack(
             wheels_url=cleanup.enter_context(served(cache_dir / "wheels")),
             prometheus_config=work_dir / "prometheus.yml",
         )
-        ComposeStack(compose, project, UNCHOSEN_PORTS, environment(UNCHOSEN_PORTS)).build()
-        ports = choose_ports()
-        write_prometheus_config(work_dir / "prometheus.yml", [ports.worker, ports.worker_2])
-        stack = ComposeStack(compose, project, ports, environment(ports))
+        ComposeStack(compose, "crisismon-build", UNCHOSEN_PORTS, environment(UNCHOSEN_PORTS)).build()
+        yield StackImages(compose, environment, work_dir)
+
+
+@contextlib.contextmanager
+def running_stack(
+    images: StackImages, project: str, choose_ports: Callable[[], StackPorts]
+) -> Iterator[ComposeStack]:
+    """The stack up (every service healthy); down with its volumes at the end.
+
+    The ports are chosen now, once the images are built: a first build takes minutes, and a port
+    found free before it may not be free after."""
+    ports = choose_ports()
+    write_prometheus_config(images.work_dir / "prometheus.yml", [ports.worker, ports.worker_2])
+    stack = ComposeStack(images.compose, project, ports, images.environment(ports))
+    with contextlib.ExitStack() as cleanup:
         cleanup.push(functools.partial(take_down, stack))
         try:
             stack.up()

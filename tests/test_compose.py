@@ -4,8 +4,9 @@ The stack is docker-compose.yml with deploy/compose.host-network.yml (every serv
 network, images built on a local Debian base: see devtools/compose_stack.py), started once for
 this module: Kafka, the topics, two workers, the dashboard's proxy and Prometheus. The tests
 share it and run in file order; the last takes it down and up again. `make test-compose` runs
-only this file. Building from nothing takes a few minutes (Docker Compose from Go modules, the
-Debian base, the images); later runs reuse what was built.
+only this file. Building from nothing takes minutes (Docker Compose from Go modules, the Debian
+base, the images); later runs reuse what was built. In a whole session the build runs in the
+background from the start and these tests run last (tests/compose_fixtures.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from playwright.sync_api import expect
 
-from devtools.compose_stack import ComposeStack, StackPorts, running_stack, tail
+from devtools.compose_stack import ComposeStack, StackImages, StackPorts, running_stack, tail
 from schemas.topics import PARTITIONS, Topics
 from tests.browser import opened_browser
 from tests.live import (
@@ -46,12 +47,10 @@ PROCESSING_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+def stack(stack_images: StackImages) -> Iterator[ComposeStack]:
     """The stack, up, after the compose `replay` service replayed the article into it."""
     project = f"crisismon-test-{uuid.uuid4().hex[:8]}"
-    with running_stack(
-        tmp_path_factory.mktemp("compose"), project, lambda: StackPorts(*free_ports(6))
-    ) as running:
+    with running_stack(stack_images, project, lambda: StackPorts(*free_ports(6))) as running:
         output = running.replay()
         assert "26 records produced, 0 failed" in output, output
         yield running
