@@ -50,6 +50,7 @@ def build_worker(settings: Settings) -> faust.App:
         join_timeout=JOIN_TIMEOUT_SECONDS,
         outage_timeout=outage.timeout,
         metrics=metrics,
+        topics_timeout=settings.worker_topics_timeout.total_seconds(),
     )
     app = create_app(options, config, metrics, metrics.registry, health)
     view = View(

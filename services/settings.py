@@ -151,6 +151,13 @@ class Settings(BaseSettings, EngineConfig):
         description="a worker stuck this long (no partitions, records waiting but none processed, a"
         " blocked event loop) reports it; twice this long, it exits non-zero for its supervisor",
     )
+    worker_topics_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="a topic the worker reads or writes missing from the broker this long is"
+        " reported (a broker just restarted may not list it for a few seconds); twice this long,"
+        " the worker exits non-zero so that a restart creates it again",
+    )
 
     @classmethod
     def settings_customise_sources(

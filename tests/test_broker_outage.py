@@ -37,6 +37,8 @@ from tests.synthetic import write_events
 from tests.test_pipeline import ARTICLE, KILL_AFTER_RECORDS, KILL_TEST_PACE, offline
 
 OUTAGE_SECONDS = 30
+TOPICS_TIMEOUT_SECONDS = 5
+"""The deleted-topic test's `worker_topics_timeout`: the default's 30 s only makes it wait."""
 CHINA_INDIA = ARTICLE.parent / "crises" / "china-india-2020.jsonl"
 QUIET_LOG_LINES = 3_000
 """A worker's log over the whole test, outage included (once: 120,000 lines for 30 s)."""
@@ -149,7 +151,7 @@ def test_a_worker_started_before_its_broker_waits_for_it_with_one_line(tmp_path:
 def test_a_topic_deleted_under_a_running_worker_ends_it_with_a_clear_line_and_a_restart_recreates_it(
     kafka_broker: Broker, kafka_namespace: str, worker
 ) -> None:
-    running = worker().wait_for_web()
+    running = worker(CRISISMON_WORKER_TOPICS_TIMEOUT=f"{TOPICS_TIMEOUT_SECONDS}s").wait_for_web()
     topics = Topics(kafka_namespace)
 
     async def delete_events_topic() -> None:
@@ -162,7 +164,7 @@ def test_a_topic_deleted_under_a_running_worker_ends_it_with_a_clear_line_and_a_
 
     asyncio.run(delete_events_topic())
     assert running.process is not None
-    assert running.process.wait(timeout=120) == EXIT_RESTART, running.log_text()
+    assert running.process.wait(timeout=60 + 2 * TOPICS_TIMEOUT_SECONDS) == EXIT_RESTART, running.log_text()
     log = running.log_text()
     assert f"topics: {topics.events} missing from the broker" in log and "exiting for a restart" in log
     running.start().wait_for_web()  # what a supervisor does: the topic is created again, empty

@@ -166,7 +166,12 @@ def test_a_topic_gone_for_longer_than_a_restarted_broker_takes_ends_the_worker()
 def test_a_blocked_event_loop_is_seen_by_the_watching_thread_and_ends_the_worker() -> None:
     metrics, exits = WorkerMetrics(10), Exits()
     health = WorkerHealth(
-        stall_timeout=0.5, join_timeout=JOIN, outage_timeout=OUTAGE, metrics=metrics, exit=exits
+        stall_timeout=0.5,
+        join_timeout=JOIN,
+        outage_timeout=OUTAGE,
+        metrics=metrics,
+        topics_timeout=TOPICS,
+        exit=exits,
     )
     health.watch_event_loop()
     health.beat = time.monotonic()  # the loop beat once, then blocked (nothing beats any more)

@@ -86,7 +86,7 @@ class WorkerHealth:
     join_timeout: float
     outage_timeout: float
     metrics: StallMetrics
-    topics_timeout: float = 30.0
+    topics_timeout: float
     exit: Callable[[int], Any] = os._exit
     """os._exit: a hung worker may never finish a clean shutdown, and needs none (at least once)."""
     clock: Callable[[], float] = time.monotonic
