@@ -105,6 +105,26 @@ class FakeProducer:
         return self.deliveries[-1]
 
 
+def test_commits_reach_the_end_of_the_acked_run_when_a_gap_covers_offsets_acked_already() -> None:
+    """What a SIGKILL restart left once: offsets 66 to 144 and 172 to 199 acked, and a gap Faust
+    measured from the committed offset, 67 to 172, over most of them. Faust alone then commits
+    68, 69, 70... one offset per commit interval."""
+    consumer: Any = faust_app("transport-test", broker="kafka://127.0.0.1:1").consumer
+    tp = TP("crisis.events", 1)
+    acked = [*range(66, 145), *range(172, 200)]
+    consumer._committed_offset[tp] = 66
+    consumer._acked[tp], consumer._acked_index[tp] = list(acked), set(acked)
+    consumer._gap[tp].addi(67, 173)
+
+    commits = []
+    for _ in range(3):  # what the commit timer does, commit after commit
+        if (offset := consumer._new_offset(tp)) is not None:
+            consumer._committed_offset[tp] = offset
+            commits.append(offset)
+
+    assert commits[-1] == 200, commits
+
+
 @pytest.mark.parametrize("delivered", [True, False])
 def test_an_output_kafka_did_not_take_ends_the_worker_and_a_delivered_one_does_not(
     delivered: bool,
