@@ -1,12 +1,13 @@
 """The compose stack's images, built in the background while the rest of the session runs.
 
 From nothing, the build takes minutes (Docker Compose from Go modules, the Debian base, the
-images: about 10 on a new 2-core machine), while most of the suite's time is spent waiting on a
-broker or a worker. So when a session selects a test that uses `stack_images`, the build starts
-as soon as collection ends, on a thread of its own at the lowest CPU priority, and those tests
-run last; `stack_images` waits for the build. The other tests keep the cores: on Linux a
-thread's nice value is its own and is inherited by what it starts, so the build's commands and
-a `dockerd` it starts (and so the containers the build runs) yield to them.
+images: 7 to 10 on a new 2-core machine), while most of the suite's time is spent waiting on a
+broker or a worker. So when a session is about to run a test that uses `stack_images`, the
+build starts on a thread of its own, and those tests run last; `stack_images` waits for the
+build. The thread's nice value is 19: on Linux a thread's nice value is its own and is
+inherited by what it starts, so the build's commands (go, debootstrap, docker) and a `dockerd`
+it starts (and with it the containers of the build and, later, of the stack) yield to the
+other tests. A daemon that was already running builds at its own priority.
 
 Load with `pytest_plugins = ["tests.compose_fixtures"]` in conftest.py.
 """
@@ -18,6 +19,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,8 @@ class BackgroundBuild:
         return self
 
     def _build(self) -> None:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
         try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
             work_dir = Path(self._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="compose-")))
             self._images = self._cleanup.enter_context(built_images(work_dir))
         except BaseException as error:  # re-raised by wait(), in the test that needs the images
@@ -59,9 +61,9 @@ class BackgroundBuild:
         assert self._images is not None
         return self._images
 
-    def close(self) -> None:
+    def close(self, say: Callable[[str], object]) -> None:
         if self._thread.is_alive():
-            log.warning("waiting for the compose images' build to end (Ctrl-C again leaves it running)")
+            say("waiting for the compose images' build to end (Ctrl-C again leaves it running)")
         self._thread.join()
         self._cleanup.close()
 
@@ -69,26 +71,40 @@ class BackgroundBuild:
 BUILD = pytest.StashKey[BackgroundBuild]()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use the stack's images go last, and their build starts now."""
-    needing = [item for item in items if "stack_images" in getattr(item, "fixturenames", ())]
-    if not needing:
+def needs_images(item: pytest.Item) -> bool:
+    return "stack_images" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken their tests out
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the stack's images go last: their build has the rest of the session."""
+    last = [item for item in items if needs_images(item)]
+    if last:
+        items[:] = [item for item in items if not needs_images(item)] + last
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Starts the build when the tests are about to run and one of them needs it (not for a
+    collection that failed, --collect-only or --setup-plan)."""
+    option = session.config.option
+    if session.testsfailed or option.collectonly or option.setupplan:
         return
-    last = set(map(id, needing))
-    items[:] = [item for item in items if id(item) not in last] + needing
-    if not config.option.collectonly:
-        config.stash[BUILD] = BackgroundBuild().start()
+    if any(needs_images(item) for item in session.items):
+        session.config.stash[BUILD] = BackgroundBuild().start()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears down what is still set up
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if build := session.config.stash.get(BUILD, None):
-        build.close()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        build.close(reporter.write_line if reporter else log.warning)
 
 
 @pytest.fixture(scope="session")
 def stack_images(request: pytest.FixtureRequest) -> StackImages:
     """The compose stack's images, built (waits for the build the session started)."""
     build = request.config.stash.get(BUILD, None)
-    if build is None:  # requested by a test collection did not see asking for it
+    if build is None:  # asked for by a test that did not name it (getfixturevalue)
         build = request.config.stash[BUILD] = BackgroundBuild().start()
     return build.wait()
