@@ -6,7 +6,7 @@ this module: Kafka, the topics, two workers, the dashboard's proxy and Prometheu
 share it and run in file order; the last takes it down and up again. `make test-compose` runs
 only this file. Building from nothing takes minutes (Docker Compose from Go modules, the Debian
 base, the images); later runs reuse what was built. In a whole session the build runs in the
-background from the start and these tests run last (tests/compose_fixtures.py).
+background from when the tests start, and these tests run last (tests/compose_fixtures.py).
 """
 
 from __future__ import annotations

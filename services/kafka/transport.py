@@ -84,8 +84,8 @@ class _Consumer(faust_aiokafka.Consumer):
         """Faust's, then its list of acked offsets without repeats (see the module's docstring)."""
         offset: int | None = super()._new_offset(tp)
         acked = self._acked[tp]
-        if len(set(acked)) < len(acked):
-            acked[:] = sorted(set(acked))
+        if len(distinct := set(acked)) < len(acked):
+            acked[:] = sorted(distinct)
         return offset
 
     def _delivery_cannot_block(self) -> bool:
