@@ -168,7 +168,12 @@ class Alert(ComputedWith, JudgedAgainst):
     def touches(self, level: Level) -> bool:
         """Whether whoever watches `level` should hear of it: it rises to that level or above,
         or falls from there (a fall from warning matters to whoever watches warning)."""
-        return max(self.level.rank, self.previous_level.rank) >= level.rank
+        return self.reach >= level.rank
+
+    @property
+    def reach(self) -> int:
+        """The rank of the higher of its two levels: the highest level it `touches`."""
+        return max(self.level.rank, self.previous_level.rank)
 
 
 class DeadLetter(StrictModel):

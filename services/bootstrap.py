@@ -54,7 +54,9 @@ def build_worker(settings: Settings) -> faust.App:
     )
     app = create_app(options, config, metrics, metrics.registry, health)
     view = View(
-        Projection(settings.api_max_events, settings.api_history_per_dyad, config.scale),
+        Projection(
+            settings.api_max_events, settings.api_history_per_dyad, settings.api_max_updates, config.scale
+        ),
         Broadcaster(max_subscribers=settings.api_max_stream_clients),
         max_future_skew=settings.max_future_skew,
     )

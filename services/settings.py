@@ -94,6 +94,12 @@ class Settings(BaseSettings, EngineConfig):
     api_history_per_dyad: int = Field(
         default=5_000, ge=10, description="index updates the API keeps per dyad"
     )
+    api_max_updates: int = Field(
+        default=50_000,
+        ge=100,
+        description="index updates the API keeps over all dyads; past it, the dyads holding the most"
+        " give up their oldest",
+    )
     metrics_max_dyads: int = Field(
         default=200, ge=1, description="dyads labelled in /metrics (the most recently active)"
     )

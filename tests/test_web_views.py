@@ -132,7 +132,7 @@ def test_events_are_bounded_and_a_retraction_marks_its_event_even_if_it_came_fir
     for name in "abc":
         projection.add_record(event(name))
     assert list(projection.events) == ["b", "c"]
-    assert projection.events["b"].retracted_by == retraction("b")
+    assert (kept := projection.event("b")) is not None and kept.retracted_by == retraction("b")
     marked = projection.add_record(retraction("c"))
     assert marked is not None and marked.retracted_by is not None
     assert projection.add_record(event("c")) is None  # a repeat shows nothing new
@@ -335,3 +335,27 @@ def test_a_dyads_curve_is_bounded_like_its_history_and_keeps_its_latest_jumps() 
     assert kept == unbounded.dyads[DYAD].trail.anchors[-len(kept) :]
     curve = bounded.curve(DYAD, None, None, 1000, HALF_LIFE)
     assert curve is not None and curve.truncated
+
+
+def test_the_updates_kept_over_all_dyads_are_bounded_by_cutting_the_busiest_first() -> None:
+    engine = Engine(EngineConfig())
+    projection = Projection(100, history_per_dyad=1000, max_updates=60)
+    fed_to: dict[str, list[IndexUpdate]] = {}
+    quiet = [("CHN", "USA"), ("IRN", "CHN"), ("PAK", "USA")]
+    plan = [(pair, 5) for pair in quiet] + [(("IRN", "PAK"), 120), (("IRN", "USA"), 50)]
+    for (source, target), count in plan:
+        for step in range(count):
+            record = event(f"{source}{target}{step}", step, "042" if step % 2 else "138", source, target)
+            update = engine.process(record).index_update
+            assert update is not None
+            projection.add_index(update)
+            fed_to.setdefault(update.dyad, []).append(update)
+            kept = [len(view.history) for view in projection.dyads.values()]
+            assert sum(kept) == projection.updates_kept <= 60
+    for dyad, updates in fed_to.items():
+        found = projection.history(dyad, None, None)
+        assert found is not None
+        history, truncated = found
+        assert history == updates[-len(history) :]  # the latest, read back from their JSON as fed
+        assert truncated == (len(updates) > 5)
+        assert len(history) == 5 if len(updates) == 5 else len(history) == projection.per_dyad < 50

@@ -481,14 +481,14 @@ class WebApp:
     async def events(self, request: web.Request) -> web.Response:
         query = parse_query(EventQuery, request)
         if query.id is not None:
-            found = self.projection.events.get(query.id)
+            found = self.projection.event(query.id)
             return json_response(EventList(events=[found] if found else [], next=None))
         found_events, following = self.projection.find_events(query.dyad, query.limit, query.cursor)
         return json_response(EventList(events=found_events, next=following))
 
     async def event(self, request: web.Request) -> web.Response:
         event_id = request.match_info["event_id"]
-        detail = self.projection.events.get(event_id)
+        detail = self.projection.event(event_id)
         if detail is None:
             raise problem(404, f"no event {event_id!r} (never seen, or older than the api_max_events kept)")
         return json_response(detail)

@@ -3,7 +3,10 @@
 Every worker builds the whole view from the topics (all partitions), so any worker answers
 for every dyad, however the partitions are shared out. Pure: no I/O, no clock; the Kafka
 feed (`services.kafka.feed`) puts records in, the web app asks questions. Memory is bounded
-by two settings: the events kept for lookup and the index updates kept per dyad.
+by settings: the events and alerts kept for lookup, and the index updates kept per dyad and in
+all. What is kept is held as the JSON the API answers with, beside what queries sort and filter
+by, and read back into models only for an answer: a pydantic model of an event took 4 KiB where
+its JSON takes under 0.6 (measured; README, "The API's memory").
 
 A dyad's curve is the core's (services.core.curve), sampled here from the updates as they came,
 so that the dashboard draws what the backtest's report draws and never computes one itself.
@@ -12,11 +15,14 @@ so that the dashboard draws what the backtest's report draws and never computes 
 from __future__ import annotations
 
 import math
+import sys
+import zlib
 from bisect import bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
+from typing import NamedTuple
 
 from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
 from schemas.events import CrisisEvent, Retraction, corroborated, witnessed_weight
@@ -33,32 +39,108 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+class KeptEvent(NamedTuple):
+    event_time: datetime
+    """In UTC (one shared zone, where a parsed time holds a zone object of its own)."""
+    event_id: str
+    dyad: str | None
+    json: bytes
+    """The `EventDetail`."""
+
+    @classmethod
+    def of(cls, detail: EventDetail) -> KeptEvent:
+        event = detail.event
+        return cls(
+            event.event_time.astimezone(UTC), event.event_id, detail.dyad, detail.model_dump_json().encode()
+        )
+
+    def detail(self) -> EventDetail:
+        return EventDetail.model_validate_json(self.json)
+
+
+class KeptAlert(NamedTuple):
+    event_time: datetime
+    """In UTC, as `KeptEvent.event_time`."""
+    alert_id: str
+    dyad: str
+    reach: int
+    """`Alert.reach`: what `min_level` filters by."""
+    compressed: bytes
+    """The alert's JSON, zlib-compressed: an alert's is 1.2 KiB on average, 0.5 compressed, and
+    alerts are few (about one per fifteen events), so the cost is small where the saving is not."""
+
+    @classmethod
+    def of(cls, alert: Alert) -> KeptAlert:
+        return cls(
+            alert.event_time.astimezone(UTC),
+            alert.alert_id,
+            alert.dyad,
+            alert.reach,
+            zlib.compress(alert.model_dump_json().encode()),
+        )
+
+    def alert(self) -> Alert:
+        return Alert.model_validate_json(zlib.decompress(self.compressed))
+
+
+class KeptUpdate(NamedTuple):
+    as_of: datetime
+    """In UTC, as `KeptEvent.event_time`."""
+    json: bytes
+
+    def update(self) -> IndexUpdate:
+        return IndexUpdate.model_validate_json(self.json)
+
+
 @dataclass
 class DyadView:
     latest: IndexUpdate
-    history: OrderedDict[str, IndexUpdate] = field(default_factory=OrderedDict)
+    history: OrderedDict[str, KeptUpdate] = field(default_factory=OrderedDict)
     """By the record that triggered the update: a repeated update replaces the first."""
     trail: AnchorTrail = field(default_factory=AnchorTrail)
     """Where the curve jumps, from the updates in the order they came: per dyad, the index topic
     keeps the engine's processing order. A repeated update replaces the last anchor, the same."""
     truncated: bool = False
 
+    def keep_latest(self, count: int) -> int:
+        """Let go of all but the latest `count` updates (and about as many anchors of the curve);
+        how many updates went."""
+        gone = max(len(self.history) - count, 0)
+        for _ in range(gone):
+            self.history.popitem(last=False)
+        if len(self.trail) > count * 5 // 4:
+            # In batches, so that a busy dyad does not copy its trail at every update.
+            self.trail = _latest_anchors(self.trail, count)
+        self.truncated |= gone > 0
+        return gone
+
 
 @dataclass
 class Projection:
     max_events: int
+    """Events kept for lookup, and alerts: the most recent ones."""
     history_per_dyad: int
+    max_updates: int = sys.maxsize
+    """Index updates kept over all dyads: past it, the dyads holding the most give up their
+    oldest (`_share_updates`), so that memory stays bounded however many dyads there are (at
+    one update per dyad, its latest, past that)."""
     scale: GoldsteinScale = field(default_factory=goldstein_scale)
     """The worker's scale, to show each event's score as the engine took it."""
     dyads: dict[str, DyadView] = field(default_factory=dict)
-    alerts: OrderedDict[str, Alert] = field(default_factory=OrderedDict)
-    events: OrderedDict[str, EventDetail] = field(default_factory=OrderedDict)
+    alerts: OrderedDict[str, KeptAlert] = field(default_factory=OrderedDict)
+    events: OrderedDict[str, KeptEvent] = field(default_factory=OrderedDict)
     pending_retractions: dict[str, Retraction] = field(default_factory=dict)
     alert_counts: Counter[str] = field(default_factory=Counter)
     last_alerts: dict[str, Alert] = field(default_factory=dict)
     """Per dyad; kept apart from `dyads` because an alert may be read before its index update."""
     latest_event_time: float = -math.inf
     """Seconds: the latest event time of any dyad's change, where curves end unless asked."""
+    updates_kept: int = 0
+    per_dyad: int = 0
+    """The updates a dyad may keep now: `history_per_dyad`, less once `max_updates` was reached."""
+
+    def __post_init__(self) -> None:
+        self.per_dyad = self.history_per_dyad
 
     def add_index(self, update: IndexUpdate) -> None:
         view = self.dyads.get(update.dyad)
@@ -66,27 +148,39 @@ class Projection:
             view = self.dyads[update.dyad] = DyadView(update)
         elif update.as_of >= view.latest.as_of:
             view.latest = update
-        view.history.pop(update.triggered_by, None)
-        view.history[update.triggered_by] = update
-        if len(view.history) > self.history_per_dyad:
-            view.history.popitem(last=False)
-            view.truncated = True
+        replaced = view.history.pop(update.triggered_by, None)
+        view.history[update.triggered_by] = KeptUpdate(
+            update.as_of.astimezone(UTC), update.model_dump_json().encode()
+        )
+        self.updates_kept += replaced is None
         as_of = to_seconds(update.as_of)
         # Updates published before `triggered_at` existed are placed at their `as_of`.
         caused_at = to_seconds(update.triggered_at) if update.triggered_at else as_of
         view.trail.add(
             as_of, caused_at, update.escalation_index, update.de_escalation_index, update.escalation_baseline
         )
-        if len(view.trail) > self.history_per_dyad * 5 // 4:
-            # In batches, so that a busy dyad does not copy its trail at every update.
-            view.trail = _latest_anchors(view.trail, self.history_per_dyad)
+        self.updates_kept -= view.keep_latest(self.per_dyad)
+        if self.updates_kept > self.max_updates and self.per_dyad > 1:
+            self._share_updates()
         self.latest_event_time = max(self.latest_event_time, as_of, caused_at)
+
+    def _share_updates(self) -> None:
+        """Bring the updates kept down to nine tenths of `max_updates` (in batches, not at every
+        update) by cutting the dyads that hold the most to one cap, the largest that does it: a
+        quiet dyad keeps its whole history, a busy one its latest. New dyads come in under the
+        same cap."""
+        self.per_dyad = min(
+            self.per_dyad,
+            _fair_cap([len(view.history) for view in self.dyads.values()], self.max_updates * 9 // 10),
+        )
+        for view in self.dyads.values():
+            self.updates_kept -= view.keep_latest(self.per_dyad)
 
     def add_alert(self, alert: Alert) -> bool:
         """False for a repeat (a restarted worker may publish an alert again, with its id)."""
         if alert.alert_id in self.alerts:
             return False
-        self.alerts[alert.alert_id] = alert
+        self.alerts[alert.alert_id] = KeptAlert.of(alert)
         if len(self.alerts) > self.max_events:
             self.alerts.popitem(last=False)
         self.alert_counts[alert.dyad] += 1
@@ -95,18 +189,24 @@ class Projection:
             self.last_alerts[alert.dyad] = alert
         return True
 
+    def event(self, event_id: str) -> EventDetail | None:
+        """The event as the API shows it, if kept."""
+        kept = self.events.get(event_id)
+        return None if kept is None else kept.detail()
+
     def add_record(self, record: CrisisEvent | Retraction) -> EventDetail | None:
         """The event as the API shows it now, or None when nothing visible changed."""
         if isinstance(record, Retraction):
-            target = self.events.get(record.retracts)
+            target = self.event(record.retracts)
             if target is None:
                 self.pending_retractions[record.retracts] = record
                 if len(self.pending_retractions) > self.max_events:
                     del self.pending_retractions[next(iter(self.pending_retractions))]
                 return None
-            detail = self.events[record.retracts] = target.model_copy(update={"retracted_by": record})
+            detail = target.model_copy(update={"retracted_by": record})
+            self.events[record.retracts] = KeptEvent.of(detail)
             return detail
-        known = self.events.get(record.event_id)
+        known = self.event(record.event_id)
         if known is not None:
             return self._corroborated(record.event_id, known, record)
         goldstein = goldstein_of(record, self.scale)
@@ -119,7 +219,7 @@ class Projection:
             goldstein=goldstein,
             feeds="escalation" if goldstein < 0 else "de-escalation" if goldstein > 0 else "neither",
         )
-        self.events[record.event_id] = detail
+        self.events[record.event_id] = KeptEvent.of(detail)
         if len(self.events) > self.max_events:
             self.events.popitem(last=False)
         return detail
@@ -133,7 +233,8 @@ class Projection:
         if together is None:
             return None
         event = known.event.model_copy(update={"witnesses": together, "weight": witnessed_weight(together)})
-        detail = self.events[event_id] = known.model_copy(update={"event": event})
+        detail = known.model_copy(update={"event": event})
+        self.events[event_id] = KeptEvent.of(detail)
         return detail
 
     # Questions
@@ -163,8 +264,8 @@ class Projection:
         view = self.dyads.get(dyad)
         if view is None:
             return None
-        updates = sorted(view.history.values(), key=lambda update: update.as_of)
-        return [u for u in updates if _within(u.as_of, start, end)], view.truncated
+        kept = sorted(view.history.values(), key=lambda update: update.as_of)
+        return [u.update() for u in kept if _within(u.as_of, start, end)], view.truncated
 
     def curve(
         self, dyad: str, start: datetime | None, end: datetime | None, points: int, half_life: float
@@ -208,17 +309,19 @@ class Projection:
             alert
             for alert in self.alerts.values()
             if (dyad is None or alert.dyad == dyad)
-            and (min_level is None or alert.touches(min_level))
+            and (min_level is None or alert.reach >= min_level.rank)
             and _within(alert.event_time, since, None)
         )
-        return page(found, lambda alert: (alert.event_time, alert.alert_id), cursor, limit)
+        kept, following = page(found, lambda alert: (alert.event_time, alert.alert_id), cursor, limit)
+        return [alert.alert() for alert in kept], following
 
     def find_events(
         self, dyad: str | None, limit: int, cursor: str | None = None
     ) -> tuple[list[EventDetail], str | None]:
         """A page of the events kept, newest first, and the cursor of the next (see paging.py)."""
-        found = (d for d in self.events.values() if dyad is None or d.dyad == dyad)
-        return page(found, lambda detail: (detail.event.event_time, detail.event.event_id), cursor, limit)
+        found = (kept for kept in self.events.values() if dyad is None or kept.dyad == dyad)
+        kept, following = page(found, lambda event: (event.event_time, event.event_id), cursor, limit)
+        return [event.detail() for event in kept], following
 
 
 def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:
@@ -230,6 +333,18 @@ def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:
             anchor.as_of, anchor.shown_at, anchor.escalation, anchor.de_escalation, anchor.escalation_baseline
         )
     return kept
+
+
+def _fair_cap(lengths: list[int], budget: int) -> int:
+    """The largest cap (at least 1) under which the lengths, each cut to it, add up to `budget`
+    or less."""
+    left, count = budget, len(lengths)
+    for length in sorted(lengths):
+        if length * count > left:  # this one and every longer one are cut to the same cap
+            return max(left // count, 1)
+        left -= length
+        count -= 1
+    return max(lengths, default=1)
 
 
 def _thinned(curve: Curve, indices: list[int], points: int) -> list[int]:
