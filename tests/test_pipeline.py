@@ -20,11 +20,11 @@ from aiokafka import AIOKafkaProducer
 
 from devtools.broker import Broker
 from schemas.outputs import DeadLetter, IndexUpdate
-from schemas.topics import Topics
+from schemas.topics import PARTITIONS, Topics
 from services.backtest.run import run_backtest
 from services.core import EngineConfig
 from services.kafka.health import EXIT_RESTART
-from services.kafka.worker import JOIN_TIMEOUT_SECONDS, SESSION_TIMEOUT_SECONDS
+from services.kafka.worker import JOIN_TIMEOUT_SECONDS, SESSION_TIMEOUT_SECONDS, STATE_STORE_OPTIONS
 from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import (
@@ -61,6 +61,16 @@ def offline(*paths: Path) -> tuple[dict[str, list[str]], dict[str, tuple[float, 
     return by_dyad(result.alerts), indices
 
 
+def rocksdb_options(data_dir: Path, name: str) -> list[str]:
+    """An option's values in the OPTIONS files of the dyads' table's RocksDB stores (one store
+    per partition; each keeps the options it was last opened with)."""
+    found = []
+    for store in sorted(data_dir.glob("v*/tables/dyads-*.db")):
+        latest = max(store.glob("OPTIONS-*"), key=lambda path: int(path.name.split("-")[1]))
+        found += re.findall(rf"^\s*{name}=(\d+)$", latest.read_text(), re.MULTILINE)
+    return found
+
+
 def live_indices(bootstrap: str, namespace: str) -> dict[str, tuple[float, float, str]]:
     return {
         d: (u.escalation_index, u.de_escalation_index, u.level.value)
@@ -83,6 +93,11 @@ def test_the_article_live_gives_the_backtests_alerts(
     assert all(alert.emitted_at is not None for alert in live)
     logged = re.findall(r" INFO services\.kafka\.worker: alert ([0-9a-f]{12}) ", running.log_text())
     assert sorted(logged) == sorted(alert.alert_id[:12] for alert in live), "a line per alert, CLI format"
+    # The dyads' table has RocksDB's write buffers bounded as configured (with Faust's defaults
+    # the worker's memory grows by every state saved): as RocksDB opened each partition's store.
+    for name in ("write_buffer_size", "max_write_buffer_number"):
+        opened = rocksdb_options(running.data_dir, name)
+        assert opened == [str(STATE_STORE_OPTIONS[name])] * PARTITIONS, (name, opened)
 
 
 def test_a_library_crisis_and_a_gdelt_export_live_give_the_backtests_alerts(

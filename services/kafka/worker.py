@@ -78,6 +78,17 @@ CHANGES_STATE: frozenset[Fate] = frozenset(
 )
 """The fates after which a dyad's state differs from the one saved (a pending retraction
 keeps a tombstone, so the event stays out when it comes)."""
+STATE_STORE_OPTIONS = {
+    "write_buffer_size": 4 << 20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 << 20,
+}
+"""RocksDB's memory for the dyads' table, per partition: Faust's defaults (a 64 MiB write
+buffer, up to three, and a 2 GiB block cache) let memtables take up to 512 MiB over eight
+partitions before their first flush, and the worker's memory grew with every state it saved
+(~3 KiB an event in a soak, README "The worker's memory"). The worker holds its dyads' states
+in memory (`Processor.states`) and reads the table only to restore them, so a small cache costs
+no reads that matter."""
 Rejected = Literal["rejected"]
 """A record the worker refused (sent to the dead-letter topic) before the engine saw it."""
 
@@ -462,7 +473,15 @@ def create_app(
     watchdog = CommitWatchdog(options.kafka, topics.app_id, options.outage)
     processor = Processor(
         config=config,
-        store=TableSnapshots(app.Table("dyads", partitions=PARTITIONS, key_type=bytes, value_type=bytes)),
+        store=TableSnapshots(
+            app.Table(
+                "dyads",
+                partitions=PARTITIONS,
+                key_type=bytes,
+                value_type=bytes,
+                options=dict(STATE_STORE_OPTIONS),  # a copy: Faust pops keys from it
+            )
+        ),
         outputs=Outputs(
             index=ProducerTopic(app.producer, topics.index),
             alerts=ProducerTopic(app.producer, topics.alerts),
