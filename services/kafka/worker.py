@@ -86,9 +86,9 @@ STATE_STORE_OPTIONS = {
 """RocksDB's memory for the dyads' table, per partition: Faust's defaults (a 64 MiB write
 buffer, up to three, and a 2 GiB block cache) let memtables take up to 512 MiB over eight
 partitions before their first flush, and the worker's memory grew with every state it saved
-(~3 KiB an event in a soak, README "The worker's memory"). The worker holds its dyads' states
-in memory (`Processor.states`) and reads the table only to restore them, so a small cache costs
-no reads that matter."""
+(~3 KiB an event in a soak; README, "The worker's memory on long runs"). The worker holds its
+dyads' states in memory (`Processor.states`) and reads the table only to restore them, so a
+small cache costs no reads that matter."""
 Rejected = Literal["rejected"]
 """A record the worker refused (sent to the dead-letter topic) before the engine saw it."""
 

@@ -5,8 +5,8 @@ for every dyad, however the partitions are shared out. Pure: no I/O, no clock; t
 feed (`services.kafka.feed`) puts records in, the web app asks questions. Memory is bounded
 by settings: the events and alerts kept for lookup, and the index updates kept per dyad and in
 all. What is kept is held as the JSON the API answers with, beside what queries sort and filter
-by, and read back into models only for an answer: a pydantic model of an event took 4 KiB where
-its JSON takes under 0.6 (measured; README, "The API's memory").
+by, and read back into models only for an answer: an event's pydantic model took 4 KiB where
+its JSON takes 0.4 (README, "The worker's memory on long runs").
 
 A dyad's curve is the core's (services.core.curve), sampled here from the updates as they came,
 so that the dashboard draws what the backtest's report draws and never computes one itself.
@@ -135,8 +135,8 @@ class Projection:
     """Per dyad; kept apart from `dyads` because an alert may be read before its index update."""
     latest_event_time: float = -math.inf
     """Seconds: the latest event time of any dyad's change, where curves end unless asked."""
-    updates_kept: int = 0
-    per_dyad: int = 0
+    updates_kept: int = field(default=0, init=False)
+    per_dyad: int = field(init=False)
     """The updates a dyad may keep now: `history_per_dyad`, less once `max_updates` was reached."""
 
     def __post_init__(self) -> None:
