@@ -359,3 +359,16 @@ def test_the_updates_kept_over_all_dyads_are_bounded_by_cutting_the_busiest_firs
         assert history == updates[-len(history) :]  # the latest, read back from their JSON as fed
         assert truncated == (len(updates) > 5)
         assert len(history) == 5 if len(updates) == 5 else len(history) == projection.per_dyad < 50
+
+
+def test_past_one_update_per_dyad_each_dyad_keeps_its_latest() -> None:
+    projection = Projection(100, history_per_dyad=10, max_updates=100)
+    (first, *_), _ = crisis()
+    dyads = [f"A{first}{second}-B{first}{second}" for first in "ABCDEFGHIJ" for second in "ABCDEFGHIJKLMNO"]
+    for step in range(3):
+        for dyad in dyads:
+            projection.add_index(first.model_copy(update={"dyad": dyad, "triggered_by": f"{dyad}/{step}"}))
+    assert projection.per_dyad == 1 and projection.updates_kept == len(dyads)
+    for dyad in dyads:
+        found = projection.history(dyad, None, None)
+        assert found is not None and [u.triggered_by for u in found[0]] == [f"{dyad}/2"] and found[1]
