@@ -67,11 +67,10 @@ test-compose: system-deps broker-jars
 # One broker and one run (tests/bench/__main__.py, BENCH_OPTIONS="--events 20000"): events per
 # second through a plain consumer, a no-op Faust agent and the worker, the worker's
 # producer-to-output latency at 500 events/s offered, its state for a busy dyad and its peak
-# memory, as a Markdown table beside the targets (the README's); then a GDELT backtest beside
-# pyarrow's parse-only time. Benchmarks, not tests.
+# memory; then a GDELT backtest beside pyarrow's parse-only time (BENCH_OPTIONS="--backtest-rows
+# 200000"); then one Markdown table of it all beside the targets (the README's). Benchmarks, not tests.
 bench: broker-jars
 	$(BIN)/python -m tests.bench $(BENCH_OPTIONS)
-	$(BIN)/python -m tests.bench.backtest_gdelt
 
 # 15 minutes of a steady feed while the worker is SIGKILLed and the broker restarted at random;
 # then alerts expected/seen/lost/unknown, the worker's memory over time and the longest stall

@@ -1,10 +1,12 @@
-"""`make bench`'s live part: `python -m tests.bench [--events N]`.
+"""`make bench`: `python -m tests.bench [--events N] [--backtest-rows N]`.
 
 One local broker, then, each on topics of its own: the throughput of a plain consumer, a no-op
 Faust agent and the worker over the same N events (worker_throughput.py), the worker's
 producer-to-output latency at 500 events/s offered (worker_latency.py), and the state it keeps
-for a busy dyad (worker_state.py). Each prints a line of details as it ends; then a Markdown
-table of every figure beside its target, which the README's performance table is copied from.
+for a busy dyad (worker_state.py); the broker stopped, the offline backtest beside pyarrow's
+parse on two GDELT files (backtest_gdelt.py). Each prints its details as it ends; then one
+Markdown table of every figure beside its target, which the README's performance table is
+copied from whole: all its rows from the same run, on the same day's machine.
 Benchmarks, not tests: nothing is asserted, a target missed is a "no" in the table.
 """
 
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.broker import stop
-from tests.bench import worker_latency, worker_state, worker_throughput
+from tests.bench import backtest_gdelt, worker_latency, worker_state, worker_throughput
+from tests.bench.backtest_gdelt import CaseRun
 from tests.bench.worker_latency import Latency
 from tests.bench.worker_state import BusyState
 from tests.bench.worker_throughput import Throughput
@@ -100,7 +103,39 @@ def state_row(run: BusyState) -> Row:
     )
 
 
-def rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list[Row]:
+def backtest_rows(runs: Sequence[CaseRun]) -> list[Row]:
+    """Each file's time against pyarrow's parse, then the core alone and the peak memory of both."""
+    kinds = {"realistic": "a quarter two-country", "stress": "all two-country"}
+    table = [
+        Row(
+            f"`crisismon backtest --json`, {run.case.name} GDELT 2.0 file ({run.rows:,} rows,"
+            f" {kinds.get(run.case.name, run.case.name)})",
+            f"{run.run_seconds:,.2f} s against {run.parse_seconds:,.2f} s for pyarrow ({run.ratio:,.0f}x)",
+            f"≤ {run.case.ratio_target:g}x",
+            run.ratio <= run.case.ratio_target,
+        )
+        for run in runs
+    ]
+    names = " / ".join(run.case.name for run in runs)
+    core = " / ".join(
+        f"{run.core_seconds:,.2f} s ({run.core_seconds / run.parse_seconds:,.1f}x the parse;"
+        f" {run.core_microseconds:,.0f} µs a two-country event)"
+        for run in runs
+    )
+    peaks = [run.peak_mb for run in runs]
+    return [
+        *table,
+        Row(f"the core alone (`Engine.process`), {names}", core),
+        Row(
+            f"`crisismon backtest` peak RSS (VmHWM), {names}",
+            " / ".join(f"{peak:,.0f} MB" for peak in peaks),
+            f"≤ {backtest_gdelt.MEMORY_TARGET_MB} MB",
+            max(peaks) <= backtest_gdelt.MEMORY_TARGET_MB,
+        ),
+    ]
+
+
+def live_rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list[Row]:
     peak = max(throughput.worker_peak_rss_mb, latency.peak_rss_mb, busy.peak_rss_mb)
     return [
         Row(
@@ -139,7 +174,11 @@ def markdown(table: Sequence[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--events", type=int, default=worker_throughput.EVENTS, help="the throughput run's N")
-    events = parser.parse_args().events
+    parser.add_argument(
+        "--backtest-rows", type=int, default=backtest_gdelt.ROWS, help="rows of each GDELT file (0: none)"
+    )
+    arguments = parser.parse_args()
+    events = arguments.events
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as folder:
         scratch = Path(folder)
@@ -152,7 +191,11 @@ def main() -> None:
         finally:
             stop(broker)
     print(f"live part: {time.monotonic() - started:,.0f} s\n")
-    print(markdown(rows(throughput, latency, busy)))
+    table = live_rows(throughput, latency, busy)
+    if arguments.backtest_rows:
+        table += backtest_rows(backtest_gdelt.measure(arguments.backtest_rows))
+    print(f"\nthe whole bench: {time.monotonic() - started:,.0f} s\n")
+    print(markdown(table))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ command does, with --json to /dev/null; its peak memory is its own (VmHWM, see `
 Targets: within 2x of parse-only on the realistic file, 5x on the stress file, and
 under 500 MB on both. Then the core alone: the same records played in this process, only the
 engine's calls timed, what no faster reader could take away.
-A benchmark, not a test: it asserts nothing. `python -m tests.bench.backtest_gdelt [ROWS]`.
+A benchmark, not a test: it asserts nothing. `make bench` runs it after the live part and puts
+its figures in the one table (`measure`); alone: `python -m tests.bench.backtest_gdelt [ROWS]`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from services.core import Engine, EngineConfig
 from tests.bench.harness import peak_rss_mb
 from tests.gdelt_samples import as_gdelt2, georgia_rows
 
-ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+ROWS = 1_000_000
 CRISISMON = Path(sys.executable).parent / "crisismon"
 SEED = 2024
 FIRST_DAY = datetime(2024, 1, 1)
@@ -71,6 +72,29 @@ class Case:
 
 CASES = (Case("realistic", Fraction(1, 4), 2.0), Case("stress", Fraction(1), 5.0))
 MEMORY_TARGET_MB = 500
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One file's figures: seconds of pyarrow's parse (best of PARSES), of the backtest and of
+    the core alone, and the backtest's peak memory."""
+
+    case: Case
+    rows: int
+    dyad_rows: int
+    parse_seconds: float
+    run_seconds: float
+    peak_mb: float
+    core_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.run_seconds / self.parse_seconds
+
+    @property
+    def core_microseconds(self) -> float:
+        """The core's cost per two-country event: what each of them costs, whatever the reader."""
+        return self.core_seconds / self.dyad_rows * 1e6
 
 
 class Rows:
@@ -219,31 +243,35 @@ def core_alone(path: Path) -> float:
     return spent
 
 
-def main() -> None:
-    rows = Rows(SEED)
+def measure(row_count: int = ROWS) -> list[CaseRun]:
+    """Both files built, parsed, backtested and played through the core alone, one at a time
+    (only one is on disk at once); each prints its details as it ends."""
+    rows, runs = Rows(SEED), []
     with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as folder:
         for case in CASES:
             path = Path(folder) / f"{case.name}.export.CSV"
             started = time.perf_counter()
-            dyad_rows = build(path, rows, ROWS, case.dyad_share)
+            dyad_rows = build(path, rows, row_count, case.dyad_share)
             built = time.perf_counter() - started
             print(
-                f"{case.name}: {ROWS:,} rows, {dyad_rows:,} of two countries ({DYADS} dyads, {DAYS} days),"
-                f" {path.stat().st_size / 1e6:,.0f} MB (built in {built:.1f} s)"
+                f"{case.name}: {row_count:,} rows, {dyad_rows:,} of two countries ({DYADS} dyads,"
+                f" {DAYS} days), {path.stat().st_size / 1e6:,.0f} MB (built in {built:.1f} s)"
             )
             parse, parsed = parse_only(path)
-            run, peak_mb = backtest(path)
-            core = core_alone(path)
+            run_seconds, peak_mb = backtest(path)
+            run = CaseRun(case, row_count, dyad_rows, parse, run_seconds, peak_mb, core_alone(path))
             path.unlink()
             print(f"  pyarrow parse only:  {parse:6.2f} s ({parsed / parse:,.0f} rows/s)")
-            print(f"  crisismon backtest:  {run:6.2f} s ({ROWS / run:,.0f} rows/s)")
-            print(f"  backtest/parse-only: {run / parse:6.2f}x (target <= {case.ratio_target:g}x)")
+            print(f"  crisismon backtest:  {run_seconds:6.2f} s ({row_count / run_seconds:,.0f} rows/s)")
+            print(f"  backtest/parse-only: {run.ratio:6.2f}x (target <= {case.ratio_target:g}x)")
             print(f"  peak RSS:            {peak_mb:6.0f} MB (target <= {MEMORY_TARGET_MB} MB)")
             print(
-                f"  the core alone:      {core:6.2f} s ({core / parse:.1f}x parse only,"
-                f" {core / dyad_rows * 1e6:.0f} us per two-country event)"
+                f"  the core alone:      {run.core_seconds:6.2f} s ({run.core_seconds / parse:.1f}x"
+                f" parse only, {run.core_microseconds:.0f} us per two-country event)"
             )
+            runs.append(run)
+    return runs
 
 
 if __name__ == "__main__":
-    main()
+    measure(int(sys.argv[1]) if len(sys.argv) > 1 else ROWS)
