@@ -5,11 +5,15 @@ model it does not print, and --json writes alerts as they come."""
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from replay.ordering import read_in_play_order
+from replay.readers import Located
 from schemas.outputs import Alert, IndexUpdate
 from services.backtest import archive, run
 from services.backtest.archive import AlertArchive
@@ -120,3 +124,27 @@ def test_json_alerts_are_written_as_they_come_and_are_the_runs(tmp_path: Path) -
         for alert in run_backtest([ARTICLE_LOG], EngineConfig()).alerts
     ]
     assert written == expected
+
+
+def test_full_collections_are_rarer_while_a_run_plays_and_as_before_after_it() -> None:
+    """The run's long-lived heap is not walked every ~70,000 allocations, and the process's
+    own setting is back once the run ends (a test run, a sweep: many runs in one process)."""
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def records() -> Iterator[Located]:
+        for record in library_records():
+            seen.append(gc.get_threshold())
+            yield record
+
+    played = list(run.frozen_as_played(records()))
+    assert played and len(seen) == len(played)
+    young, middle, full = before
+    assert set(seen) == {(young, middle, full * run.FULL_COLLECTIONS_RARER)}
+    assert run.FULL_COLLECTIONS_RARER >= 100
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def library_records() -> Iterator[Located]:
+    return read_in_play_order(library_files())
