@@ -69,17 +69,20 @@ def build_worker(settings: Settings) -> faust.App:
         settings.web_host,
         settings.web_port,
         token,
-        sink=KafkaIntake(kafka, topics.events),
+        sink=KafkaIntake(kafka, topics.events) if settings.api_view else None,
         max_body_bytes=settings.api_max_body_bytes,
         max_future_skew=settings.max_future_skew,
         api_events=metrics.api_events,
         health=health,
+        serves_view=settings.api_view,
     )
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_web() -> None:
-        """The dashboard, API and /metrics, fed from the topics, until the worker stops."""
-        await asyncio.gather(web.serve(), feed.run())
+        """The dashboard, API and /metrics, fed from the topics, until the worker stops. Without
+        the view (`api_view` off), /metrics and /health only: the worker reads no topic but its
+        own stream, and its whole time goes to processing."""
+        await asyncio.gather(web.serve(), *([feed.run()] if settings.api_view else []))
 
     return app
 

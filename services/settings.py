@@ -79,6 +79,11 @@ class Settings(BaseSettings, EngineConfig):
         default="127.0.0.1", description="the web server's address; 0.0.0.0 only inside a container"
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    api_view: bool = Field(
+        default=True,
+        description="read the topics into the API's view and serve the dashboard and /api; off, the"
+        " worker serves /metrics and /health only (of several workers, one with the view is enough)",
+    )
     api_token: SecretStr | None = Field(
         default=None, description="when set, the dashboard and /api need it as a bearer token"
     )

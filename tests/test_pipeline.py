@@ -12,10 +12,13 @@ import os
 import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from devtools.broker import Broker
@@ -29,10 +32,12 @@ from services.web.projection import Projection
 from tests.gdelt_samples import unseen_crisis_lines
 from tests.live import (
     CRISISMON,
+    WorkerProcess,
     by_dyad,
     clean_env,
     eventually,
     latest_index,
+    metric_samples,
     partitions_by_key,
     read_alerts,
     read_topic,
@@ -155,11 +160,29 @@ def test_a_non_python_subscriber_reads_the_alerts(kafka_broker: Broker, kafka_na
 def test_two_workers_split_the_partitions_and_agree_with_one(
     kafka_broker: Broker, kafka_namespace: str, worker, tmp_path: Path
 ) -> None:
+    """The second without the API's view (`api_view` off), as the workers past the first of a
+    deployment may run: it processes its partitions all the same and serves /metrics and
+    /health, and the first's view has every dyad, the second's partitions' too."""
     bootstrap = kafka_broker.bootstrap
     events = write_events(tmp_path / "many.jsonl", 600)
-    first, second = worker("first"), worker("second")
+    first, second = worker("first"), worker("second", CRISISMON_API_VIEW="false")
+    topic = Topics(kafka_namespace).events
+
+    def split() -> bool:  # each holds partitions, together all: the events will go to both
+        held = [held_partitions(each, topic) for each in (first, second)]
+        return all(held) and not held[0] & held[1] and len(held[0] | held[1]) == PARTITIONS
+
+    eventually(split, 90, "the two workers sharing the partitions")
     replay(events, bootstrap, kafka_namespace)
     wait_processed(bootstrap, kafka_namespace, 180, first, second)
+    processed = sum(sample.value for sample in metric_samples(second.url, "crisismon_events_total"))
+    assert 0 < processed < 600, second.log_text()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{second.url}/api/dyads", timeout=5)
+    assert refused.value.code == 404 and b"api_view is off" in refused.value.read()
+    with urllib.request.urlopen(f"{first.url}/api/dyads", timeout=5) as answer:
+        listed = {summary["dyad"] for summary in json.load(answer)["dyads"]}
+    assert listed == set(offline(events)[1]), first.log_text()
     expected_alerts, expected_index = offline(events)
     assert by_dyad(read_alerts(bootstrap, kafka_namespace)) == expected_alerts
     assert live_indices(bootstrap, kafka_namespace) == expected_index
@@ -173,6 +196,12 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
     assert (
         first.process and second.process and first.process.poll() is None and second.process.poll() is None
     ), logs
+
+
+def held_partitions(worker: WorkerProcess, topic: str) -> set[str]:
+    """The partitions of `topic` the worker reports its lag on: those it holds."""
+    samples = metric_samples(worker.url, "crisismon_consumer_lag_records")
+    return {sample.labels["partition"] for sample in samples if sample.labels["topic"] == topic}
 
 
 def test_a_killed_worker_restarts_without_losing_or_renaming_an_alert(

@@ -137,3 +137,22 @@ def test_an_event_whose_id_cannot_stand_in_a_path_is_found_by_query() -> None:
                 assert [e["event"]["event_id"] for e in found["events"]] == [event_id]
 
     run(check)
+
+
+def test_without_the_view_only_metrics_and_health_answer_and_the_rest_says_why() -> None:
+    async def check() -> None:
+        async with serving(token=None, serves_view=False) as (_, base), aiohttp.ClientSession() as session:
+            for path in ("/metrics", "/health"):
+                async with session.get(f"{base}{path}") as answer:
+                    assert answer.status == 200, path
+            for method, path in (
+                ("GET", "/api/dyads"),
+                ("POST", "/api/events"),
+                ("GET", "/"),
+                ("GET", "/static/app.js"),
+            ):
+                async with session.request(method, f"{base}{path}", data=b"{}") as answer:
+                    assert answer.status == 404, path
+                    assert "api_view is off" in (await answer.json(content_type=None))["detail"], path
+
+    run(check)

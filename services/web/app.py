@@ -239,12 +239,15 @@ class WebApp:
         max_future_skew: timedelta = timedelta(days=1),
         api_events: Counter | None = None,
         health: HealthReport | None = None,
+        serves_view: bool = True,
     ) -> None:
         """`sink`: where `POST /api/events` appends (none: it answers 503). `max_body_bytes`:
         the largest body it reads. `max_future_skew`: as the worker's, so that the API refuses
         what the worker would. `api_events`: where it counts records by outcome (none: a
         counter of its own, not exported). `health`: what the worker finds stuck (none: nothing
-        is watched)."""
+        is watched). `serves_view`: off (`api_view`), the view is not fed and only /metrics and
+        /health answer; every other path says why it does not (404)."""
+        self.serves_view = serves_view
         self.view = view
         self.projection = view.projection
         self.broadcaster = view.broadcaster
@@ -341,6 +344,14 @@ class WebApp:
         application = web.Application(
             middlewares=[self.refuse_cross_origin_writes, self.require_token, self.problems]
         )
+        application.on_shutdown.append(self.close_streams)
+        application.on_cleanup.append(self.close_sink)
+        application.on_response_prepare.append(revalidate_static)
+        application.router.add_get("/metrics", self.prometheus)
+        application.router.add_get("/health", self.healthy)
+        if not self.serves_view:
+            application.router.add_route("*", "/{path:.*}", self.no_view)
+            return application
         for route in self.routes:
             if route.method == "post":
                 application.router.add_post(
@@ -349,13 +360,8 @@ class WebApp:
             else:
                 application.router.add_get(route.path, route.handler)
         application.router.add_get("/api/openapi.json", self.openapi)
-        application.router.add_get("/metrics", self.prometheus)
-        application.router.add_get("/health", self.healthy)
         application.router.add_get("/", self.dashboard)
         application.router.add_static("/static", STATIC_DIR)
-        application.on_shutdown.append(self.close_streams)
-        application.on_cleanup.append(self.close_sink)
-        application.on_response_prepare.append(revalidate_static)
         return application
 
     async def serve(self) -> None:
@@ -666,6 +672,13 @@ class WebApp:
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def no_view(self, request: web.Request) -> web.Response:
+        raise problem(
+            404,
+            "this worker serves no API view (api_view is off): /metrics and /health only; the"
+            " dashboard and /api are on a worker with api_view on",
         )
 
     async def dashboard(self, request: web.Request) -> web.FileResponse:

@@ -137,6 +137,7 @@ def backtest_rows(runs: Sequence[CaseRun]) -> list[Row]:
 
 def live_rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list[Row]:
     peak = max(throughput.worker_peak_rss_mb, latency.peak_rss_mb, busy.peak_rss_mb)
+    noop = throughput.noop_agent.median
     return [
         Row(
             f"plain aiokafka consumer (read + JSON decode), {throughput.events:,} events",
@@ -149,6 +150,11 @@ def live_rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list
             "(reference)",
         ),
         throughput_row(throughput),
+        Row(
+            "worker without the API view (`api_view` off), runs in turns with the above",
+            f"{throughput.worker_without_view} ({throughput.worker_without_view.median / noop:.0%} of"
+            " the no-op agent's median)",
+        ),
         *latency_rows(latency),
         state_row(busy),
         Row(

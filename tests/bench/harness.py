@@ -76,10 +76,13 @@ class WorkerRun:
 
 
 @contextlib.contextmanager
-def worker_run(bootstrap: str, namespace: str, data_dir: Path) -> Iterator[WorkerRun]:
-    """The worker from the moment its web server answers until the block ends; then its VmHWM
-    (the console script's pid is the Python process itself), then a graceful stop."""
-    run = WorkerRun(WorkerProcess(bootstrap, namespace, data_dir).start())
+def worker_run(
+    bootstrap: str, namespace: str, data_dir: Path, environment: dict[str, str] | None = None
+) -> Iterator[WorkerRun]:
+    """The worker (with these CRISISMON_* settings) from the moment its web server answers until
+    the block ends; then its VmHWM (the console script's pid is the Python process itself), then
+    a graceful stop."""
+    run = WorkerRun(WorkerProcess(bootstrap, namespace, data_dir, environment or {}).start())
     try:
         run.worker.wait_for_web()
         yield run

@@ -9,7 +9,9 @@ measured between its first and its last record, start-up excluded: for the plain
 receipt times (read + JSON decode), for the no-op agent in its own process (see noop_agent.py),
 for the worker from the Kafka timestamps of the index updates it publishes (one per accepted
 event, stamped when it sends them). Also the worker's peak memory, and the largest dyad state it
-saved (the latest value per key on its table's changelog).
+saved (the latest value per key on its table's changelog). Then the worker without the API's
+view (`api_view` off: no feed reading the topics back), its runs taken in turns with the
+default worker's, so that neither always runs first.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Throughput:
     noop_agent: Rates
     noop_agent_peak_rss_mb: float
     worker: Rates
+    worker_without_view: Rates
     worker_updates: int
     """index updates it published in its first run: the events it accepted"""
     worker_finished: bool
@@ -73,10 +76,15 @@ def plain_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
     return rate(len(read), read[0].received, read[-1].received)
 
 
-def worker_pass(bootstrap: str, scratch: Path, events: Path, namespace: str) -> WorkerPass:
+WITHOUT_VIEW = {"CRISISMON_API_VIEW": "false"}
+
+
+def worker_pass(
+    bootstrap: str, scratch: Path, events: Path, namespace: str, environment: dict[str, str] | None = None
+) -> WorkerPass:
     """The worker over `events` replayed to a topic of its own (`namespace`)."""
     replay(events, bootstrap, namespace)
-    with worker_run(bootstrap, namespace, scratch / f"{namespace}-worker") as run:
+    with worker_run(bootstrap, namespace, scratch / f"{namespace}-worker", environment) as run:
         finished = run.caught_up(WORKER_TIMEOUT_SECONDS)
     updates = asyncio.run(read_whole(bootstrap, Topics(namespace).index))
     stamps = [update.timestamp_ms / 1000 for update in updates]
@@ -92,7 +100,14 @@ def worker_pass(bootstrap: str, scratch: Path, events: Path, namespace: str) -> 
 def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
     topics = Topics(NAMESPACE)
     written = write_events(scratch / "throughput.jsonl", events)
-    passes = [worker_pass(bootstrap, scratch, written, f"{NAMESPACE}{run or ''}") for run in range(RUNS)]
+    passes: list[WorkerPass] = []
+    without_view: list[WorkerPass] = []
+    for run in range(RUNS):  # in turns, each first every other time
+        for settings in (None, WITHOUT_VIEW) if run % 2 == 0 else (WITHOUT_VIEW, None):
+            namespace = f"{NAMESPACE}{run or ''}{'-noview' if settings else ''}"
+            (without_view if settings else passes).append(
+                worker_pass(bootstrap, scratch, written, namespace, settings)
+            )
     plain = Rates(tuple(plain_consumer_rate(bootstrap, topics.events, events) for _ in range(RUNS)))
     agents = [
         measure_noop_agent(bootstrap, topics.events, events, scratch, AGENT_TIMEOUT_SECONDS)
@@ -107,6 +122,7 @@ def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
         noop_agent=noop,
         noop_agent_peak_rss_mb=max(agent.peak_rss_mb for agent in agents),
         worker=worker,
+        worker_without_view=Rates(tuple(one.events_per_second for one in without_view)),
         worker_updates=passes[0].updates,
         worker_finished=all(one.finished for one in passes),
         worker_peak_rss_mb=max(one.peak_rss_mb for one in passes),
@@ -120,7 +136,7 @@ def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
         f"throughput: {events:,} events on {topics.events}; plain consumer {plain}, "
         f"no-op Faust agent {noop} (peak RSS {result.noop_agent_peak_rss_mb:.0f} MB), "
         f"worker {worker} over {result.worker_updates:,} index updates"
-        f"{cut_short}, "
+        f"{cut_short}, without the API view {result.worker_without_view}, "
         f"peak RSS {result.worker_peak_rss_mb:.0f} MB; {len(sizes)} dyads saved, "
         f"largest state {result.largest_state_bytes / 1024:.1f} KiB",
         flush=True,
