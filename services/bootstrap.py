@@ -69,7 +69,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.web_host,
         settings.web_port,
         token,
-        sink=KafkaIntake(kafka, topics.events) if settings.api_view else None,
+        sink=KafkaIntake(kafka, topics.events),
         max_body_bytes=settings.api_max_body_bytes,
         max_future_skew=settings.max_future_skew,
         api_events=metrics.api_events,
@@ -82,7 +82,7 @@ def build_worker(settings: Settings) -> faust.App:
         """The dashboard, API and /metrics, fed from the topics, until the worker stops. Without
         the view (`api_view` off), /metrics and /health only: the worker reads no topic but its
         own stream, and its whole time goes to processing."""
-        await asyncio.gather(web.serve(), *([feed.run()] if settings.api_view else []))
+        await asyncio.gather(web.serve(), *([feed.run()] if web.serves_view else []))
 
     return app
 
