@@ -28,6 +28,9 @@ class FakeTopic:
         self.journal.append(self.name)
         self.sent.append((key, value))
 
+    async def flush(self) -> None:
+        """What is sent is recorded at once: nothing to hand over."""
+
 
 @dataclass
 class FakeStore:

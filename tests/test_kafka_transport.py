@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from mode import Service
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from services.kafka.health import EXIT_RESTART
 from services.kafka.sensors import faust_sensors
 from services.kafka.transport import FETCH_MAX_WAIT_MS, GETMANY_TIMEOUT_SECONDS, faust_app
-from services.kafka.worker import ProducerTopic
+from services.kafka.worker import BatchedTopic, ProducerTopic
 
 
 def test_the_worker_consumer_fetches_with_the_short_wait_not_fausts_fixed_one() -> None:
@@ -145,6 +146,110 @@ def test_an_output_kafka_did_not_take_ends_the_worker_and_a_delivered_one_does_n
     asyncio.run(send_one())
     assert producer.sent == [("crisis.alerts", b"IRN-PAK", b"{}")]
     assert exits == ([] if delivered else [EXIT_RESTART])
+
+
+@dataclass
+class FakeBatch:
+    """aiokafka's BatchBuilder as `BatchedTopic` fills it: `append` is None once `room` is used."""
+
+    room: int
+    records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: float | None) -> object | None:
+        if len(self.records) == self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+@dataclass
+class FakeKafka:
+    """The aiokafka producer inside Faust's, as `BatchedTopic` uses it (8 partitions)."""
+
+    room: int = 100
+    handed_over: list[tuple[int, list[tuple[bytes | None, bytes]]]] = field(default_factory=list)
+    deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    def _ensure_producer(self) -> FakeKafka:
+        return self
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {7, 3, 5, 1, 0, 2, 6, 4}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.room)
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.handed_over.append((partition, batch.records))
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+
+DYADS = [b"IRN-PAK", b"ISR-LBN", b"RUS-UKR", b"CHN-USA", b"ARG-CHL", b"IND-PAK"]
+
+
+def test_batched_outputs_go_to_the_partitions_kafka_would_pick_and_wait_for_the_flush() -> None:
+    kafka = FakeKafka()
+    sent = [(DYADS[n % len(DYADS)], f"update {n}".encode()) for n in range(30)]
+
+    async def send_all() -> BatchedTopic:
+        topic = BatchedTopic(kafka, "crisis.index")  # type: ignore[arg-type]  # a fake
+        for key, value in sent:
+            await topic.send(key=key, value=value)
+        assert kafka.handed_over == []  # nothing before the flush
+        await topic.flush()
+        return topic
+
+    topic = asyncio.run(send_all())
+    assert topic.filling == {}
+    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    for key, value in sent:
+        kafka_picks = DefaultPartitioner()(key, list(range(8)), list(range(8)))
+        by_partition.setdefault(kafka_picks, []).append((key, value))
+    assert sorted(kafka.handed_over) == sorted(by_partition.items())  # one batch per partition, in order
+
+
+def test_a_full_batch_is_handed_over_and_the_record_that_did_not_fit_starts_the_next() -> None:
+    kafka = FakeKafka(room=2)
+
+    async def send_five() -> None:
+        topic = BatchedTopic(kafka, "crisis.alerts")  # type: ignore[arg-type]  # a fake
+        for n in range(5):
+            await topic.send(key=b"IRN-PAK", value=f"alert {n}".encode())
+        await topic.flush()
+
+    asyncio.run(send_five())
+    assert [[value for _, value in records] for _, records in kafka.handed_over] == [
+        [b"alert 0", b"alert 1"],
+        [b"alert 2", b"alert 3"],
+        [b"alert 4"],
+    ]
+    assert len({partition for partition, _ in kafka.handed_over}) == 1
+
+
+@pytest.mark.parametrize("delivered", [True, False])
+def test_a_batch_kafka_did_not_take_ends_the_worker_and_a_delivered_one_does_not(delivered: bool) -> None:
+    exits: list[int] = []
+    kafka = FakeKafka()
+
+    async def send_one() -> None:
+        topic = BatchedTopic(kafka, "crisis.alerts", exit=exits.append)  # type: ignore[arg-type]  # a fake
+        await topic.send(key=b"IRN-PAK", value=b"{}")
+        await topic.flush()
+        if delivered:
+            kafka.deliveries[0].set_result("metadata")
+        else:
+            kafka.deliveries[0].set_exception(TimeoutError("no broker"))
+        await asyncio.sleep(0)  # the delivery's callbacks run
+
+    asyncio.run(send_one())
+    assert exits == ([] if delivered else [EXIT_RESTART])
+
+
+def test_a_batched_topic_refuses_an_unkeyed_record() -> None:
+    topic = BatchedTopic(FakeKafka(), "crisis.index")  # type: ignore[arg-type]  # a fake
+    with pytest.raises(ValueError, match="keyed records only"):
+        asyncio.run(topic.send(value=b"{}"))
 
 
 @dataclass

@@ -31,12 +31,14 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import faust
 import orjson
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from faust.exceptions import ProducerSendError
 from faust.sensors import Sensor
 from faust.streams import _current_event as faust_current_event
@@ -160,10 +162,14 @@ def _for_record(message: Any) -> Iterator[None]:
 
 
 class OutputTopic(Protocol):
-    """A topic to publish to (`ProducerTopic` in the worker). `send` may buffer: a record's
-    outputs are flushed before its offset is committed (Faust's at-least-once)."""
+    """A topic to publish to (`BatchedTopic`, `ProducerTopic` in the worker). `send` may keep
+    what it is given until `flush`, which hands it all to the producer: the processor flushes
+    at the end of each batch, before it saves a state; Faust's commit then flushes the producer
+    before it commits the offsets (Faust's at-least-once)."""
 
     async def send(self, *, key: bytes | None = None, value: bytes) -> Any: ...
+
+    async def flush(self) -> None: ...
 
 
 @dataclass
@@ -182,12 +188,77 @@ class ProducerTopic:
     async def send(self, *, key: bytes | None = None, value: bytes) -> Any:
         # The producer returns aiokafka's delivery future (ensure_future hands it back as is).
         delivery = asyncio.ensure_future(await self.producer.send(self.topic, key, value, None, None, None))
-        delivery.add_done_callback(self._check_delivered)
+        delivery.add_done_callback(lambda done: _check_delivered(done, self.exit))
         return delivery
 
-    def _check_delivered(self, delivery: asyncio.Future[Any]) -> None:
-        if not delivery.cancelled() and (error := delivery.exception()) is not None:
-            _undelivered(error, self.exit)
+    async def flush(self) -> None:
+        """Nothing kept: each record went to the producer as it was sent."""
+
+
+@lru_cache(maxsize=1 << 16)
+def key_hash(key: bytes) -> int:
+    """What Kafka's default partitioner (aiokafka's `DefaultPartitioner`) reads of a key, once
+    per key: aiokafka computes murmur2 in pure Python, ~3 µs a call, and the worker's outputs
+    are keyed by its dyads."""
+    hashed: int = murmur2(key) & 0x7FFFFFFF
+    return hashed
+
+
+@dataclass
+class BatchedTopic:
+    """An `OutputTopic` that appends what is sent to one batch per partition, handed to the
+    producer when it fills or at `flush`. Per record, an append; `ProducerTopic.send` costs
+    ~3x that in the producer alone (measured on a local broker: 14 µs of CPU a record sent, 4
+    appended and sent in batches), besides a future and a callback per record.
+
+    Same producer as `ProducerTopic` (Faust's; its commit flushes these batches too) and the
+    same partitions as Kafka's default partitioner picks (`key_hash`), read from the topic's
+    metadata on first use: a topic given more partitions later needs a restart. Keyed records
+    only: the dead letters, unkeyed and rare, go through a `ProducerTopic`.
+    """
+
+    producer: ProducerT
+    """Faust's, unthreaded: its aiokafka producer builds the batches on this loop."""
+    topic: str
+    exit: Callable[[int], Any] = os._exit
+    partitions: list[int] = field(default_factory=list)
+    filling: dict[int, Any] = field(default_factory=dict)
+    """The batch being filled per partition (aiokafka's `BatchBuilder`), none empty."""
+
+    async def send(self, *, key: bytes | None = None, value: bytes) -> None:
+        if key is None:
+            raise ValueError(f"{self.topic}: a batched topic takes keyed records only")
+        kafka = self._kafka()
+        if not self.partitions:
+            self.partitions = sorted(await kafka.partitions_for(self.topic))
+        partition = self.partitions[key_hash(key) % len(self.partitions)]
+        batch = self.filling.get(partition)
+        if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
+            return
+        if batch is not None:  # full: sent, and the record starts the next one
+            await self._hand_over(partition, batch)
+        batch = self.filling[partition] = kafka.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            raise ValueError(f"{self.topic}: a record of {len(value)} bytes is larger than a batch")
+
+    async def flush(self) -> None:
+        """Every batch being filled to the producer, in the order they were started."""
+        filled, self.filling = self.filling, {}
+        for partition, batch in filled.items():
+            await self._hand_over(partition, batch)
+
+    async def _hand_over(self, partition: int, batch: Any) -> None:
+        delivery = await self._kafka().send_batch(batch, self.topic, partition=partition)
+        delivery.add_done_callback(lambda done: _check_delivered(done, self.exit))
+
+    def _kafka(self) -> Any:
+        """The aiokafka producer inside Faust's (Faust's own `send` takes one record at a time)."""
+        return cast(Any, self.producer)._ensure_producer()
+
+
+def _check_delivered(delivery: asyncio.Future[Any], exit: Callable[[int], Any]) -> None:
+    if not delivery.cancelled() and (error := delivery.exception()) is not None:
+        _undelivered(error, exit)
 
 
 @dataclass(frozen=True)
@@ -195,6 +266,10 @@ class Outputs:
     index: OutputTopic
     alerts: OutputTopic
     dead_letters: OutputTopic
+
+    async def flush(self) -> None:
+        for topic in (self.index, self.alerts, self.dead_letters):
+            await topic.flush()
 
 
 class ProcessingMetrics(Protocol):
@@ -258,10 +333,12 @@ class Processor:
                 await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
             self.watchdog.record(message.tp, message.offset)
             await self.process_timed(event.value or b"", message, message.timestamp, started)
+        await self.outputs.flush()
         self.end_batch()
 
     def end_batch(self) -> None:
-        """Save each dyad the batch changed, after all its outputs were sent; set its gauges."""
+        """Save each dyad the batch changed, after all its outputs went to the producer; set its
+        gauges."""
         for dyad, unsaved in self.unsaved.items():
             self.store.put(dyad.encode(), pack_state(self.states[dyad]), unsaved.message)
         self.unsaved.clear()
@@ -483,8 +560,8 @@ def create_app(
             )
         ),
         outputs=Outputs(
-            index=ProducerTopic(app.producer, topics.index),
-            alerts=ProducerTopic(app.producer, topics.alerts),
+            index=BatchedTopic(app.producer, topics.index),
+            alerts=BatchedTopic(app.producer, topics.alerts),
             dead_letters=ProducerTopic(app.producer, topics.dead_letters),
         ),
         watchdog=watchdog,
