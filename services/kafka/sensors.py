@@ -10,7 +10,7 @@ at 0. What they told is told per record by the worker's own metrics (crisismon_e
 outcome, crisismon_event_processing_seconds). A partition's end offset, which Faust reports per
 record, is set when it moves. Everything Faust reports per commit, rebalance or table operation
 is as in `PrometheusMonitor`; its per-send series count what Faust sends itself
-(the table's changelog), since the worker's outputs go on the producer directly (`ProducerTopic`).
+(the table's changelog), since the worker's outputs go on the producer directly (`BatchedTopic`).
 """
 
 from __future__ import annotations

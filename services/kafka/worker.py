@@ -5,11 +5,12 @@ README). Each dyad's state lives in a Faust table (RocksDB in real runs) as a sn
 the core's `DyadState`; the core does all the computing, in event time.
 
 The agent takes the stream in batches (`BATCH_MAX_RECORDS`, or what came within
-`BATCH_WITHIN_SECONDS`): each record is computed and its outputs sent (buffered by the
-producer) in order, then each dyad the batch changed is saved once, and the dyads' gauges
-set once. Order of work, chosen so that a crash can repeat an output but never lose one:
-compute, publish the outputs, then save the state; offsets are committed only after the
-whole batch, once the producer has flushed. If the worker dies after saving but before its
+`BATCH_WITHIN_SECONDS`): each record is computed and its outputs appended in order to a
+batch per output partition (`BatchedTopic`), handed to the producer at the end, then each
+dyad the batch changed is saved once, and the dyads' gauges set once. Order of work, chosen
+so that a crash can repeat an output but never lose one: compute, publish the outputs, then
+save the state; offsets are committed only after the whole batch, once the producer has
+flushed. If the worker dies after saving but before its
 outputs left the process, the records come again after the restart, are duplicates for the
 saved state, and their alerts are published again with the same ids.
 
@@ -209,7 +210,8 @@ class BatchedTopic:
     """An `OutputTopic` that appends what is sent to one batch per partition, handed to the
     producer when it fills or at `flush`. Per record, an append; `ProducerTopic.send` costs
     ~3x that in the producer alone (measured on a local broker: 14 µs of CPU a record sent, 4
-    appended and sent in batches), besides a future and a callback per record.
+    appended and sent in batches), besides a future and a callback per record: the worker
+    ran 15% more events a second than with `ProducerTopic`s (medians of four runs in turns).
 
     Same producer as `ProducerTopic` (Faust's; its commit flushes these batches too) and the
     same partitions as Kafka's default partitioner picks (`key_hash`), read from the topic's
@@ -457,10 +459,11 @@ class Processor:
 
 class UndeliveredOutputs(Sensor):
     """Stops the worker when Kafka did not take what Faust sends itself (the table's changelog;
-    the outputs are `ProducerTopic`s), after the producer's retries for as long as
-    `kafka_outage_timeout`. Faust's commit flushes the producer but does not look
-    at what failed: going on would commit the record's offset, and lose its outputs for good.
-    Stopped before that, the restarted worker processes the record again (same ids)."""
+    the outputs go through `BatchedTopic` and `ProducerTopic`, which stop it themselves), after
+    the producer's retries for as long as `kafka_outage_timeout`. Faust's commit flushes the
+    producer but does not look at what failed: going on would commit the record's offset, and
+    lose its outputs for good. Stopped before that, the restarted worker processes the record
+    again (same ids)."""
 
     def __init__(self, exit: Callable[[int], Any] = os._exit) -> None:
         super().__init__()
