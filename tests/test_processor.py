@@ -3,7 +3,9 @@ work (publish, then save) and what a repeated record publishes again."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from services.core.dyad import DyadState
 from services.kafka import worker as worker_module
 from services.kafka.worker import unpack_state
 from tests.builders import event
-from tests.fakes import a_worker
+from tests.fakes import FakeMessage, a_worker
 
 ARTICLE = Path(__file__).parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
 LINES = ARTICLE.read_bytes().splitlines()
@@ -153,3 +155,60 @@ def test_a_dyad_whose_saved_state_cannot_be_read_costs_its_records_not_the_batch
     assert "a version 99 snapshot" in worker.dead_letter_records()[0].reason
     saved = unpack_state(worker.store.saved[b"IRN-PAK"], worker.processor.config)
     assert saved.holds("pkir24-005") and saved.holds("pkir24-007")
+
+
+@dataclass
+class StreamMessage(FakeMessage):
+    """What `Processor.handle` reads of a Faust message besides."""
+
+    tp: Any = None
+    timestamp: float | None = None
+
+
+@dataclass
+class FakeEvent:
+    value: bytes
+    message: StreamMessage
+
+
+class StopsAtTheSecondRecord:
+    """The offset guard and watchdog of `Processor.handle`; the guard waits forever before the
+    second record, where the test cancels the batch as a stopping worker does."""
+
+    def __init__(self) -> None:
+        self.reached_second = asyncio.Event()
+
+    async def skipped_before(self, message: FakeMessage) -> list[Any]:
+        if message.offset > 0:
+            self.reached_second.set()
+            await asyncio.Event().wait()
+        return []
+
+    def record(self, tp: Any, offset: int) -> None:
+        pass
+
+
+def test_a_batch_stopped_half_way_hands_the_outputs_of_its_processed_records_to_the_producer() -> None:
+    """Faust acks a cancelled batch's events: what was processed must not stay behind."""
+    worker = a_worker()
+    flushed: list[list[str]] = []
+
+    async def flush() -> None:
+        flushed.append(list(worker.journal))
+
+    worker.index.flush = flush  # type: ignore[method-assign]
+    guard = StopsAtTheSecondRecord()
+    worker.processor.offset_guard = guard  # type: ignore[assignment]
+    worker.processor.watchdog = guard  # type: ignore[assignment]
+    batch = [FakeEvent(STRIKE, StreamMessage(b"IRN-PAK", offset)) for offset in (0, 1)]
+
+    async def cancel_half_way() -> None:
+        handling = asyncio.ensure_future(worker.processor.handle(batch))  # type: ignore[arg-type]
+        await guard.reached_second.wait()
+        handling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+
+    asyncio.run(cancel_half_way())
+    assert flushed == [["index", "alert"]]  # the first record's outputs, flushed
+    assert "save" not in worker.journal  # its state is not saved: the batch did not end

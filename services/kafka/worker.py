@@ -10,9 +10,9 @@ batch per output partition (`BatchedTopic`), handed to the producer at the end, 
 dyad the batch changed is saved once, and the dyads' gauges set once. Order of work, chosen
 so that a crash can repeat an output but never lose one: compute, publish the outputs, then
 save the state; offsets are committed only after the whole batch, once the producer has
-flushed. If the worker dies after saving but before its
-outputs left the process, the records come again after the restart, are duplicates for the
-saved state, and their alerts are published again with the same ids.
+flushed. If the worker dies after saving but before its outputs left the process, the records
+come again after the restart, are duplicates for the saved state, and their alerts are
+published again with the same ids.
 
 `Processor` does the work behind small ports (a store for dyad snapshots, the output topics,
 the metrics), so it is tested with in-memory fakes; `create_app` puts it in a Faust app with
@@ -326,16 +326,23 @@ class Processor:
 
     async def handle(self, events: Sequence[faust.types.EventT[bytes]]) -> None:
         """One batch of the stream: every record in order (after any the offset guard finds
-        skipped before it), then what the batch changed saved once per dyad."""
-        for event in events:
-            started = time.perf_counter()
-            message = event.message
-            for skipped in await self.offset_guard.skipped_before(message):
-                produced_at = skipped.timestamp / 1000  # aiokafka's records carry ms, Faust's seconds
-                await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
-            self.watchdog.record(message.tp, message.offset)
-            await self.process_timed(event.value or b"", message, message.timestamp, started)
-        await self.outputs.flush()
+        skipped before it), its outputs to the producer, then what the batch changed saved once
+        per dyad.
+
+        The outputs go to the producer even when the batch stops half-way (the agent cancelled
+        as the worker stops): Faust acks a batch's events when its generator is closed, and its
+        commit flushes only what the producer holds."""
+        try:
+            for event in events:
+                started = time.perf_counter()
+                message = event.message
+                for skipped in await self.offset_guard.skipped_before(message):
+                    produced_at = skipped.timestamp / 1000  # aiokafka's records carry ms, Faust's seconds
+                    await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
+                self.watchdog.record(message.tp, message.offset)
+                await self.process_timed(event.value or b"", message, message.timestamp, started)
+        finally:
+            await self.outputs.flush()
         self.end_batch()
 
     def end_batch(self) -> None:
