@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from replay.readers import BadRow, Located
-from replay.readers.base import NoDyadRows, Pending, ReaderOptions, category_of
+from replay.readers.base import NoDyadRows, Pending, ReaderOptions, SourceLine, category_of
 from replay.readers.dispatch import Input, inputs_of, read_input
 from schemas.events import Witnesses, parse_record, record_id, witnessed_weight
 from schemas.validation import describe
@@ -39,6 +39,10 @@ _FREEZE_EVERY = 2_000
 
 
 Playable = Located | Pending
+
+
+def dyad_of_item(item: Playable) -> str | None:
+    return item.row.dyad if isinstance(item, Pending) else item.record.dyad
 
 
 def play_key(item: Playable) -> tuple[datetime, str]:
@@ -59,12 +63,15 @@ class ReadReport:
     """The first MAX_BAD_ROWS_KEPT; `bad_reasons` counts them all."""
     bad_reasons: Counter[str] = field(default_factory=Counter)
     """Bad rows by category (BadRow.category: "columns", "SQLDATE"...), the full reasons left
-    to the rows kept."""
+    to the rows kept; in the order first met."""
+    first_met: dict[str, SourceLine] = field(default_factory=dict)
+    """Where each category was first met: how a split run's parts put `bad_reasons` in order."""
     inputs: list[str] = field(default_factory=list)
 
     def add_bad(self, bad: BadRow) -> None:
         self.bad_count += 1
         self.bad_reasons[bad.category] += 1
+        self.first_met.setdefault(bad.category, bad.where)
         if len(self.bad_rows) < MAX_BAD_ROWS_KEPT:
             self.bad_rows.append(bad)
 
@@ -77,9 +84,9 @@ def read_in_play_order(
     progress: bool = False,
     names: Mapping[Path, str] | None = None,
 ) -> Iterator[Located]:
-    """Every readable record of the files in play order; the rest is counted in `report`.
-    `names` names files in SourceLines where their path would not say where they came from (a
-    downloaded file: its URL).
+    """Every readable record of the files in play order, or of the dyads of `options.part`; the
+    rest is counted in `report`. `names` names files in SourceLines where their path would not say where
+    they came from (a downloaded file: its URL).
 
     In `published` order (`options.order`) each file is a batch played whole before the next,
     in file name order (GDELT's names are their publication times): what `crisismon follow`
@@ -135,15 +142,22 @@ def _read_all(
 def _read_one(
     source: Input, file_format: str, options: ReaderOptions, report: ReadReport, bar: tqdm[None]
 ) -> Iterator[Playable]:
+    """The source's records of `options.part`, and the rows it counts (every row in a run of one
+    part): a row goes to the part of its dyad, good or bad; what has none, to the first."""
     shown = 0
     next_update = PROGRESS_EVERY
+    part = options.part
     for item in read_input(source, file_format, options):
         if isinstance(item, NoDyadRows):
-            report.rows += item.count
-            report.no_dyad += item.count
+            if part.counts_the_rest:
+                report.rows += item.count
+                report.no_dyad += item.count
         elif isinstance(item, BadRow):
-            report.rows += 1
-            report.add_bad(item)
+            if part.owns(item.dyad):
+                report.rows += 1
+                report.add_bad(item)
+        elif not part.owns(dyad_of_item(item)):
+            pass  # another part's
         elif refusal := _too_far_ahead(item, options):
             report.rows += 1
             report.add_bad(refusal)

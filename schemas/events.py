@@ -104,6 +104,14 @@ def corroborated(counted: Witnesses | None, named: Witnesses | None) -> Witnesse
     return named | counted
 
 
+def dyad_of(first: str | None, second: str | None) -> str | None:
+    """Two countries' dyad: their codes sorted and joined by '-'; none when a country is missing
+    or shared."""
+    if first is None or second is None or first == second:
+        return None
+    return f"{first}-{second}" if first < second else f"{second}-{first}"
+
+
 class Provenance(StrictModel):
     document: str = Field(min_length=1, max_length=500, description="where the event was reported")
     quote: str = Field(min_length=1, max_length=2000, description="verbatim from the document")
@@ -182,11 +190,7 @@ class CrisisEvent(StrictModel):
 
     @property
     def dyad(self) -> str | None:
-        """Sorted country codes joined by '-'; none when a country is missing or shared."""
-        first, second = self.source.country, self.target.country
-        if first is None or second is None or first == second:
-            return None
-        return f"{first}-{second}" if first < second else f"{second}-{first}"
+        return dyad_of(self.source.country, self.target.country)
 
 
 class Retraction(StrictModel):

@@ -4,6 +4,7 @@ machine-coded row checked but not yet built (Pending), a bad row with why, or ro
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,6 +70,10 @@ class CheckedRow(Protocol):
 
     def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent: ...
 
+    @property
+    def dyad(self) -> str | None:
+        """The event's dyad (`CrisisEvent.dyad`), known before it is built."""
+
 
 class Pending(NamedTuple):
     """A machine-coded row (GDELT, ICEWS) whose fields are checked, kept compact until played.
@@ -100,6 +105,8 @@ class BadRow:
     category: str
     reason: str
     raw: str
+    dyad: str | None = None
+    """The row's dyad, when the reader knew it: which part of a split run reports it (`Part`)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,32 @@ class NoDyadRows:
 
 
 ReadItem = Located | Pending | BadRow | NoDyadRows
+
+
+@dataclass(frozen=True)
+class Part:
+    """The records one of `count` processes plays when a backtest is split (`--jobs`): those of
+    the dyads whose key hashes to `index`. A dyad's records all go to one part, so each part's
+    core sees them as a single process would; what belongs to no dyad (bad rows, rows of no dyad,
+    records without one) is the first part's to count and play, so the parts' counts add up."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, dyad: str | None) -> bool:
+        if self.count == 1:
+            return True
+        if dyad is None:
+            return self.counts_the_rest
+        return zlib.crc32(dyad.encode()) % self.count == self.index  # the same in every process
+
+    @property
+    def counts_the_rest(self) -> bool:
+        return self.index == 0
+
+
+WHOLE = Part()
+"""Every record: a run in one process."""
 
 
 PlayOrder = Literal["event-time", "published"]
@@ -134,6 +167,9 @@ class ReaderOptions:
     """When the run started; None (tests, fixed inputs) accepts any time the schema does."""
     max_future_skew: timedelta = timedelta(days=1)
     order: PlayOrder = "event-time"
+    part: Part = WHOLE
+    """The dyads whose rows are read (see `Part`). A reader may skip other dyads' rows before
+    it decodes them, bad ones too; a bad row it reports names its dyad when it knows it."""
 
 
 class Reader(Protocol):

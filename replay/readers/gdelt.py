@@ -58,7 +58,7 @@ from replay.readers.base import (
 from schemas.actors import ActorRole, role_from_cameo
 from schemas.cameo import cameo_codes
 from schemas.countries import country_codes
-from schemas.events import CrisisEvent, TimePrecision, Witnesses, witnessed_weight
+from schemas.events import CrisisEvent, TimePrecision, Witnesses, dyad_of, witnessed_weight
 
 FIELDS = (
     "GLOBALEVENTID",
@@ -158,6 +158,10 @@ class Layout:
         countries = country_codes()
         return first != second and first in countries and second in countries
 
+    def dyad(self, fields: list[str]) -> str | None:
+        first, second = (code.strip() for code in self._country_pick(fields))
+        return dyad_of(first, second)
+
     def values(self, fields: list[str]) -> dict[str, str]:
         """The fields the reader uses, by name; nulls (any of NULLS) read as '', `layout` is
         the layout's name."""
@@ -219,6 +223,10 @@ class GdeltRow(NamedTuple):
     document: str
     quote: str
     coded_by: str
+
+    @property
+    def dyad(self) -> str | None:
+        return dyad_of(self.source_country, self.target_country)
 
     def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent:
         """The row's event, standing for the rows `witnesses` names; `_pending` checked every field."""
@@ -300,6 +308,7 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
     (most of them) are only counted, never decoded."""
     countries = {code.encode() for code in country_codes()}
     first_country, second_country = _FIRST_COLUMNS["Actor1CountryCode"], _FIRST_COLUMNS["Actor2CountryCode"]
+    part = options.part
     for block in blocks(handle, name):
         if isinstance(block, BadRow):
             yield block
@@ -318,6 +327,8 @@ def _read_raw(handle: IO[bytes], name: str, options: ReaderOptions) -> Iterator[
             if first == second or first not in countries or second not in countries:
                 no_dyad += 1
                 continue
+            if part.count > 1 and not part.owns(dyad_of(first.decode(), second.decode())):
+                continue  # another part's dyad: that part reads the row
             text = raw.decode("utf-8", errors="replace").rstrip("\r")
             yield row_to_item(text.split("\t"), layout, SourceLine(name, number), text, options)
         if no_dyad:
@@ -370,6 +381,8 @@ def _csv_rows(rows: Any, name: str, options: ReaderOptions, has_header: bool) ->
             if no_dyad == NO_DYAD_BATCH:
                 yield NoDyadRows(no_dyad)
                 no_dyad = 0
+        elif options.part.count > 1 and not options.part.owns(layout.dyad(fields)):
+            continue  # another part's dyad: that part reads the row
         else:
             yield row_to_item(fields, layout, SourceLine(name, rows.line_num), ",".join(fields), options)
     if no_dyad:
@@ -380,12 +393,12 @@ def row_to_item(
     fields: list[str], layout: Layout, where: SourceLine, text: str, options: ReaderOptions
 ) -> Pending | BadRow:
     """One row of a dyad (its caller checked the countries) as a Pending event, or a BadRow
-    naming the first wrong field."""
+    naming the first wrong field, and the dyad."""
     row = layout.values(fields)
     try:
         return _pending(row, layout.roles(fields), where, text, options)
     except BadField as error:
-        return BadRow(where, error.category, str(error), text)
+        return BadRow(where, error.category, str(error), text, layout.dyad(fields))
 
 
 def _pending(

@@ -35,7 +35,7 @@ from replay.readers.gdelt import roles_suffix, weight_of
 from schemas.actors import ActorRole, role_from_icews
 from schemas.cameo import cameo_codes
 from schemas.countries import country_code
-from schemas.events import CrisisEvent, TimePrecision, Witnesses, witnessed_weight
+from schemas.events import CrisisEvent, TimePrecision, Witnesses, dyad_of, witnessed_weight
 
 COLUMNS = (
     "Event ID",
@@ -78,6 +78,10 @@ class IcewsRow(NamedTuple):
     document: str
     quote: str
     coded_by: str
+
+    @property
+    def dyad(self) -> str | None:
+        return dyad_of(self.source_country, self.target_country)
 
     def event(self, event_id: str, event_time: datetime, witnesses: Witnesses) -> CrisisEvent:
         """The row's event, standing for the rows `witnesses` names; `_item` checked every field."""
