@@ -89,6 +89,12 @@ class Outcome:
     """For a conflicting copy (an event_id held with other facts): why it was refused, with
     both fingerprints. The worker dead-letters it; the backtest reports it as a bad row."""
 
+    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+        """Pickled as its fields (a part of a split backtest hands its listed steps back):
+        compiled, a frozen dataclass cannot be rebuilt attribute by attribute."""
+        fields = (self.fate, self.record_id, self.dyad, self.index, self.alerts, self.repeats)
+        return Outcome, (*fields, self.repeated, self.refusal)
+
     @cached_property
     def index_update(self) -> IndexUpdate | None:
         """The dyad's new indices as published (`index` as the model, built once)."""
