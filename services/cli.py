@@ -80,6 +80,12 @@ def cli() -> None:
     " sigmas, min_events, dwell, memory: score a grid against the labels, each row with its alert"
     " budget over every dyad (needs --labels).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=256),
+    help="Processes to play the dyads in, each a share of them, with the alerts of one process"
+    " [default: backtest_jobs, else one per CPU; `published` order plays in one].",
+)
 def backtest(
     paths: tuple[Path, ...],
     file_format: str,
@@ -89,6 +95,7 @@ def backtest(
     report_dir: Path | None,
     label_paths: tuple[Path, ...],
     sweep_specs: tuple[str, ...],
+    jobs: int | None,
 ) -> None:
     """Run event files (native, GDELT, ICEWS; plain or zipped) through the engine offline.
 
@@ -103,8 +110,9 @@ def backtest(
     from services.backtest.tables import render_budget, render_scores, render_sweep
     from services.backtest.timeline import render_bad_rows, render_timeline
 
-    settings = settings_from(config_file)
+    settings = settings_from(config_file, backtest_jobs=jobs)
     config, options = settings.engine_config(), settings.reader_options(datetime.now(UTC), order)
+    jobs = settings.backtest_processes()
     try:
         labelled = load_labelled(list(label_paths)) if label_paths else []
         axes = parse_sweep(sweep_specs)
@@ -120,10 +128,9 @@ def backtest(
     watched = {labels.dyad for labels in crises}
     try:
         progress = sys.stderr.isatty()
-        result = run_backtest(
-            paths, config, file_format, options, progress, watched, emit if as_json else None
-        )
-        sweep = run_sweep(list(paths), config, axes, crises, file_format, options) if axes else None
+        on_alert = emit if as_json else None
+        result = run_backtest(paths, config, file_format, options, progress, watched, on_alert, jobs)
+        sweep = run_sweep(list(paths), config, axes, crises, file_format, options, jobs) if axes else None
     except InputError as error:
         fail(str(error))
     for line in render_bad_rows(result.read):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -122,6 +123,12 @@ class Settings(BaseSettings, EngineConfig):
         default=timedelta(days=1),
         description="event times further ahead of the clock are refused: dead-lettered or bad rows",
     )
+    backtest_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="processes a backtest plays its dyads in (--jobs); default: one per CPU it may use",
+    )
     follow_poll: Duration = Field(
         default=timedelta(minutes=15),
         gt=timedelta(0),
@@ -239,6 +246,10 @@ class Settings(BaseSettings, EngineConfig):
             self.kafka_ssl_keyfile,
             self.kafka_ssl_check_hostname,
         )
+
+    def backtest_processes(self) -> int:
+        """`backtest_jobs`, or one per CPU this process may run on when it is not set."""
+        return self.backtest_jobs or len(os.sched_getaffinity(0))
 
     def reader_options(self, now: datetime, order: PlayOrder = "event-time") -> ReaderOptions:
         """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""

@@ -9,21 +9,26 @@ that drove them anyway. `--json` takes each alert as it comes (`on_alert`).
 from __future__ import annotations
 
 import gc
+import heapq
+import itertools
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
 from tqdm import tqdm
 
-from replay.ordering import ReadReport, read_in_play_order
+from replay.ordering import MAX_BAD_ROWS_KEPT, ReadReport, play_key, read_in_play_order
 from replay.readers import Located
-from replay.readers.base import BadRow, ReaderOptions
+from replay.readers.base import WHOLE, BadRow, Part, ReaderOptions, SourceLine
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.archive import AlertArchive
+from services.backtest.parts import KeyedLog, in_parts, merged_in_key_order
 from services.core import Engine, EngineConfig, Outcome
 from services.core.curve import AnchorTrail
 from services.core.scoring import goldstein_of
@@ -36,6 +41,9 @@ FULL_COLLECTIONS_RARER = 100
 `frozen_as_played`)."""
 STRONG_CONFLICT = -9.0
 """The Goldstein baseline's threshold: an alert on every event this bad or worse."""
+CONFLICTING_COPY = "conflicting copy"
+"""The bad-row category of a copy the core refused (what the worker dead-letters)."""
+PlayKey = tuple[datetime, str]
 
 
 class Step(NamedTuple):
@@ -103,19 +111,22 @@ class BacktestResult:
     first_time: datetime | None = None
     last_time: datetime | None = None
     """The earliest and latest event time of the records played: the run's span of event time."""
+    keeps_alerts: bool = True
+    """False in a part of a split run: its alerts go to the merge, which archives them."""
 
     def add(self, step: Step) -> None:
         self.counts[step.outcome.fate] += 1
         if step.outcome.refusal is not None:  # what the worker dead-letters, reported as a bad row
             raw = step.item.record.model_dump_json()
-            self.read.add_bad(BadRow(step.item.where, "conflicting copy", step.outcome.refusal, raw))
+            self.read.add_bad(BadRow(step.item.where, CONFLICTING_COPY, step.outcome.refusal, raw))
         moment = step.item.record.event_time
         if self.first_time is None or moment < self.first_time:
             self.first_time = moment
         if self.last_time is None or moment > self.last_time:
             self.last_time = moment
-        for alert in step.outcome.alerts:
-            self.alert_archive.add(alert)
+        if self.keeps_alerts:
+            for alert in step.outcome.alerts:
+                self.alert_archive.add(alert)
         dyad = step.outcome.dyad
         if dyad is None:
             return
@@ -156,20 +167,163 @@ def run_backtest(
     progress: bool = False,
     watched: Iterable[str] = (),
     on_alert: Callable[[Alert], None] | None = None,
+    jobs: int = 1,
 ) -> BacktestResult:
     """Read and play every file (InputError if one can't be read at all); `on_alert` is given
-    each alert as it is raised."""
-    result = BacktestResult(config, watched=frozenset(watched))
+    each alert in play order.
+
+    With `jobs` over 1, that many processes play the files' dyads in parts (parts.py), and
+    their results are merged in play order: the same alerts, ids, counts and report as one
+    process, the alerts handed to `on_alert` once every part has ended. Files played in
+    `published` order are played file by file in one process.
+    """
+    options, paths = options or ReaderOptions(), list(paths)
+    if jobs <= 1 or options.order != "event-time":
+        on_step = None if on_alert is None else partial(_hand_alerts, on_alert)
+        return _play(paths, config, file_format, options, progress, watched, WHOLE, on_step)
+    with tempfile.TemporaryDirectory(prefix="crisismon-parts-") as folder:
+        play = partial(_play_part, paths, config, file_format, options, progress, watched, Path(folder))
+        return _merged(in_parts(jobs, Path(folder), play), config, watched, on_alert)
+
+
+def _play(
+    paths: list[Path],
+    config: EngineConfig,
+    file_format: str,
+    options: ReaderOptions,
+    progress: bool,
+    watched: Iterable[str],
+    part: Part,
+    on_step: Callable[[Step], None] | None,
+) -> BacktestResult:
+    """`part`'s records played, each step shown to `on_step` before the result takes it."""
+    result = BacktestResult(config, watched=frozenset(watched), keeps_alerts=part == WHOLE)
     engine = Engine(config)
-    records = frozen_as_played(read_in_play_order(paths, file_format, options, result.read, progress))
-    for item in tqdm(records, desc="play", unit=" records", disable=not progress):
+    read = read_in_play_order(paths, file_format, replace(options, part=part), result.read, progress)
+    for item in tqdm(frozen_as_played(read), desc="play", unit=" records", disable=not progress):
         step = Step(item, engine.process(item.record))
+        if on_step is not None:
+            on_step(step)
         result.add(step)
-        if on_alert is not None:
-            for alert in step.outcome.alerts:
-                on_alert(alert)
     result.counts["no-dyad"] += result.read.no_dyad
     return result
+
+
+def _hand_alerts(on_alert: Callable[[Alert], None], step: Step) -> None:
+    for alert in step.outcome.alerts:
+        on_alert(alert)
+
+
+@dataclass
+class PartRun:
+    """What a part of a split run hands back: its result (without its alerts) and what the
+    merge puts it back in play order by."""
+
+    result: BacktestResult
+    alerts: KeyedLog[Alert]
+    """Its alerts with the play keys of the records that raised them."""
+    first_keys: dict[str, PlayKey] = field(default_factory=dict)
+    """Each dyad's first record's play key."""
+    conflict_keys: list[PlayKey] = field(default_factory=list)
+    """The play keys of the conflicting copies it reported as bad rows, in order."""
+
+    def note(self, step: Step) -> None:
+        key = play_key(step.item)
+        for alert in step.outcome.alerts:
+            self.alerts.add(key, alert)
+        if step.outcome.dyad is not None:
+            self.first_keys.setdefault(step.outcome.dyad, key)
+        if step.outcome.refusal is not None:
+            self.conflict_keys.append(key)
+
+
+def _play_part(
+    paths: list[Path],
+    config: EngineConfig,
+    file_format: str,
+    options: ReaderOptions,
+    progress: bool,
+    watched: Iterable[str],
+    folder: Path,
+    part: Part,
+) -> PartRun:
+    """One part played, in its own process (`in_parts`); the first shows the progress."""
+    alerts: KeyedLog[Alert] = KeyedLog(folder / f"alerts-{part.index}")
+    run = PartRun(BacktestResult(config), alerts)
+    shown = progress and part.counts_the_rest
+    run.result = _play(paths, config, file_format, options, shown, watched, part, run.note)
+    alerts.close()
+    return run
+
+
+def _merged(
+    runs: list[PartRun],
+    config: EngineConfig,
+    watched: Iterable[str],
+    on_alert: Callable[[Alert], None] | None,
+) -> BacktestResult:
+    """The parts' results as one run's: alerts and dyads in play order, counts added up."""
+    result = BacktestResult(config, read=_merged_report(runs), watched=frozenset(watched))
+    for alert in merged_in_key_order([run.alerts for run in runs]):
+        result.alert_archive.add(alert)
+        if on_alert is not None:
+            on_alert(alert)
+    first_keys = {dyad: key for run in runs for dyad, key in run.first_keys.items()}
+    traces = {dyad: trace for run in runs for dyad, trace in run.result.dyads.items()}
+    for dyad in sorted(traces, key=first_keys.__getitem__):
+        result.dyads[dyad] = traces[dyad]
+        traces[dyad].archive = result.alert_archive
+    parts = [run.result for run in runs]
+    for part in parts:
+        result.counts.update(part.counts)
+        result.strong_conflict.update(part.strong_conflict)
+    result.first_time = min((part.first_time for part in parts if part.first_time), default=None)
+    result.last_time = max((part.last_time for part in parts if part.last_time), default=None)
+    records = sum(trace.records for trace in traces.values())
+    result.listed, result.complete_listing = min(records, LISTED_RECORDS), records <= LISTED_RECORDS
+    if not result.complete_listing:
+        for trace in traces.values():
+            trace.steps.clear()
+    return result
+
+
+def _merged_report(runs: list[PartRun]) -> ReadReport:
+    """The parts' reading reports as one: each counted its own dyads' rows, the first part what
+    belongs to no dyad; the bad rows in a single run's order: as read (by file and line), then
+    the conflicting copies met in play."""
+    reports = [run.result.read for run in runs]
+    report = ReadReport(inputs=reports[0].inputs)
+    inputs = {name: at for at, name in enumerate(report.inputs)}
+
+    def place(where: SourceLine) -> tuple[int, int]:
+        return inputs.get(where.path, len(inputs)), where.line
+
+    def first_met(category: str) -> tuple[bool, tuple[int, int]]:
+        return category == CONFLICTING_COPY, place(report.first_met[category])  # met in play: last
+
+    for part in reports:
+        report.rows += part.rows
+        report.no_dyad += part.no_dyad
+        report.merged += part.merged
+        report.bad_count += part.bad_count
+        for category, where in part.first_met.items():
+            report.first_met[category] = min(report.first_met.get(category, where), where, key=place)
+    for category in sorted(report.first_met, key=first_met):
+        report.bad_reasons[category] = sum(part.bad_reasons[category] for part in reports)
+    read = heapq.merge(
+        *([bad for bad in part.bad_rows if bad.category != CONFLICTING_COPY] for part in reports),
+        key=lambda bad: place(bad.where),
+    )
+    conflicts = heapq.merge(*(_keyed_conflicts(run) for run in runs), key=lambda keyed: keyed[0])
+    kept = itertools.chain(read, (bad for _, bad in conflicts))
+    report.bad_rows = list(itertools.islice(kept, MAX_BAD_ROWS_KEPT))
+    return report
+
+
+def _keyed_conflicts(run: PartRun) -> Iterator[tuple[PlayKey, BadRow]]:
+    """The part's conflicting copies kept as bad rows (the first of them), with their keys."""
+    kept = (bad for bad in run.result.read.bad_rows if bad.category == CONFLICTING_COPY)
+    return zip(run.conflict_keys, kept, strict=False)
 
 
 def frozen_as_played(records: Iterator[Located]) -> Iterator[Located]:

@@ -102,14 +102,16 @@ def run_sweep(
     crises: list[CrisisLabels],
     file_format: str = "auto",
     options: ReaderOptions | None = None,
+    jobs: int = 1,
 ) -> list[SweepPoint]:
-    """One backtest per valid combination, reading the inputs afresh each time (flat memory)."""
+    """One backtest per valid combination, reading the inputs afresh each time (flat memory),
+    each in `jobs` processes."""
     watched = {labels.dyad for labels in crises}
     points = []
     for settings, config in grid(base, axes):
         if isinstance(config, str):
             points.append(SweepPoint(settings, None, config))
             continue
-        result = run_backtest(paths, config, file_format, options, watched=watched)
+        result = run_backtest(paths, config, file_format, options, watched=watched, jobs=jobs)
         points.append(SweepPoint(settings, evaluate(result, crises)))
     return points

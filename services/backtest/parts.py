@@ -1,0 +1,129 @@
+"""A backtest split over processes: each plays the dyads of its part (`replay.readers.base.Part`).
+
+The core is per dyad, so a run split by dyad raises the same alerts with the same ids as a run
+in one process; what is shared is put back together in play order by `run.merged`. Here is
+only the machinery: forking the parts, handing their results back through files, and the
+keyed logs their alerts are merged from.
+
+Parts are forked (`os.fork` through multiprocessing's fork context), so they start at once,
+with the modules, settings and callables of the process that forks them; nothing is pickled
+but what they hand back. The first part runs in the calling process, so a run of N parts
+keeps N processes busy, not N + 1.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import pickle
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from replay.readers.base import Part
+
+T = TypeVar("T")
+BATCH = 1_000
+"""Entries of a keyed log pickled at once."""
+
+
+class PartFailed(RuntimeError):
+    """A part's process ended without a result: killed, or out of memory."""
+
+
+def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
+    """`play(part)` for each of `count` parts, the first in this process and the rest in forked
+    ones at the same time; their results in part order. An exception in any part is raised
+    here once every part has ended (the first part's first)."""
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_hand_back, args=(play, Part(index, count), folder), daemon=True)
+        for index in range(1, count)
+    ]
+    for child in children:
+        child.start()
+    try:
+        first = play(Part(0, count))
+    except BaseException:
+        for child in children:
+            child.terminate()
+        raise
+    finally:
+        for child in children:
+            child.join()
+    results: list[T] = [first]
+    for index, child in enumerate(children, start=1):
+        results.append(_result_of(folder, index, child.exitcode))
+    return results
+
+
+def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path) -> None:
+    """In a part's process: its result, or the exception that stopped it, pickled to a file."""
+    try:
+        outcome: tuple[str, Any] = ("result", play(part))
+    except BaseException as error:  # handed to the parent, which raises it
+        outcome = ("error", (error, traceback.format_exc()))
+    written = folder / f"part-{part.index}.partial"
+    with written.open("wb") as handle:
+        pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    written.rename(folder / f"part-{part.index}.pickle")  # whole, or not there at all
+
+
+def _result_of(folder: Path, index: int, exit_code: int | None) -> Any:
+    path = folder / f"part-{index}.pickle"
+    if not path.exists():
+        raise PartFailed(f"part {index} of the backtest ended without a result (exit code {exit_code})")
+    with path.open("rb") as handle:
+        kind, value = pickle.load(handle)
+    if kind == "error":
+        error, trace = value
+        error.add_note(f"in part {index} of the backtest:\n{trace}")
+        raise error
+    return value
+
+
+class KeyedLog(Generic[T]):
+    """Values with their play keys, appended in key order to a file and read back in that order:
+    how a part's alerts reach the merge (`merged_in_key_order`) without all of them in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("wb")
+        self._batch: list[tuple[Any, T]] = []
+
+    def add(self, key: Any, value: T) -> None:
+        self._batch.append((key, value))
+        if len(self._batch) >= BATCH:
+            self._write()
+
+    def close(self) -> None:
+        self._write()
+        self._handle.close()
+
+    def _write(self) -> None:
+        if self._batch:
+            pickle.dump(self._batch, self._handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._batch = []
+
+    def __iter__(self) -> Iterator[tuple[Any, T]]:
+        with self.path.open("rb") as handle:
+            while True:
+                try:
+                    batch = pickle.load(handle)
+                except EOFError:
+                    return
+                yield from batch
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Handed back closed: only where it is."""
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+
+
+def merged_in_key_order(logs: list[KeyedLog[T]]) -> Iterator[T]:
+    """The logs' values in key order; values of one key keep their log's order."""
+    for _, value in heapq.merge(*logs, key=lambda entry: entry[0]):
+        yield value

@@ -1,0 +1,186 @@
+"""A backtest split over processes (`--jobs`) is the same run as in one: the same alerts with
+the same ids in the same order, the same counts, dyads, curves, listed records and bad rows, on
+inputs of every kind with their rough edges (bad rows of dyads and of none, conflicting copies,
+retractions, duplicates, rows dated in the future)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replay.ordering import ReadReport, read_in_play_order
+from replay.readers.base import Part, ReaderOptions
+from schemas.events import record_id
+from schemas.outputs import Alert
+from services.backtest.parts import PartFailed, in_parts
+from services.backtest.run import BacktestResult, run_backtest
+from services.core import EngineConfig
+from tests.builders import event, retraction
+from tests.gdelt_samples import ICEWS_SAMPLE, gdelt2_lines, unseen_crisis_lines
+from tests.synthetic import write_events
+
+CRISISMON = Path(sys.executable).parent / "crisismon"
+CLOCK = datetime(2026, 1, 1, tzinfo=UTC)
+WATCHED = ("ARM-AZE", "GEO-RUS", "IRN-PAK")
+
+
+def write_gdelt(path: Path) -> Path:
+    """Real rows over many dyads, an unseen crisis, and bad rows of dyads and of none."""
+    lines = [*gdelt2_lines(repeats=2), *unseen_crisis_lines()]
+    dyad_rows = [at for at, line in enumerate(lines) if line.split("\t")[7] not in ("", line.split("\t")[17])]
+    for nth, at in enumerate(dyad_rows[5::97]):  # rows of many dyads, broken one way or another
+        columns = lines[at].split("\t")
+        column, value = [(1, "2012-01-03"), (30, "very bad"), (26, "999"), (1, "20991231")][nth % 4]
+        columns[column] = value
+        lines[at] = "\t".join(columns)
+    lines[40:40] = ["too\tfew\tcolumns", ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_native(path: Path) -> Path:
+    """Events over 45 dyads, then conflicting copies, duplicates, retractions and a bad line."""
+    write_events(path, 900)
+    tricky = [
+        event("syn-000010", 30, cameo_code="190", source="CHN", target="USA"),
+        event("strike", 10, cameo_code="195"),
+        event("strike", 11, cameo_code="190"),  # a conflicting copy
+        event("strike", 10, cameo_code="195"),  # a duplicate
+        retraction("strike", 40),
+        event("calm", 12, cameo_code="042", source="CHN", target="USA"),
+        retraction("calm", 50, dyad="CHN-USA"),
+    ]
+    with path.open("a") as handle:
+        handle.write("".join(record.model_dump_json() + "\n" for record in tricky))
+        handle.write("{not json\n")
+    return path
+
+
+def summary(result: BacktestResult) -> dict[str, Any]:
+    """Everything a run shows: what the timeline, report, scores and --json are drawn from."""
+    read = result.read
+    return {
+        "alerts": [alert.model_dump_json() for alert in result.alerts],
+        "counts": dict(result.counts),  # shown sorted
+        "read": (read.rows, read.no_dyad, read.merged, read.bad_count, list(read.bad_reasons.items())),
+        "bad rows": [(bad.where, bad.category, bad.reason) for bad in read.bad_rows],
+        "inputs": read.inputs,
+        "dyads": [
+            (
+                trace.dyad,
+                trace.records,
+                trace.peak,
+                [list(column) for column in trace.trail._columns],
+                [(step.item.where, step.outcome.fate, step.outcome.record_id) for step in trace.steps],
+                [alert.alert_id for alert in trace.alerts],
+            )
+            for trace in result.dyads.values()
+        ],
+        "listed": (result.listed, result.complete_listing),
+        "strong conflict": sorted(result.strong_conflict.items()),
+        "span": (result.first_time, result.last_time),
+    }
+
+
+def test_a_run_in_parts_is_the_run_in_one_process(tmp_path: Path) -> None:
+    paths = [write_gdelt(tmp_path / "g.export.CSV"), write_native(tmp_path / "n.jsonl"), ICEWS_SAMPLE]
+    options = ReaderOptions(clock=CLOCK)
+    whole = run_backtest(paths, EngineConfig(), options=options, watched=WATCHED)
+    expected = summary(whole)
+    assert len(whole.dyads) > 40 and len(whole.alerts) > 20
+    assert {"conflicting copy", "SQLDATE", "Goldstein", "CAMEO code", "columns", "event_time", "JSON"} <= set(
+        whole.read.bad_reasons
+    )
+    assert whole.counts["retraction-applied"] == 2 and whole.counts["duplicate"] >= 1
+    for jobs in (2, 3):
+        seen: list[Alert] = []
+        parts = run_backtest(
+            paths, EngineConfig(), options=options, watched=WATCHED, on_alert=seen.append, jobs=jobs
+        )
+        assert summary(parts) == expected, f"{jobs} parts"
+        assert [alert.model_dump_json() for alert in seen] == expected["alerts"]
+
+
+def test_each_part_reads_its_own_dyads_and_together_every_row(tmp_path: Path) -> None:
+    path = write_gdelt(tmp_path / "g.export.CSV")
+
+    def read(part: Part) -> tuple[ReadReport, list[str]]:
+        report = ReadReport()
+        played = read_in_play_order([path], options=ReaderOptions(part=part), report=report)
+        return report, [record_id(item.record) for item in played]
+
+    whole, every_record = read(Part())
+    parts = [read(Part(index, 3)) for index in range(3)]
+    assert all(records for _, records in parts)
+    assert sorted(record for _, records in parts for record in records) == sorted(every_record)
+    assert sum(report.rows for report, _ in parts) == whole.rows
+    assert sum(report.bad_count for report, _ in parts) == whole.bad_count > 0
+    assert [report.no_dyad > 0 for report, _ in parts] == [True, False, False]
+
+
+def test_a_split_backtest_prints_what_one_process_prints(tmp_path: Path) -> None:
+    paths = [str(write_gdelt(tmp_path / "g.export.CSV")), str(write_native(tmp_path / "n.jsonl"))]
+    labels = tmp_path / "arm.labels.yaml"
+    labels.write_text(
+        "name: Nagorno-Karabakh 2020\ndyad: ARM-AZE\ncovers: {from: 2020-08-01, to: 2020-12-28}\n"
+        "onset: 2020-09-27\npeak: 2020-10-10\nresolution: 2020-11-10\n"
+        "expect: {escalation: true, warning: true, de_escalation: true}\n"
+    )
+
+    def run(*flags: str) -> tuple[list[dict[str, Any]], str]:
+        done = subprocess.run(
+            [str(CRISISMON), "backtest", *paths, "--labels", str(labels), *flags],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        alerts = [json.loads(line) for line in done.stdout.splitlines()] if "--json" in flags else []
+        for alert in alerts:
+            del alert["emitted_at"]  # the clock's
+        return alerts or [{"stdout": done.stdout}], re.sub(r"ahead of \S+", "ahead of (now)", done.stderr)
+
+    assert run("--json", "--jobs", "2") == run("--json", "--jobs", "1")
+    assert run("--jobs", "2") == run("--jobs", "1")
+
+
+@pytest.mark.parametrize("jobs", ["0", "many"])
+def test_a_bad_jobs_count_is_one_line_and_exit_2(tmp_path: Path, jobs: str) -> None:
+    done = subprocess.run(
+        [str(CRISISMON), "backtest", str(write_native(tmp_path / "n.jsonl")), "--jobs", jobs],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "--jobs" in done.stderr
+
+
+def _fails_in_part_one(part: Part) -> int:
+    if part.index == 1:
+        raise ValueError("part one fails")
+    return part.index
+
+
+def _dies_in_part_one(part: Part) -> int:
+    if part.index == 1:
+        os._exit(9)
+    return part.index
+
+
+def test_a_part_that_fails_fails_the_run(tmp_path: Path) -> None:
+    folders = [tmp_path / name for name in ("fine", "fails", "dies")]
+    for folder in folders:
+        folder.mkdir()
+    assert in_parts(3, folders[0], lambda part: part.index * 10) == [0, 10, 20]
+    with pytest.raises(ValueError, match="part one fails") as raised:
+        in_parts(2, folders[1], _fails_in_part_one)
+    assert any("in part 1 of the backtest" in note for note in raised.value.__notes__)
+    with pytest.raises(PartFailed, match=r"part 1 of the backtest ended without a result \(exit code 9\)"):
+        in_parts(2, folders[2], _dies_in_part_one)
