@@ -121,7 +121,8 @@ def _played(
     with tqdm(total=total, unit="B", unit_scale=True, desc="read", disable=not progress) as bar:
         for batch in batches:
             playable = _read_all(batch, file_format, options, report, bar, names)
-            yield from merge_repeats(external_sort(playable), report)
+            run_size = RUN_SIZE // options.part.count  # the parts together hold what one would
+            yield from merge_repeats(external_sort(playable, run_size), report)
 
 
 def _read_all(
