@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
+import os
 import random
 import subprocess
 import sys
@@ -58,6 +59,8 @@ FIRST_ID = 1_200_000_000
 LINES_PER_WRITE = 20_000
 PARSES = 3
 RSS_POLL_SECONDS = 0.05
+JOBS = len(os.sched_getaffinity(0))
+"""The backtest's default processes here (`backtest_jobs` unset: one per CPU)."""
 ACTORS = {"Actor1": (5, 6, 7, (12, 13, 14)), "Actor2": (15, 16, 17, (22, 23, 24))}
 """Per actor, the 2.0 columns of its code, name, country and type codes."""
 EVENT_CODE = 26
@@ -86,6 +89,10 @@ class CaseRun:
     run_seconds: float
     peak_mb: float
     core_seconds: float
+    jobs: int
+    """The processes the run played its dyads in (the command's default: one per CPU)."""
+    one_process_seconds: float
+    one_process_peak_mb: float
 
     @property
     def ratio(self) -> float:
@@ -208,28 +215,35 @@ def parse_only(path: Path) -> tuple[float, int]:
     return min(timings), rows
 
 
-def backtest(path: Path) -> tuple[float, float]:
-    """Seconds, and the child's peak resident set: its VmHWM, read every RSS_POLL_SECONDS while it
-    runs. Its rusage would not do: a child's maximum counts the pages of the parent it was
-    forked from, and this process holds pyarrow's buffers and the core's states by then."""
+def backtest(path: Path, *flags: str) -> tuple[float, float]:
+    """Seconds, and the peak resident set of the command and the parts it forks (`--jobs`): the
+    sum of their VmHWMs, read every RSS_POLL_SECONDS while they run (each process's own peak, so
+    never under the peak of their sum). Its rusage would not do: a child's maximum counts the
+    pages of the parent it was forked from, and this process holds pyarrow's buffers and the
+    core's states by then."""
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         child = subprocess.Popen(
-            [str(CRISISMON), "backtest", "--format", "gdelt", str(path), "--json"],
+            [str(CRISISMON), "backtest", "--format", "gdelt", str(path), "--json", *flags],
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )
-        peak_mb = 0.0
+        peaks: dict[int, float] = {}
         while child.poll() is None:
             with contextlib.suppress(OSError):  # it ended between the two calls
-                if (reading := peak_rss_mb(child.pid)) > peak_mb:
-                    peak_mb = reading
+                for pid in (child.pid, *_children(child.pid)):
+                    peaks[pid] = max(peaks.get(pid, 0.0), peak_rss_mb(pid))
             time.sleep(RSS_POLL_SECONDS)
+        peak_mb = sum(peaks.values())
         elapsed = time.perf_counter() - started
         if child.returncode != 0:
             errors.seek(0)
             raise SystemExit(f"backtest failed: {errors.read().decode(errors='replace')[-2000:]}")
     return elapsed, peak_mb
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def core_alone(path: Path) -> float:
@@ -259,10 +273,25 @@ def measure(row_count: int = ROWS) -> list[CaseRun]:
             )
             parse, parsed = parse_only(path)
             run_seconds, peak_mb = backtest(path)
-            run = CaseRun(case, row_count, dyad_rows, parse, run_seconds, peak_mb, core_alone(path))
+            one_process_seconds, one_process_peak_mb = backtest(path, "--jobs", "1")
+            core_seconds = core_alone(path)
+            run = CaseRun(
+                case,
+                row_count,
+                dyad_rows,
+                parse,
+                run_seconds,
+                peak_mb,
+                core_seconds,
+                JOBS,
+                one_process_seconds,
+                one_process_peak_mb,
+            )
             path.unlink()
             print(f"  pyarrow parse only:  {parse:6.2f} s ({parsed / parse:,.0f} rows/s)")
-            print(f"  crisismon backtest:  {run_seconds:6.2f} s ({row_count / run_seconds:,.0f} rows/s)")
+            rate = row_count / run_seconds
+            print(f"  crisismon backtest:  {run_seconds:6.2f} s ({rate:,.0f} rows/s, {JOBS} processes)")
+            print(f"  in one process:      {one_process_seconds:6.2f} s, {one_process_peak_mb:,.0f} MB")
             print(f"  backtest/parse-only: {run.ratio:6.2f}x (target <= {case.ratio_target:g}x)")
             print(f"  peak RSS:            {peak_mb:6.0f} MB (target <= {MEMORY_TARGET_MB} MB)")
             print(
