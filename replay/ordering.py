@@ -84,9 +84,9 @@ def read_in_play_order(
     progress: bool = False,
     names: Mapping[Path, str] | None = None,
 ) -> Iterator[Located]:
-    """Every readable record of the files in play order, or of the dyads of `options.part`; the
-    rest is counted in `report`. `names` names files in SourceLines where their path would not say where
-    they came from (a downloaded file: its URL).
+    """Every readable record of the files in play order (of the dyads of `options.part`); the
+    rest is counted in `report`. `names` names files in SourceLines where their path would not
+    say where they came from (a downloaded file: its URL).
 
     In `published` order (`options.order`) each file is a batch played whole before the next,
     in file name order (GDELT's names are their publication times): what `crisismon follow`

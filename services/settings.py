@@ -127,7 +127,7 @@ class Settings(BaseSettings, EngineConfig):
         default=None,
         ge=1,
         le=256,
-        description="processes a backtest plays its dyads in (--jobs); default: one per CPU it may use",
+        description="processes a backtest plays its dyads in (--jobs); default: one per CPU, at most 8",
     )
     follow_poll: Duration = Field(
         default=timedelta(minutes=15),
@@ -248,8 +248,8 @@ class Settings(BaseSettings, EngineConfig):
         )
 
     def backtest_processes(self) -> int:
-        """`backtest_jobs`, or one per CPU this process may run on when it is not set."""
-        return self.backtest_jobs or len(os.sched_getaffinity(0))
+        """`backtest_jobs`, or one per CPU this process may run on (at most DEFAULT_MAX_JOBS)."""
+        return self.backtest_jobs or min(len(os.sched_getaffinity(0)), DEFAULT_MAX_JOBS)
 
     def reader_options(self, now: datetime, order: PlayOrder = "event-time") -> ReaderOptions:
         """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""
@@ -260,6 +260,9 @@ class Settings(BaseSettings, EngineConfig):
         return EngineConfig.model_validate(self.model_dump(include=set(EngineConfig.model_fields)))
 
 
+DEFAULT_MAX_JOBS = 8
+"""Every part reads the whole input and runs an interpreter of its own (~80 MB): past a few
+parts, more CPUs gain less and cost more memory, so more is asked for, never defaulted to."""
 MAX_CONFIG_BYTES = 1 << 20
 """A settings file is a few lines; pydantic-settings reads a file whole, so a bigger one is refused
 before it is opened."""

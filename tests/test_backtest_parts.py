@@ -23,6 +23,7 @@ from schemas.outputs import Alert
 from services.backtest.parts import PartFailed, in_parts
 from services.backtest.run import BacktestResult, run_backtest
 from services.core import EngineConfig
+from services.settings import DEFAULT_MAX_JOBS, Settings
 from tests.builders import event, retraction
 from tests.gdelt_samples import ICEWS_SAMPLE, gdelt2_lines, unseen_crisis_lines
 from tests.synthetic import write_events
@@ -149,6 +150,12 @@ def test_a_split_backtest_prints_what_one_process_prints(tmp_path: Path) -> None
 
     assert run("--json", "--jobs", "2") == run("--json", "--jobs", "1")
     assert run("--jobs", "2") == run("--jobs", "1")
+
+
+def test_by_default_a_backtest_runs_in_a_process_per_cpu_up_to_eight() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings().backtest_processes() == min(cpus, DEFAULT_MAX_JOBS)
+    assert Settings(backtest_jobs=12).backtest_processes() == 12
 
 
 @pytest.mark.parametrize("jobs", ["0", "many"])

@@ -124,10 +124,11 @@ ReadItem = Located | Pending | BadRow | NoDyadRows
 
 @dataclass(frozen=True)
 class Part:
-    """The records one of `count` processes plays when a backtest is split (`--jobs`): those of
-    the dyads whose key hashes to `index`. A dyad's records all go to one part, so each part's
-    core sees them as a single process would; what belongs to no dyad (bad rows, rows of no dyad,
-    records without one) is the first part's to count and play, so the parts' counts add up."""
+    """The rows one of `count` processes reads when a backtest is split (`--jobs`): those of the
+    dyads whose key hashes to `index`, good or bad. A dyad's records all go to one part, so each
+    part's core sees them as a single process would; what has no dyad (rows of no dyad, records
+    without one, bad rows whose dyad is unknown) is the first part's, so the parts' counts add
+    up to one run's."""
 
     index: int = 0
     count: int = 1

@@ -8,7 +8,8 @@ keyed logs their alerts are merged from.
 Parts are forked (`os.fork` through multiprocessing's fork context), so they start at once,
 with the modules, settings and callables of the process that forks them; nothing is pickled
 but what they hand back. The first part runs in the calling process, so a run of N parts
-keeps N processes busy, not N + 1.
+keeps N processes busy, not N + 1. A fork copies only the thread that forks, with every lock
+as it was: tqdm's monitor thread, which would hold tqdm's lock now and then, is never started.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import pickle
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from tqdm import tqdm
+
 from replay.readers.base import Part
 
+tqdm.monitor_interval = 0
 T = TypeVar("T")
 BATCH = 1_000
 """Entries of a keyed log pickled at once."""
@@ -36,6 +41,8 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
     """`play(part)` for each of `count` parts, the first in this process and the rest in forked
     ones at the same time; their results in part order. An exception in any part is raised
     here once every part has ended (the first part's first)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # a child flushes its copy of the buffers as it exits: they must be empty
     context = multiprocessing.get_context("fork")
     children = [
         context.Process(target=_hand_back, args=(play, Part(index, count), folder), daemon=True)
