@@ -84,7 +84,7 @@ def cli() -> None:
     "--jobs",
     type=click.IntRange(min=1, max=256),
     help="Processes to play the dyads in, each a share of them, with the alerts of one process"
-    " [default: backtest_jobs, else one per CPU, at most 8; `published` order plays in one].",
+    " [default: backtest_jobs, else one per CPU, at most 8].",
 )
 def backtest(
     paths: tuple[Path, ...],

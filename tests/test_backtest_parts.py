@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from replay.ordering import ReadReport, read_in_play_order
-from replay.readers.base import Part, ReaderOptions
+from replay.readers.base import PLAY_ORDERS, Part, PlayOrder, ReaderOptions
 from schemas.events import record_id
 from schemas.outputs import Alert
 from services.backtest.parts import PartFailed, in_parts
@@ -91,9 +91,21 @@ def summary(result: BacktestResult) -> dict[str, Any]:
     }
 
 
-def test_a_run_in_parts_is_the_run_in_one_process(tmp_path: Path) -> None:
-    paths = [write_gdelt(tmp_path / "g.export.CSV"), write_native(tmp_path / "n.jsonl"), ICEWS_SAMPLE]
-    options = ReaderOptions(clock=CLOCK)
+def split(path: Path, files: int) -> list[Path]:
+    """The file's lines in `files` files of consecutive lines, named in their order."""
+    lines = path.read_text().splitlines(keepends=True)
+    size = -(-len(lines) // files)
+    pieces = [path.with_name(f"{at}-{path.name}") for at in range(files)]
+    for at, piece in enumerate(pieces):
+        piece.write_text("".join(lines[at * size : (at + 1) * size]))
+    return pieces
+
+
+@pytest.mark.parametrize("order", PLAY_ORDERS)
+def test_a_run_in_parts_is_the_run_in_one_process(tmp_path: Path, order: PlayOrder) -> None:
+    gdelt = split(write_gdelt(tmp_path / "g.export.CSV"), 3)
+    paths = [*gdelt, write_native(tmp_path / "n.jsonl"), ICEWS_SAMPLE]
+    options = ReaderOptions(clock=CLOCK, order=order)
     whole = run_backtest(paths, EngineConfig(), options=options, watched=WATCHED)
     expected = summary(whole)
     assert len(whole.dyads) > 40 and len(whole.alerts) > 20

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tqdm import tqdm
 
@@ -43,7 +43,9 @@ STRONG_CONFLICT = -9.0
 """The Goldstein baseline's threshold: an alert on every event this bad or worse."""
 CONFLICTING_COPY = "conflicting copy"
 """The bad-row category of a copy the core refused (what the worker dead-letters)."""
-PlayKey = tuple[datetime, str]
+Placed = tuple[int, bool, Any]
+"""Where a bad row comes in a run's report: the input read before it, whether it was met in
+play rather than read, then its line (read) or its record's key (played)."""
 
 
 class Step(NamedTuple):
@@ -174,13 +176,13 @@ def run_backtest(
 
     With `jobs` over 1, that many processes play the files' dyads in parts (parts.py), and
     their results are merged in play order: the same alerts, ids, counts and report as one
-    process, the alerts handed to `on_alert` once every part has ended. Files played in
-    `published` order are played file by file in one process.
+    process, the alerts handed to `on_alert` once every part has ended.
     """
     options, paths = options or ReaderOptions(), list(paths)
-    if jobs <= 1 or options.order != "event-time":
+    if jobs <= 1:
+        result = BacktestResult(config, watched=frozenset(watched))
         on_step = None if on_alert is None else partial(_hand_alerts, on_alert)
-        return _play(paths, config, file_format, options, progress, watched, WHOLE, on_step)
+        return _play(paths, file_format, options, progress, WHOLE, result, on_step)
     with tempfile.TemporaryDirectory(prefix="crisismon-parts-") as folder:
         play = partial(_play_part, paths, config, file_format, options, progress, watched, Path(folder))
         return _merged(in_parts(jobs, Path(folder), play), config, watched, on_alert)
@@ -188,17 +190,15 @@ def run_backtest(
 
 def _play(
     paths: list[Path],
-    config: EngineConfig,
     file_format: str,
     options: ReaderOptions,
     progress: bool,
-    watched: Iterable[str],
     part: Part,
+    result: BacktestResult,
     on_step: Callable[[Step], None] | None,
 ) -> BacktestResult:
-    """`part`'s records played, each step shown to `on_step` before the result takes it."""
-    result = BacktestResult(config, watched=frozenset(watched), keeps_alerts=part == WHOLE)
-    engine = Engine(config)
+    """`part`'s records played into `result`, each step shown to `on_step` before it."""
+    engine = Engine(result.config)
     read = read_in_play_order(paths, file_format, replace(options, part=part), result.read, progress)
     for item in tqdm(frozen_as_played(read), desc="play", unit=" records", disable=not progress):
         step = Step(item, engine.process(item.record))
@@ -214,6 +214,16 @@ def _hand_alerts(on_alert: Callable[[Alert], None], step: Step) -> None:
         on_alert(alert)
 
 
+class RunKey(NamedTuple):
+    """Where a record was played in the whole run, the same in every part: the inputs read by
+    then (files played one by one in `published` order, each input's records after the last
+    one's; every input before any record in `event-time` order), then its play key."""
+
+    inputs: int
+    time: datetime
+    record_id: str
+
+
 @dataclass
 class PartRun:
     """What a part of a split run hands back: its result (without its alerts) and what the
@@ -221,14 +231,14 @@ class PartRun:
 
     result: BacktestResult
     alerts: KeyedLog[Alert]
-    """Its alerts with the play keys of the records that raised them."""
-    first_keys: dict[str, PlayKey] = field(default_factory=dict)
-    """Each dyad's first record's play key."""
-    conflict_keys: list[PlayKey] = field(default_factory=list)
-    """The play keys of the conflicting copies it reported as bad rows, in order."""
+    """Its alerts with the keys of the records that raised them."""
+    first_keys: dict[str, RunKey] = field(default_factory=dict)
+    """Each dyad's first record's key."""
+    conflict_keys: list[RunKey] = field(default_factory=list)
+    """The keys of the conflicting copies it reported as bad rows, in order."""
 
     def note(self, step: Step) -> None:
-        key = play_key(step.item)
+        key = RunKey(len(self.result.read.inputs), *play_key(step.item))
         for alert in step.outcome.alerts:
             self.alerts.add(key, alert)
         if step.outcome.dyad is not None:
@@ -249,9 +259,8 @@ def _play_part(
 ) -> PartRun:
     """One part played, in its own process (`in_parts`); the first shows the progress."""
     alerts: KeyedLog[Alert] = KeyedLog(folder / f"alerts-{part.index}")
-    run = PartRun(BacktestResult(config), alerts)
-    shown = progress and part.counts_the_rest
-    run.result = _play(paths, config, file_format, options, shown, watched, part, run.note)
+    run = PartRun(BacktestResult(config, watched=frozenset(watched), keeps_alerts=False), alerts)
+    _play(paths, file_format, options, progress and part.counts_the_rest, part, run.result, run.note)
     alerts.close()
     return run
 
@@ -289,17 +298,31 @@ def _merged(
 
 def _merged_report(runs: list[PartRun]) -> ReadReport:
     """The parts' reading reports as one: each counted its own dyads' rows, the first part what
-    belongs to no dyad; the bad rows in a single run's order: as read (by file and line), then
-    the conflicting copies met in play."""
+    belongs to no dyad; the bad rows in a single run's order: by input and line as read, each
+    conflicting copy once the inputs read before it was played."""
     reports = [run.result.read for run in runs]
     report = ReadReport(inputs=reports[0].inputs)
     inputs = {name: at for at, name in enumerate(report.inputs)}
 
-    def place(where: SourceLine) -> tuple[int, int]:
-        return inputs.get(where.path, len(inputs)), where.line
+    def read_at(where: SourceLine) -> Placed:
+        return inputs.get(where.path, len(inputs)), False, where.line
 
-    def first_met(category: str) -> tuple[bool, tuple[int, int]]:
-        return category == CONFLICTING_COPY, place(report.first_met[category])  # met in play: last
+    def played_at(key: RunKey) -> Placed:
+        return key.inputs - 1, True, key
+
+    def first_met(category: str) -> Placed:
+        if category == CONFLICTING_COPY:
+            return played_at(min(run.conflict_keys[0] for run in runs if run.conflict_keys))
+        return read_at(report.first_met[category])
+
+    def in_order(run: PartRun) -> Iterator[tuple[Placed, BadRow]]:
+        """The part's kept bad rows with their places (its conflict keys name the first ones)."""
+        conflicts = iter(run.conflict_keys)
+        for bad in run.result.read.bad_rows:
+            if bad.category != CONFLICTING_COPY:
+                yield read_at(bad.where), bad
+            elif (key := next(conflicts, None)) is not None:
+                yield played_at(key), bad
 
     for part in reports:
         report.rows += part.rows
@@ -307,23 +330,12 @@ def _merged_report(runs: list[PartRun]) -> ReadReport:
         report.merged += part.merged
         report.bad_count += part.bad_count
         for category, where in part.first_met.items():
-            report.first_met[category] = min(report.first_met.get(category, where), where, key=place)
+            report.first_met[category] = min(report.first_met.get(category, where), where, key=read_at)
     for category in sorted(report.first_met, key=first_met):
         report.bad_reasons[category] = sum(part.bad_reasons[category] for part in reports)
-    read = heapq.merge(
-        *([bad for bad in part.bad_rows if bad.category != CONFLICTING_COPY] for part in reports),
-        key=lambda bad: place(bad.where),
-    )
-    conflicts = heapq.merge(*(_keyed_conflicts(run) for run in runs), key=lambda keyed: keyed[0])
-    kept = itertools.chain(read, (bad for _, bad in conflicts))
-    report.bad_rows = list(itertools.islice(kept, MAX_BAD_ROWS_KEPT))
+    merged = heapq.merge(*(in_order(run) for run in runs), key=lambda placed: placed[0])
+    report.bad_rows = [bad for _, bad in itertools.islice(merged, MAX_BAD_ROWS_KEPT)]
     return report
-
-
-def _keyed_conflicts(run: PartRun) -> Iterator[tuple[PlayKey, BadRow]]:
-    """The part's conflicting copies kept as bad rows (the first of them), with their keys."""
-    kept = (bad for bad in run.result.read.bad_rows if bad.category == CONFLICTING_COPY)
-    return zip(run.conflict_keys, kept, strict=False)
 
 
 def frozen_as_played(records: Iterator[Located]) -> Iterator[Located]:
