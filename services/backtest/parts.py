@@ -1,7 +1,7 @@
 """A backtest split over processes: each plays the dyads of its part (`replay.readers.base.Part`).
 
 The core is per dyad, so a run split by dyad raises the same alerts with the same ids as a run
-in one process; what is shared is put back together in play order by `run.merged`. Here is
+in one process; what is shared is put back together in play order (`_merged`, run.py). Here is
 only the machinery: forking the parts, handing their results back through files, and the
 keyed logs their alerts are merged from.
 
@@ -39,8 +39,8 @@ class PartFailed(RuntimeError):
 
 def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
     """`play(part)` for each of `count` parts, the first in this process and the rest in forked
-    ones at the same time; their results in part order. An exception in any part is raised
-    here once every part has ended (the first part's first)."""
+    ones at the same time; their results in part order. An exception in this process's part
+    stops the others and is raised; one in another part is raised once every part has ended."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # a child flushes its copy of the buffers as it exits: they must be empty
     context = multiprocessing.get_context("fork")

@@ -4,6 +4,9 @@ What is kept is bounded whatever the input's size: per dyad, its counts and one 
 per distinct event time; the alerts in an archive that spills to disk (archive.py); the
 records themselves are listed only up to LISTED_RECORDS, since the alerts name the events
 that drove them anyway. `--json` takes each alert as it comes (`on_alert`).
+
+With `--jobs`, the dyads are played in several processes (parts.py), each keeping the same
+records for its own dyads, and `_merged` puts their results together as one run's.
 """
 
 from __future__ import annotations
