@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -126,6 +127,9 @@ def backtest(
     for note in unread_events(labelled, list(paths)):
         click.echo(note, err=True)
     watched = {labels.dyad for labels in crises}
+    # Terminated (`timeout`, a scheduler), a run stops as an interrupted one does: its parts are
+    # ended and its temporary files removed, where SIGTERM's default would leave both behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         progress = sys.stderr.isatty()
         on_alert = emit if as_json else None

@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from tests.synthetic import write_events
 CRISISMON = Path(sys.executable).parent / "crisismon"
 CLOCK = datetime(2026, 1, 1, tzinfo=UTC)
 WATCHED = ("ARM-AZE", "GEO-RUS", "IRN-PAK")
+WAIT_BOUND_SECONDS = 30.0
 
 
 def write_gdelt(path: Path) -> Path:
@@ -203,3 +208,100 @@ def test_a_part_that_fails_fails_the_run(tmp_path: Path) -> None:
     assert any("in part 1 of the backtest" in note for note in raised.value.__notes__)
     with pytest.raises(PartFailed, match=r"part 1 of the backtest ended without a result \(exit code 9\)"):
         in_parts(2, folders[2], _dies_in_part_one)
+
+
+def _waits_in_every_part(part: Part) -> int:
+    """Each part writes where it runs, then waits far longer than any test."""
+    folder = Path(os.environ["PARTS_TEST_FOLDER"])
+    (folder / f"part-{part.index}.pid").write_text(str(os.getpid()))
+    time.sleep(WAIT_BOUND_SECONDS * 4)
+    return part.index
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet (as in a container whose first process reaps none)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _text_of(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def _wait_for(what: str, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + WAIT_BOUND_SECONDS
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"no {what} within {WAIT_BOUND_SECONDS} s"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_part_ends_with_the_process_that_forked_it_even_killed(tmp_path: Path) -> None:
+    script = (
+        "from pathlib import Path\n"
+        "from services.backtest.parts import in_parts\n"
+        "from tests.test_backtest_parts import _waits_in_every_part\n"
+        "in_parts(3, Path('.'), _waits_in_every_part)\n"
+    )
+    env = {**os.environ, "PARTS_TEST_FOLDER": str(tmp_path)}
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=Path(__file__).parent.parent)
+    try:
+        pids = [
+            int(_wait_for(f"part {index}", partial(_text_of, tmp_path / f"part-{index}.pid")))
+            for index in (1, 2)
+        ]
+        parent.kill()
+        parent.wait(WAIT_BOUND_SECONDS)
+        _wait_for("end of the parts after their parent was killed", lambda: all(map(_ended, pids)))
+    finally:
+        parent.kill()
+
+
+def many_events(path: Path, copies: int) -> Path:
+    """The synthetic events, each copied under new ids: a run that lasts some seconds."""
+    lines = write_events(path, 1_000).read_text().splitlines()
+    with path.open("w") as handle:
+        for copy in range(copies):
+            handle.write("".join(line.replace('"syn-', f'"c{copy}-', 1) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("stop", ["terminated", "interrupted"])
+def test_a_stopped_backtest_ends_its_parts_and_leaves_no_files(tmp_path: Path, stop: str) -> None:
+    """SIGTERM to the command (`timeout`, a scheduler), or Ctrl-C to its process group."""
+    events, temporary = many_events(tmp_path / "events.jsonl", 100), tmp_path / "tmp"
+    temporary.mkdir()
+    run = subprocess.Popen(
+        [str(CRISISMON), "backtest", str(events), "--json", "--jobs", "3"],
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=partial(signal.signal, signal.SIGINT, signal.SIG_DFL),  # as a shell starts it
+    )
+    try:
+        _wait_for("parts folder", lambda: any(temporary.glob("crisismon-parts-*")))
+        parts = _wait_for("two parts", lambda: _children(run.pid) if len(_children(run.pid)) == 2 else None)
+        if stop == "terminated":
+            run.terminate()
+        else:
+            os.killpg(run.pid, signal.SIGINT)
+        _, errors = run.communicate(timeout=WAIT_BOUND_SECONDS)
+    finally:
+        run.kill()
+    assert run.returncode == 2, (
+        f"exit code {run.returncode} (0: it ended before it was stopped): {errors[-500:]}"
+    )
+    assert errors.strip().splitlines()[-1] == "crisismon: error: aborted" and "Traceback" not in errors
+    assert all(map(_ended, parts))
+    assert list(temporary.iterdir()) == []
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []

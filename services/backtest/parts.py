@@ -10,13 +10,17 @@ with the modules, settings and callables of the process that forks them; nothing
 but what they hand back. The first part runs in the calling process, so a run of N parts
 keeps N processes busy, not N + 1. A fork copies only the thread that forks, with every lock
 as it was: tqdm's monitor thread, which would hold tqdm's lock now and then, is never started.
+A part ends with the process that forked it, however that one ends (`_die_with`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import multiprocessing
+import os
 import pickle
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -29,6 +33,8 @@ from replay.readers.base import Part
 
 tqdm.monitor_interval = 0
 T = TypeVar("T")
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal a process gets when the thread that forked it ends (Linux)."""
 BATCH = 1_000
 """Entries of a keyed log pickled at once."""
 
@@ -45,19 +51,19 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
         stream.flush()  # a child flushes its copy of the buffers as it exits: they must be empty
     context = multiprocessing.get_context("fork")
     children = [
-        context.Process(target=_hand_back, args=(play, Part(index, count), folder), daemon=True)
+        context.Process(target=_hand_back, args=(play, Part(index, count), folder, os.getpid()), daemon=True)
         for index in range(1, count)
     ]
     for child in children:
         child.start()
     try:
         first = play(Part(0, count))
-    except BaseException:
         for child in children:
-            child.terminate()
-        raise
+            child.join()
     finally:
-        for child in children:
+        for child in children:  # after an exception here (a Ctrl-C too), the others are of no use
+            if child.is_alive():
+                child.terminate()
             child.join()
     results: list[T] = [first]
     for index, child in enumerate(children, start=1):
@@ -65,8 +71,9 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
     return results
 
 
-def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path) -> None:
+def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path, parent: int) -> None:
     """In a part's process: its result, or the exception that stopped it, pickled to a file."""
+    _die_with(parent)
     try:
         outcome: tuple[str, Any] = ("result", play(part))
     except BaseException as error:  # handed to the parent, which raises it
@@ -75,6 +82,20 @@ def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path) -> None:
     with written.open("wb") as handle:
         pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
     written.rename(folder / f"part-{part.index}.pickle")  # whole, or not there at all
+
+
+def _die_with(parent: int) -> None:
+    """Killed as soon as `parent` ends, even by SIGKILL: a part would otherwise play on for
+    nobody, into a folder that is gone. What stops a run is the parent's to act on: a Ctrl-C
+    reaches the whole process group, and the parent terminates its parts (SIGTERM ends one at
+    once, with nothing to hand back)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it ended before the line above could take effect
+        os._exit(1)
 
 
 def _result_of(folder: Path, index: int, exit_code: int | None) -> Any:
