@@ -54,9 +54,9 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
         context.Process(target=_hand_back, args=(play, Part(index, count), folder, os.getpid()), daemon=True)
         for index in range(1, count)
     ]
-    for child in children:
-        child.start()
     try:
+        for child in children:
+            child.start()
         first = play(Part(0, count))
         for child in children:
             child.join()
@@ -64,7 +64,8 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
         for child in children:  # after an exception here (a Ctrl-C too), the others are of no use
             if child.is_alive():
                 child.terminate()
-            child.join()
+            if child.pid is not None:  # started
+                child.join()
     results: list[T] = [first]
     for index, child in enumerate(children, start=1):
         results.append(_result_of(folder, index, child.exitcode))
@@ -77,7 +78,7 @@ def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path, parent: in
     try:
         outcome: tuple[str, Any] = ("result", play(part))
     except BaseException as error:  # handed to the parent, which raises it
-        outcome = ("error", (error, traceback.format_exc()))
+        outcome = ("error", (_as_handed_back(error), traceback.format_exc()))
     written = folder / f"part-{part.index}.partial"
     with written.open("wb") as handle:
         pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -96,6 +97,16 @@ def _die_with(parent: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # it ended before the line above could take effect
         os._exit(1)
+
+
+def _as_handed_back(error: BaseException) -> BaseException:
+    """The error itself when the parent can rebuild it from its pickle, else a PartFailed that
+    says what it was (an exception whose arguments are not its constructor's cannot be)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return PartFailed(f"{type(error).__name__}: {error}")
+    return error
 
 
 def _result_of(folder: Path, index: int, exit_code: int | None) -> Any:

@@ -7,7 +7,7 @@ stamped by whichever engine publishes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
@@ -92,8 +92,7 @@ class Outcome:
     def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
         """Pickled as its fields (a part of a split backtest hands its listed steps back):
         compiled, a frozen dataclass cannot be rebuilt attribute by attribute."""
-        fields = (self.fate, self.record_id, self.dyad, self.index, self.alerts, self.repeats)
-        return Outcome, (*fields, self.repeated, self.refusal)
+        return Outcome, tuple(getattr(self, each.name) for each in fields(self))
 
     @cached_property
     def index_update(self) -> IndexUpdate | None:
