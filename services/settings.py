@@ -248,8 +248,8 @@ class Settings(BaseSettings, EngineConfig):
         )
 
     def backtest_processes(self) -> int:
-        """`backtest_jobs`, or one per CPU this process may run on (at most DEFAULT_MAX_JOBS)."""
-        return self.backtest_jobs or min(len(os.sched_getaffinity(0)), DEFAULT_MAX_JOBS)
+        """`backtest_jobs`, or one per CPU this process may use (at most DEFAULT_MAX_JOBS)."""
+        return self.backtest_jobs or min(usable_cpus(), DEFAULT_MAX_JOBS)
 
     def reader_options(self, now: datetime, order: PlayOrder = "event-time") -> ReaderOptions:
         """`now`: the clock when a run starts; rows dated past it by max_future_skew are bad rows."""
@@ -258,6 +258,20 @@ class Settings(BaseSettings, EngineConfig):
     def engine_config(self) -> EngineConfig:
         """Only what decides indices and alerts (and so goes into the config hash)."""
         return EngineConfig.model_validate(self.model_dump(include=set(EngineConfig.model_fields)))
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may run on, or fewer when its cgroup's CPU quota allows less (cgroup
+    v2's `cpu.max`, "QUOTA PERIOD" or "max PERIOD": a container run with `--cpus`), rounded up."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+        return cpus if quota == "max" else max(1, min(cpus, -(-int(quota) // int(period))))
+    except (OSError, ValueError):  # no cgroup v2 here, or a file not as the kernel writes it
+        return cpus
 
 
 DEFAULT_MAX_JOBS = 8
