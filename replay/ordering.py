@@ -45,10 +45,13 @@ def dyad_of_item(item: Playable) -> str | None:
     return item.row.dyad if isinstance(item, Pending) else item.record.dyad
 
 
-def play_key(item: Playable) -> tuple[datetime, str]:
+def play_key(item: Playable) -> tuple[datetime, str, str]:
+    """Event time, record id, then dyad. Rows of one id and two dyads (one GLOBALEVENTID given
+    again with other countries) are two events, each in its own dyad; and records tied on time
+    and id come in one order whichever of their dyads a process reads (`Part`)."""
     if isinstance(item, Pending):
-        return (item.event_time, item.event_id)
-    return (item.record.event_time, record_id(item.record))
+        return (item.event_time, item.event_id, item.row.dyad or "")
+    return (item.record.event_time, record_id(item.record), item.record.dyad or "")
 
 
 @dataclass
@@ -64,16 +67,22 @@ class ReadReport:
     bad_reasons: Counter[str] = field(default_factory=Counter)
     """Bad rows by category (BadRow.category: "columns", "SQLDATE"...), the full reasons left
     to the rows kept; in the order first met."""
-    first_met: dict[str, SourceLine] = field(default_factory=dict)
-    """Where each category was first met: how a split run's parts put `bad_reasons` in order."""
+    bad_rows_from: list[int] = field(default_factory=list)
+    """The input each kept bad row came from, as its index in `inputs` (a file given twice is
+    two inputs of one name), and"""
+    first_met: dict[str, tuple[int, SourceLine]] = field(default_factory=dict)
+    """where each category was first met: how a split run's parts put their bad rows and
+    `bad_reasons` back in one run's order."""
     inputs: list[str] = field(default_factory=list)
 
     def add_bad(self, bad: BadRow) -> None:
+        """Of the input read last."""
         self.bad_count += 1
         self.bad_reasons[bad.category] += 1
-        self.first_met.setdefault(bad.category, bad.where)
+        self.first_met.setdefault(bad.category, (len(self.inputs) - 1, bad.where))
         if len(self.bad_rows) < MAX_BAD_ROWS_KEPT:
             self.bad_rows.append(bad)
+            self.bad_rows_from.append(len(self.inputs) - 1)
 
 
 def read_in_play_order(
@@ -158,7 +167,7 @@ def _read_one(
                 report.rows += 1
                 report.add_bad(item)
         elif not part.owns(dyad_of_item(item)):
-            pass  # another part's
+            pass  # another part's, which a reader did not skip itself (ICEWS's rows)
         elif refusal := _too_far_ahead(item, options):
             report.rows += 1
             report.add_bad(refusal)
@@ -175,7 +184,7 @@ def _read_one(
 def _too_far_ahead(item: Playable, options: ReaderOptions) -> BadRow | None:
     if options.clock is None:
         return None
-    event_time, event_id = play_key(item)
+    event_time, event_id, _ = play_key(item)
     reason = too_far_ahead(event_time, options.clock, options.max_future_skew)
     return None if reason is None else BadRow(item.where, "event_time", reason, event_id)
 
@@ -237,7 +246,8 @@ def _unspill(spill: IO[bytes]) -> Iterator[Playable]:
 
 
 def merge_repeats(ordered: Iterable[Playable], report: ReadReport) -> Iterator[Located]:
-    """Each run of Pending rows with one id becomes one event that names them as its witnesses.
+    """Each run of Pending rows with one id and dyad becomes one event that names them as its
+    witnesses.
 
     A record read whole (native) passes as it is: a repeated id there is a duplicate, which
     the engine counts once. Rows of one event read in another batch (a later GDELT file) make
@@ -245,7 +255,12 @@ def merge_repeats(ordered: Iterable[Playable], report: ReadReport) -> Iterator[L
     """
     run: list[Pending] = []
     for item in ordered:
-        if isinstance(item, Pending) and run and item.event_id == run[0].event_id:
+        if (
+            isinstance(item, Pending)
+            and run
+            and item.event_id == run[0].event_id
+            and item.row.dyad == run[0].row.dyad
+        ):
             run.append(item)
             report.merged += 1
             continue

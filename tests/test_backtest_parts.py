@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -27,7 +29,7 @@ from schemas.outputs import Alert
 from services.backtest.parts import PartFailed, in_parts
 from services.backtest.run import BacktestResult, run_backtest
 from services.core import EngineConfig
-from services.settings import DEFAULT_MAX_JOBS, Settings
+from services.settings import DEFAULT_MAX_JOBS, Settings, usable_cpus
 from tests.builders import event, retraction
 from tests.gdelt_samples import ICEWS_SAMPLE, gdelt2_lines, unseen_crisis_lines
 from tests.synthetic import write_events
@@ -127,6 +129,119 @@ def test_a_run_in_parts_is_the_run_in_one_process(tmp_path: Path, order: PlayOrd
         assert [alert.model_dump_json() for alert in seen] == expected["alerts"]
 
 
+def gdelt_row(
+    row_id: int, day: int, countries: tuple[str, str], actor: str = "", goldstein: str = "-10"
+) -> str:
+    """A GDELT 2.0 row of January 2024 between two countries' actors (`actor`: an actor code
+    that does not name its country, e.g. REB, so rows of two dyads can share a merged id)."""
+    columns = [""] * 61
+    date = f"202401{day:02d}"
+    columns[:5] = [str(row_id), date, date[:6], date[:4], "2024.0027"]
+    for at, country in zip((5, 15), countries, strict=True):
+        columns[at : at + 3] = [actor or country, actor or country, country]
+    columns[25:35] = ["1", "190", "190", "19", "4", goldstein, "5", "5", "5", "1"]
+    columns[59:] = [f"{date}120000", f"https://news.example/{row_id}"]
+    return "\t".join(columns)
+
+
+def one_id_two_dyads(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    """Rows merged by id whose actor codes do not name their countries (REB of SYR, of IRQ)."""
+    path = folder / "reb.export.CSV"
+    countries = [("SYR", "USA"), ("IRQ", "USA")] * 2
+    rows = [
+        gdelt_row(day * 10 + at, day, pair, "REB")
+        for day in range(1, 29)
+        for at, pair in enumerate(countries)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return [path], ReaderOptions()
+
+
+def one_row_id_two_dyads(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    """Each GLOBALEVENTID given twice, with other countries, the rows read one by one."""
+    path = folder / "again.export.CSV"
+    pairs = [("SYR", "USA"), ("IRQ", "USA")]
+    path.write_text("".join(gdelt_row(day, day, pair) + "\n" for day in range(1, 20) for pair in pairs))
+    return [path], ReaderOptions(repeats="rows")
+
+
+def ties_across_dyads(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    """Records of one time and id in two dyads, read in the other order than their dyads sort."""
+    path = folder / "ties.jsonl"
+    records = [
+        event(f"e{at}", at * 6, cameo_code="195", source=source, target=target)
+        for at in range(12)
+        for source, target in (("IRN", "PAK"), ("CHN", "USA"))
+    ]
+    path.write_text("".join(record.model_dump_json() + "\n" for record in records))
+    return [path], ReaderOptions()
+
+
+def input_breaks_off(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    """A zipped export, over a megabyte, whose member fails its CRC once read, with bad rows of
+    dyads of both parts and of none before the break."""
+    rows = [gdelt_row(7_000 + at, 1 + at % 28, (("IRQ", "SYR")[at % 2], "USA")) for at in range(8_000)]
+    rows[4] = gdelt_row(7_004, 5, ("IRQ", "USA"), goldstein="bad")
+    rows[5] = gdelt_row(7_005, 6, ("SYR", "USA"), goldstein="bad")
+    rows.insert(2, "too\tfew")
+    path = folder / "broken.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("g.export.CSV", "\n".join(rows) + "\n")
+    data = bytearray(path.read_bytes())
+    data[data.index(b"https://news.example/14999") + 21] ^= 1
+    path.write_bytes(bytes(data))
+    return [path], ReaderOptions()
+
+
+def a_file_given_twice(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    rows = [gdelt_row(9_000 + at, 1 + at % 28, (("IRQ", "SYR")[at % 2], "USA")) for at in range(40)]
+    rows[4] = gdelt_row(9_004, 5, ("IRQ", "USA"), goldstein="bad")
+    rows[9] = gdelt_row(9_009, 10, ("SYR", "USA"), goldstein="bad")
+    path = folder / "twice.export.CSV"
+    path.write_text("\n".join(rows) + "\n")
+    return [path, path], ReaderOptions()
+
+
+def native_bad_lines_of_dyads(folder: Path) -> tuple[list[Path], ReaderOptions]:
+    """Native lines that name their dyad but fail validation: each is its dyad's part's to
+    report, as that part alone reads the line."""
+    path = write_native(folder / "n.jsonl")
+    bad = [
+        event(f"bad-{source}", 5, source=source, target=target)
+        for source, target in (("IRN", "PAK"), ("CHN", "USA"))
+    ]
+    with path.open("a") as handle:
+        for record in bad:
+            handle.write(json.dumps({**record.model_dump(mode="json"), "event_time": "not a time"}) + "\n")
+    return [path], ReaderOptions()
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        one_id_two_dyads,
+        one_row_id_two_dyads,
+        ties_across_dyads,
+        input_breaks_off,
+        a_file_given_twice,
+        native_bad_lines_of_dyads,
+    ],
+)
+@pytest.mark.parametrize("order", PLAY_ORDERS)
+def test_a_run_in_parts_is_the_run_in_one_process_at_the_edges(
+    tmp_path: Path, order: PlayOrder, inputs: Callable[[Path], tuple[list[Path], ReaderOptions]]
+) -> None:
+    paths, options = inputs(tmp_path)
+    options = replace(options, order=order)
+    whole = run_backtest(paths, EngineConfig(), options=options)
+    owners = {
+        Part(0, 2).owns(dyad)
+        for dyad in [*whole.dyads, *(bad.dyad for bad in whole.read.bad_rows if bad.dyad)]
+    }
+    assert owners == {True, False}, "the input spans both parts"
+    assert summary(run_backtest(paths, EngineConfig(), options=options, jobs=2)) == summary(whole)
+
+
 def test_each_part_reads_its_own_dyads_and_together_every_row(tmp_path: Path) -> None:
     path = write_gdelt(tmp_path / "g.export.CSV")
 
@@ -170,9 +285,20 @@ def test_a_split_backtest_prints_what_one_process_prints(tmp_path: Path) -> None
 
 
 def test_by_default_a_backtest_runs_in_a_process_per_cpu_up_to_eight() -> None:
-    cpus = len(os.sched_getaffinity(0))
-    assert Settings().backtest_processes() == min(cpus, DEFAULT_MAX_JOBS)
+    assert Settings().backtest_processes() == min(usable_cpus(), DEFAULT_MAX_JOBS)
     assert Settings(backtest_jobs=12).backtest_processes() == 12
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus"), [("max 100000\n", 64), ("150000 100000\n", 2), ("50000 100000", 1), ("garbled", 64)]
+)
+def test_the_cpus_a_backtest_counts_are_those_its_cgroup_quota_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str, cpus: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    assert usable_cpus(tmp_path / "cpu.max") == cpus
+    assert usable_cpus(tmp_path / "none") == 64
 
 
 @pytest.mark.parametrize("jobs", ["0", "many"])
@@ -192,6 +318,19 @@ def _fails_in_part_one(part: Part) -> int:
     return part.index
 
 
+class TwoArguments(Exception):
+    """An exception whose pickle cannot be loaded: its arguments are not its constructor's."""
+
+    def __init__(self, what: str, where: str) -> None:
+        super().__init__(f"{what} in {where}")
+
+
+def _fails_unpicklably_in_part_one(part: Part) -> int:
+    if part.index == 1:
+        raise TwoArguments("a failure", "part one")
+    return part.index
+
+
 def _dies_in_part_one(part: Part) -> int:
     if part.index == 1:
         os._exit(9)
@@ -199,7 +338,7 @@ def _dies_in_part_one(part: Part) -> int:
 
 
 def test_a_part_that_fails_fails_the_run(tmp_path: Path) -> None:
-    folders = [tmp_path / name for name in ("fine", "fails", "dies")]
+    folders = [tmp_path / name for name in ("fine", "fails", "dies", "unpicklable")]
     for folder in folders:
         folder.mkdir()
     assert in_parts(3, folders[0], lambda part: part.index * 10) == [0, 10, 20]
@@ -208,6 +347,9 @@ def test_a_part_that_fails_fails_the_run(tmp_path: Path) -> None:
     assert any("in part 1 of the backtest" in note for note in raised.value.__notes__)
     with pytest.raises(PartFailed, match=r"part 1 of the backtest ended without a result \(exit code 9\)"):
         in_parts(2, folders[2], _dies_in_part_one)
+    with pytest.raises(PartFailed, match="TwoArguments: a failure in part one") as unpicklable:
+        in_parts(2, folders[3], _fails_unpicklably_in_part_one)
+    assert any("in part 1 of the backtest" in note for note in unpicklable.value.__notes__)
 
 
 def _waits_in_every_part(part: Part) -> int:

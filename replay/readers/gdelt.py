@@ -136,7 +136,7 @@ class Layout:
 
     def __post_init__(self) -> None:
         """Itemgetters take a row's fields at once: `values` and `roles` run once per dyad row,
-        `is_dyad` once per row."""
+        `dyad` once per row."""
         object.__setattr__(self, "_pick", itemgetter(*self.index.values()))
         source, target = self.actors
         object.__setattr__(self, "_actor_picks", (itemgetter(*source), itemgetter(*target)))
@@ -151,16 +151,12 @@ class Layout:
         source, target = (tuple(where[name] for name in ACTOR_FIELDS[side]) for side in ACTOR_FIELDS)
         return cls(VERSION_BY_COLUMNS[columns], columns, index, (source, target))
 
-    def is_dyad(self, fields: list[str]) -> bool:
-        """Whether the row's actors are of two different countries: the one check a CSV row of
-        no dyad (most rows of a whole-table export) gets before it is counted."""
+    def dyad(self, fields: list[str]) -> str | None:
+        """The row's dyad, when its actors are of two different countries: the one check a CSV
+        row of no dyad (most rows of a whole-table export) gets before it is counted."""
         first, second = (code.strip() for code in self._country_pick(fields))
         countries = country_codes()
-        return first != second and first in countries and second in countries
-
-    def dyad(self, fields: list[str]) -> str | None:
-        first, second = (code.strip() for code in self._country_pick(fields))
-        return dyad_of(first, second)
+        return dyad_of(first, second) if first in countries and second in countries else None
 
     def values(self, fields: list[str]) -> dict[str, str]:
         """The fields the reader uses, by name; nulls (any of NULLS) read as '', `layout` is
@@ -350,7 +346,7 @@ def _read_csv(handle: IO[bytes], name: str, options: ReaderOptions, has_header: 
 
 def _csv_rows(rows: Any, name: str, options: ReaderOptions, has_header: bool) -> Iterator[ReadItem]:
     """The rows of a CSV export: with a header, in its layout; without one, in the raw layout of
-    each row's column count. A row of no dyad costs its parse and two lookups (`is_dyad`); a
+    each row's column count. A row of no dyad costs its parse and two lookups (`Layout.dyad`); a
     blank line is no row."""
     layouts: dict[int, Layout] | None = None if has_header else RAW_LAYOUTS
     expected = RAW_COLUMNS
@@ -376,12 +372,12 @@ def _csv_rows(rows: Any, name: str, options: ReaderOptions, has_header: bool) ->
             if fields:
                 reason = f"{len(fields)} columns; {expected}"
                 yield BadRow(SourceLine(name, rows.line_num), "columns", reason, ",".join(fields))
-        elif not layout.is_dyad(fields):
+        elif (dyad := layout.dyad(fields)) is None:
             no_dyad += 1
             if no_dyad == NO_DYAD_BATCH:
                 yield NoDyadRows(no_dyad)
                 no_dyad = 0
-        elif options.part.count > 1 and not options.part.owns(layout.dyad(fields)):
+        elif not options.part.owns(dyad):
             continue  # another part's dyad: that part reads the row
         else:
             yield row_to_item(fields, layout, SourceLine(name, rows.line_num), ",".join(fields), options)

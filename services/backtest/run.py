@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import math
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -47,8 +48,10 @@ STRONG_CONFLICT = -9.0
 CONFLICTING_COPY = "conflicting copy"
 """The bad-row category of a copy the core refused (what the worker dead-letters)."""
 Placed = tuple[int, bool, Any]
-"""Where a bad row comes in a run's report: the input read before it, whether it was met in
-play rather than read, then its line (read) or its record's key (played)."""
+"""Where a bad row comes in a run's report: the index of the last input read by then (of
+`ReadReport.inputs`), whether it was met in play rather than read, then its line (read: a
+row's number, or infinity for the "unreadable" rest of an input, reported at its end) or its
+record's key (played)."""
 
 
 class Step(NamedTuple):
@@ -225,6 +228,7 @@ class RunKey(NamedTuple):
     inputs: int
     time: datetime
     record_id: str
+    dyad: str
 
 
 @dataclass
@@ -305,25 +309,24 @@ def _merged_report(runs: list[PartRun]) -> ReadReport:
     conflicting copy once the inputs read before it was played."""
     reports = [run.result.read for run in runs]
     report = ReadReport(inputs=reports[0].inputs)
-    inputs = {name: at for at, name in enumerate(report.inputs)}
 
-    def read_at(where: SourceLine) -> Placed:
-        return inputs.get(where.path, len(inputs)), False, where.line
+    def read_at(input_at: int, where: SourceLine) -> Placed:
+        return input_at, False, where.line or math.inf
 
     def played_at(key: RunKey) -> Placed:
         return key.inputs - 1, True, key
 
-    def first_met(category: str) -> Placed:
+    def category_met_at(category: str) -> Placed:
         if category == CONFLICTING_COPY:
             return played_at(min(run.conflict_keys[0] for run in runs if run.conflict_keys))
-        return read_at(report.first_met[category])
+        return read_at(*report.first_met[category])
 
     def in_order(run: PartRun) -> Iterator[tuple[Placed, BadRow]]:
         """The part's kept bad rows with their places (its conflict keys name the first ones)."""
         conflicts = iter(run.conflict_keys)
-        for bad in run.result.read.bad_rows:
+        for bad, input_at in zip(run.result.read.bad_rows, run.result.read.bad_rows_from, strict=True):
             if bad.category != CONFLICTING_COPY:
-                yield read_at(bad.where), bad
+                yield read_at(input_at, bad.where), bad
             elif (key := next(conflicts, None)) is not None:
                 yield played_at(key), bad
 
@@ -332,12 +335,16 @@ def _merged_report(runs: list[PartRun]) -> ReadReport:
         report.no_dyad += part.no_dyad
         report.merged += part.merged
         report.bad_count += part.bad_count
-        for category, where in part.first_met.items():
-            report.first_met[category] = min(report.first_met.get(category, where), where, key=read_at)
-    for category in sorted(report.first_met, key=first_met):
+        for category, met in part.first_met.items():
+            report.first_met[category] = min(
+                report.first_met.get(category, met), met, key=lambda at: read_at(*at)
+            )
+    for category in sorted(report.first_met, key=category_met_at):
         report.bad_reasons[category] = sum(part.bad_reasons[category] for part in reports)
     merged = heapq.merge(*(in_order(run) for run in runs), key=lambda placed: placed[0])
-    report.bad_rows = [bad for _, bad in itertools.islice(merged, MAX_BAD_ROWS_KEPT)]
+    for (input_at, _, _), bad in itertools.islice(merged, MAX_BAD_ROWS_KEPT):
+        report.bad_rows.append(bad)
+        report.bad_rows_from.append(input_at)
     return report
 
 
