@@ -203,8 +203,7 @@ def a_file_given_twice(folder: Path) -> tuple[list[Path], ReaderOptions]:
 
 
 def native_bad_lines_of_dyads(folder: Path) -> tuple[list[Path], ReaderOptions]:
-    """Native lines that name their dyad but fail validation: each is its dyad's part's to
-    report, as that part alone reads the line."""
+    """Native lines that name dyads of both parts but fail validation: reported once, in place."""
     path = write_native(folder / "n.jsonl")
     bad = [
         event(f"bad-{source}", 5, source=source, target=target)
