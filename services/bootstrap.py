@@ -10,10 +10,13 @@ module builds them and hands each what it needs: the intake is the web side's `E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import signal
 from datetime import UTC, datetime, timedelta
 
 import faust
+from prometheus_client import CollectorRegistry, Counter
 
 from replay.follow.follower import Follower, FollowOptions, FollowReport
 from replay.follow.metrics import FollowMetrics
@@ -28,8 +31,8 @@ from services.kafka.outage import BrokerOutage, quiet_kafka_client_logs
 from services.kafka.topics import ensure_topics
 from services.kafka.worker import JOIN_TIMEOUT_SECONDS, WorkerOptions, create_app
 from services.settings import Settings
-from services.web.app import WebApp
-from services.web.metrics import WorkerMetrics
+from services.web.app import HealthReport, WebApp
+from services.web.metrics import WorkerMetrics, api_events_counter
 from services.web.projection import Projection
 from services.web.stream import Broadcaster
 from services.web.view import View
@@ -53,29 +56,7 @@ def build_worker(settings: Settings) -> faust.App:
         topics_timeout=settings.worker_topics_timeout.total_seconds(),
     )
     app = create_app(options, config, metrics, metrics.registry, health)
-    view = View(
-        Projection(
-            settings.api_max_events, settings.api_history_per_dyad, settings.api_max_updates, config.scale
-        ),
-        Broadcaster(max_subscribers=settings.api_max_stream_clients),
-        max_future_skew=settings.max_future_skew,
-    )
-    feed = Feed(kafka, topics, view)
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    web = WebApp(
-        view,
-        metrics.registry,
-        config,
-        settings.web_host,
-        settings.web_port,
-        token,
-        sink=KafkaIntake(kafka, topics.events),
-        max_body_bytes=settings.api_max_body_bytes,
-        max_future_skew=settings.max_future_skew,
-        api_events=metrics.api_events,
-        health=health,
-        serves_view=settings.api_view,
-    )
+    web, feed = build_web(settings, metrics.registry, metrics.api_events, health, settings.api_view)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_web() -> None:
@@ -85,6 +66,70 @@ def build_worker(settings: Settings) -> faust.App:
         await asyncio.gather(web.serve(), *([feed.run()] if web.serves_view else []))
 
     return app
+
+
+def build_web(
+    settings: Settings,
+    registry: CollectorRegistry,
+    api_events: Counter,
+    health: HealthReport | None,
+    serves_view: bool,
+) -> tuple[WebApp, Feed]:
+    """The dashboard, API and /metrics (`registry`), and the feed of the topics into their view:
+    a worker's web side, or `crisismon api`'s whole."""
+    kafka, topics, config = settings.kafka_connection(), Topics(settings.namespace), settings.engine_config()
+    view = View(
+        Projection(
+            settings.api_max_events, settings.api_history_per_dyad, settings.api_max_updates, config.scale
+        ),
+        Broadcaster(max_subscribers=settings.api_max_stream_clients),
+        max_future_skew=settings.max_future_skew,
+    )
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    web = WebApp(
+        view,
+        registry,
+        config,
+        settings.web_host,
+        settings.web_port,
+        token,
+        sink=KafkaIntake(kafka, topics.events),
+        max_body_bytes=settings.api_max_body_bytes,
+        max_future_skew=settings.max_future_skew,
+        api_events=api_events,
+        health=health,
+        serves_view=serves_view,
+    )
+    return web, Feed(kafka, topics, view)
+
+
+def run_api(settings: Settings) -> None:
+    """The dashboard, API and /metrics in a process of their own, fed from the topics, until
+    stopped (SIGINT/SIGTERM): beside workers run with `api_view` off, the view's reading costs
+    their processing nothing (it ran on the worker's event loop and took a third of its time).
+    Waits for the broker as the worker does; the topics are created if missing."""
+    quiet_kafka_client_logs()
+    kafka, topics = settings.kafka_connection(), Topics(settings.namespace)
+    outage = BrokerOutage(settings.kafka_outage_timeout.total_seconds())
+    registry = CollectorRegistry()
+    web, feed = build_web(settings, registry, api_events_counter(registry), None, serves_view=True)
+
+    async def serve() -> None:
+        """Until cancelled (SIGTERM as SIGINT), or until one side fails: the other is stopped
+        too (its Kafka consumer closed, its port let go), and the failure raised as it is."""
+        running = asyncio.current_task()
+        assert running is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+        await outage.wait_for_broker(kafka, lambda: ensure_topics(kafka, topics))
+        try:
+            async with asyncio.TaskGroup() as sides:
+                sides.create_task(web.serve())
+                sides.create_task(feed.run())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(serve())
 
 
 def run_worker(settings: Settings) -> None:

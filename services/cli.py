@@ -243,6 +243,26 @@ def worker(
         fail(f"Kafka refused the worker: {error}")
 
 
+@cli.command()
+@kafka_options
+@click.option("--web-port", type=int, help="Web server port [CRISISMON_WEB_PORT, 6066].")
+def api(bootstrap: str | None, namespace: str | None, config_file: Path | None, web_port: int | None) -> None:
+    """Serve the dashboard, the API and /metrics on their own, reading the topics, as a worker
+    serves them; beside workers run with api_view off, their processing shares nothing with it."""
+    from aiokafka.errors import KafkaError
+
+    from services.bootstrap import run_api
+
+    settings = settings_from(config_file, kafka_bootstrap=bootstrap, namespace=namespace, web_port=web_port)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_api(settings)
+    except KafkaError as error:
+        fail(f"Kafka refused the API: {error}")
+    except OSError as error:  # the port taken, the address not this machine's
+        fail(f"cannot serve on {settings.web_host}:{settings.web_port}: {error.strerror or error}")
+
+
 @cli.group()
 def topics() -> None:
     """The contract's topics: crisis.events, crisis.events.dlq, crisis.index, crisis.alerts."""

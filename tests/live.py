@@ -56,21 +56,15 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    command: str = "worker"
+    """or `api`: the dashboard, API and /metrics on their own (no data dir)."""
+
     def start(self) -> WorkerProcess:
         log = self.data_dir.with_name(f"{self.data_dir.name}-{len(self.logs)}.log")
         self.logs.append(log)
-        command = [
-            CRISISMON,
-            "worker",
-            "--bootstrap",
-            self.bootstrap,
-            "--namespace",
-            self.namespace,
-            "--data-dir",
-            str(self.data_dir),
-            "--web-port",
-            str(self.web_port),
-        ]
+        command = [CRISISMON, self.command, "--bootstrap", self.bootstrap, "--namespace", self.namespace]
+        command += ["--data-dir", str(self.data_dir)] if self.command == "worker" else []
+        command += ["--web-port", str(self.web_port)]
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 command,

@@ -159,6 +159,11 @@ def live_rows(throughput: Throughput, latency: Latency, busy: BusyState) -> list
             f"{throughput.worker_without_view} ({throughput.worker_without_view.median / noop:.0%} of"
             " the no-op agent's median)",
         ),
+        Row(
+            "worker without the view, `crisismon api` serving it beside (the same machine), in turns",
+            f"{throughput.worker_beside_api} ({throughput.worker_beside_api.median / noop:.0%} of"
+            " the no-op agent's median)",
+        ),
         *latency_rows(latency),
         state_row(busy),
         Row(

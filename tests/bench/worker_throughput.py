@@ -10,13 +10,15 @@ receipt times (read + JSON decode), for the no-op agent in its own process (see 
 for the worker from the Kafka timestamps of the index updates it publishes (one per accepted
 event, stamped when it sends them). Also the worker's peak memory, and the largest dyad state it
 saved (the latest value per key on its table's changelog). Then the worker without the API's
-view (`api_view` off: no feed reading the topics back), its runs taken in turns with the
-default worker's, so that neither always runs first.
+view (`api_view` off: no feed reading the topics back), and without it beside `crisismon api`
+serving the view from a process of its own; the three deployments' runs taken in turns, so
+that none always runs first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from tests.bench.harness import (
     worker_run,
 )
 from tests.bench.noop_agent import measure_noop_agent
-from tests.live import replay
+from tests.live import WorkerProcess, replay
 from tests.synthetic import write_events
 
 EVENTS = 10_000
@@ -51,6 +53,8 @@ class Throughput:
     noop_agent_peak_rss_mb: float
     worker: Rates
     worker_without_view: Rates
+    worker_beside_api: Rates
+    """without the view, `crisismon api` reading the topics beside it"""
     worker_updates: int
     """index updates it published in its first run: the events it accepted"""
     worker_finished: bool
@@ -76,16 +80,34 @@ def plain_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
     return rate(len(read), read[0].received, read[-1].received)
 
 
-WITHOUT_VIEW = {"CRISISMON_API_VIEW": "false"}
+@dataclass(frozen=True)
+class Deployment:
+    """How the worker runs: its settings, and whether `crisismon api` reads the topics beside it."""
+
+    name: str
+    environment: dict[str, str]
+    beside_api: bool = False
+
+
+DEFAULT = Deployment("", {})
+WITHOUT_VIEW = Deployment("-noview", {"CRISISMON_API_VIEW": "false"})
+BESIDE_API = Deployment("-api", {"CRISISMON_API_VIEW": "false"}, beside_api=True)
+DEPLOYMENTS = (DEFAULT, WITHOUT_VIEW, BESIDE_API)
 
 
 def worker_pass(
-    bootstrap: str, scratch: Path, events: Path, namespace: str, environment: dict[str, str] | None = None
+    bootstrap: str, scratch: Path, events: Path, namespace: str, deployment: Deployment = DEFAULT
 ) -> WorkerPass:
     """The worker over `events` replayed to a topic of its own (`namespace`)."""
     replay(events, bootstrap, namespace)
-    with worker_run(bootstrap, namespace, scratch / f"{namespace}-worker", environment) as run:
-        finished = run.caught_up(WORKER_TIMEOUT_SECONDS)
+    with contextlib.ExitStack() as stack:
+        if deployment.beside_api:
+            api = WorkerProcess(bootstrap, namespace, scratch / f"{namespace}-api", command="api").start()
+            stack.callback(api.stop)
+            api.wait_for_web()
+        worker = worker_run(bootstrap, namespace, scratch / f"{namespace}-worker", deployment.environment)
+        with worker as run:
+            finished = run.caught_up(WORKER_TIMEOUT_SECONDS)
     updates = asyncio.run(read_whole(bootstrap, Topics(namespace).index))
     stamps = [update.timestamp_ms / 1000 for update in updates]
     return WorkerPass(
@@ -100,14 +122,12 @@ def worker_pass(
 def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
     topics = Topics(NAMESPACE)
     written = write_events(scratch / "throughput.jsonl", events)
-    passes: list[WorkerPass] = []
-    without_view: list[WorkerPass] = []
-    for run in range(RUNS):  # in turns, each first every other time
-        for settings in (None, WITHOUT_VIEW) if run % 2 == 0 else (WITHOUT_VIEW, None):
-            namespace = f"{NAMESPACE}{run or ''}{'-noview' if settings else ''}"
-            (without_view if settings else passes).append(
-                worker_pass(bootstrap, scratch, written, namespace, settings)
-            )
+    runs: dict[str, list[WorkerPass]] = {deployment.name: [] for deployment in DEPLOYMENTS}
+    for run in range(RUNS):  # in turns, each deployment first once
+        for deployment in DEPLOYMENTS[run % 3 :] + DEPLOYMENTS[: run % 3]:
+            namespace = f"{NAMESPACE}{run or ''}{deployment.name}"
+            runs[deployment.name].append(worker_pass(bootstrap, scratch, written, namespace, deployment))
+    passes = runs[DEFAULT.name]
     plain = Rates(tuple(plain_consumer_rate(bootstrap, topics.events, events) for _ in range(RUNS)))
     agents = [
         measure_noop_agent(bootstrap, topics.events, events, scratch, AGENT_TIMEOUT_SECONDS)
@@ -122,7 +142,8 @@ def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
         noop_agent=noop,
         noop_agent_peak_rss_mb=max(agent.peak_rss_mb for agent in agents),
         worker=worker,
-        worker_without_view=Rates(tuple(one.events_per_second for one in without_view)),
+        worker_without_view=Rates(tuple(one.events_per_second for one in runs[WITHOUT_VIEW.name])),
+        worker_beside_api=Rates(tuple(one.events_per_second for one in runs[BESIDE_API.name])),
         worker_updates=passes[0].updates,
         worker_finished=all(one.finished for one in passes),
         worker_peak_rss_mb=max(one.peak_rss_mb for one in passes),
@@ -137,6 +158,7 @@ def measure(bootstrap: str, scratch: Path, events: int = EVENTS) -> Throughput:
         f"no-op Faust agent {noop} (peak RSS {result.noop_agent_peak_rss_mb:.0f} MB), "
         f"worker {worker} over {result.worker_updates:,} index updates"
         f"{cut_short}, without the API view {result.worker_without_view}, "
+        f"without it beside `crisismon api` {result.worker_beside_api}, "
         f"peak RSS {result.worker_peak_rss_mb:.0f} MB; {len(sizes)} dyads saved, "
         f"largest state {result.largest_state_bytes / 1024:.1f} KiB",
         flush=True,
