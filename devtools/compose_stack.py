@@ -358,11 +358,12 @@ class StackPorts:
     controller: int
     worker: int
     worker_2: int
+    api: int
     dashboard: int
     prometheus: int
 
 
-UNCHOSEN_PORTS = StackPorts(0, 0, 0, 0, 0, 0)
+UNCHOSEN_PORTS = StackPorts(0, 0, 0, 0, 0, 0, 0)
 """What the override's port variables hold while images are built (nothing listens then)."""
 
 
@@ -433,6 +434,7 @@ def stack_environment(
         "CRISISMON_COMPOSE_CONTROLLER_PORT": str(ports.controller),
         "CRISISMON_COMPOSE_WORKER_PORT": str(ports.worker),
         "CRISISMON_COMPOSE_WORKER_2_PORT": str(ports.worker_2),
+        "CRISISMON_COMPOSE_API_PORT": str(ports.api),
         "CRISISMON_COMPOSE_DASHBOARD_PORT": str(ports.dashboard),
         "CRISISMON_COMPOSE_PROMETHEUS_PORT": str(ports.prometheus),
         "CRISISMON_COMPOSE_PROMETHEUS_CONFIG": str(prometheus_config),

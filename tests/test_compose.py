@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -50,7 +51,7 @@ PROCESSING_TIMEOUT = 120.0
 def stack(stack_images: StackImages) -> Iterator[ComposeStack]:
     """The stack, up, after the compose `replay` service replayed the article into it."""
     project = f"crisismon-test-{uuid.uuid4().hex[:8]}"
-    with running_stack(stack_images, project, lambda: StackPorts(*free_ports(6))) as running:
+    with running_stack(stack_images, project, lambda: StackPorts(*free_ports(7))) as running:
         output = running.replay()
         assert "26 records produced, 0 failed" in output, output
         yield running
@@ -81,7 +82,7 @@ def waited(stack: ComposeStack, check: Callable[[], Any], timeout: float, what: 
 
 
 def dashboard_url(stack: ComposeStack) -> str:
-    """The dashboard's proxy (the `dashboard` service), in front of the first worker."""
+    """The dashboard's proxy (the `dashboard` service), in front of the `api` service."""
     return f"http://127.0.0.1:{stack.ports.dashboard}"
 
 
@@ -173,6 +174,10 @@ def test_two_workers_split_the_partitions(stack: ComposeStack) -> None:
         return bool(first and second) and not first & second and first | second == set(range(PARTITIONS))
 
     waited(stack, split, 60, "each worker to own a share of the partitions, together all of them")
+    for url in worker_urls(stack):  # the view is the `api` service's alone
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{url}/api/dyads")
+        assert refused.value.code == 404 and b"api_view is off" in refused.value.read()
 
 
 def test_prometheus_scrapes_both_workers_and_its_crisis_warning_fired(stack: ComposeStack) -> None:

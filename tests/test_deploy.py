@@ -302,6 +302,16 @@ def test_workers_scale() -> None:
     assert not any("/var/lib/crisismon" in str(volume) for volume in worker.get("volumes", []))
 
 
+def test_the_dashboard_is_the_api_services_and_the_workers_serve_no_view() -> None:
+    """`crisismon api` serves the dashboard and the API; the workers, with no view to read the
+    topics into, spend their time on their partitions."""
+    compose = services()
+    assert compose["api"]["command"] == ["api"]
+    assert compose["dashboard"]["command"][-1] == f"TCP:api:{Settings().web_port}"
+    assert compose["worker"]["environment"]["CRISISMON_API_VIEW"] == "false"
+    assert compose["worker"]["environment"]["CRISISMON_KAFKA_BOOTSTRAP"] == "kafka:9092"
+
+
 def test_the_worker_port_is_the_one_prometheus_and_the_healthcheck_use() -> None:
     port = Settings.model_fields["web_port"].default
     worker = services()["worker"]
