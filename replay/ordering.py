@@ -69,10 +69,10 @@ class ReadReport:
     to the rows kept; in the order first met."""
     bad_rows_from: list[int] = field(default_factory=list)
     """The input each kept bad row came from, as its index in `inputs` (a file given twice is
-    two inputs of one name), and"""
+    two inputs of one name): how a split run's parts put their bad rows back in order."""
     first_met: dict[str, tuple[int, SourceLine]] = field(default_factory=dict)
-    """where each category was first met: how a split run's parts put their bad rows and
-    `bad_reasons` back in one run's order."""
+    """Where each category was first met (input index, line): how a split run's parts put
+    `bad_reasons` back in order."""
     inputs: list[str] = field(default_factory=list)
 
     def add_bad(self, bad: BadRow) -> None:
@@ -167,7 +167,7 @@ def _read_one(
                 report.rows += 1
                 report.add_bad(item)
         elif not part.owns(dyad_of_item(item)):
-            pass  # another part's, which a reader did not skip itself (ICEWS's rows)
+            pass  # another part's, which its reader did not skip itself (ICEWS, native)
         elif refusal := _too_far_ahead(item, options):
             report.rows += 1
             report.add_bad(refusal)
