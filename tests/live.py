@@ -142,6 +142,14 @@ def metric_samples(url: str, name: str) -> list[Sample]:
     ]
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` forked that still run (none once it has ended)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
     """Poll until `check` returns something truthy: views and servers trail what the test did."""
     deadline = time.monotonic() + timeout

@@ -32,6 +32,7 @@ from services.core import EngineConfig
 from services.settings import DEFAULT_MAX_JOBS, Settings, usable_cpus
 from tests.builders import event, retraction
 from tests.gdelt_samples import ICEWS_SAMPLE, gdelt2_lines, unseen_crisis_lines
+from tests.live import children_of, eventually
 from tests.synthetic import write_events
 
 CRISISMON = Path(sys.executable).parent / "crisismon"
@@ -371,14 +372,6 @@ def _text_of(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def _wait_for(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT_BOUND_SECONDS
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"no {what} within {WAIT_BOUND_SECONDS} s"
-        time.sleep(0.05)
-    return found
-
-
 def test_a_part_ends_with_the_process_that_forked_it_even_killed(tmp_path: Path) -> None:
     script = (
         "from pathlib import Path\n"
@@ -390,12 +383,18 @@ def test_a_part_ends_with_the_process_that_forked_it_even_killed(tmp_path: Path)
     parent = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=Path(__file__).parent.parent)
     try:
         pids = [
-            int(_wait_for(f"part {index}", partial(_text_of, tmp_path / f"part-{index}.pid")))
+            int(
+                eventually(
+                    partial(_text_of, tmp_path / f"part-{index}.pid"), WAIT_BOUND_SECONDS, f"part {index}"
+                )
+            )
             for index in (1, 2)
         ]
         parent.kill()
         parent.wait(WAIT_BOUND_SECONDS)
-        _wait_for("end of the parts after their parent was killed", lambda: all(map(_ended, pids)))
+        eventually(
+            lambda: all(map(_ended, pids)), WAIT_BOUND_SECONDS, "the parts to end with their killed parent"
+        )
     finally:
         parent.kill()
 
@@ -424,8 +423,10 @@ def test_a_stopped_backtest_ends_its_parts_and_leaves_no_files(tmp_path: Path, s
         preexec_fn=partial(signal.signal, signal.SIGINT, signal.SIG_DFL),  # as a shell starts it
     )
     try:
-        _wait_for("parts folder", lambda: any(temporary.glob("crisismon-parts-*")))
-        parts = _wait_for("two parts", lambda: _children(run.pid) if len(_children(run.pid)) == 2 else None)
+        eventually(lambda: any(temporary.glob("crisismon-parts-*")), WAIT_BOUND_SECONDS, "the parts folder")
+        parts = eventually(
+            lambda: len(children_of(run.pid)) == 2 and children_of(run.pid), WAIT_BOUND_SECONDS, "two parts"
+        )
         if stop == "terminated":
             run.terminate()
         else:
@@ -439,10 +440,3 @@ def test_a_stopped_backtest_ends_its_parts_and_leaves_no_files(tmp_path: Path, s
     assert errors.strip().splitlines()[-1] == "crisismon: error: aborted" and "Traceback" not in errors
     assert all(map(_ended, parts))
     assert list(temporary.iterdir()) == []
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []

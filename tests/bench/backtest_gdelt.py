@@ -46,6 +46,7 @@ from services.backtest.run import frozen_as_played
 from services.core import Engine, EngineConfig
 from tests.bench.harness import peak_rss_mb
 from tests.gdelt_samples import as_gdelt2, georgia_rows
+from tests.live import children_of
 
 ROWS = 1_000_000
 CRISISMON = Path(sys.executable).parent / "crisismon"
@@ -231,7 +232,7 @@ def backtest(path: Path, *flags: str) -> tuple[float, float]:
         peaks: dict[int, float] = {}
         while child.poll() is None:
             with contextlib.suppress(OSError):  # it ended between the two calls
-                for pid in (child.pid, *_children(child.pid)):
+                for pid in (child.pid, *children_of(child.pid)):
                     peaks[pid] = max(peaks.get(pid, 0.0), peak_rss_mb(pid))
             time.sleep(RSS_POLL_SECONDS)
         peak_mb = sum(peaks.values())
@@ -240,10 +241,6 @@ def backtest(path: Path, *flags: str) -> tuple[float, float]:
             errors.seek(0)
             raise SystemExit(f"backtest failed: {errors.read().decode(errors='replace')[-2000:]}")
     return elapsed, peak_mb
-
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def core_alone(path: Path) -> float:
