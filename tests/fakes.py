@@ -12,7 +12,7 @@ from datetime import timedelta
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from services.core import EngineConfig
-from services.kafka.worker import Outputs, Processor
+from services.kafka.worker import Outputs, Processor, Received
 from services.web.metrics import WorkerMetrics
 
 SKEW = timedelta(days=1)
@@ -65,21 +65,21 @@ class Worker:
     journal: list[str]
 
     def feed(self, raw: bytes, key: bytes | None = None, produced_at: float | None = None) -> str:
-        """One record through `Processor.process`; its `crisismon_events_total` outcome."""
+        """One record through `Processor.process_batch`; its `crisismon_events_total` outcome."""
         if key is None:
             key = dyad_key(raw)
         return self.feed_batch([(raw, key, produced_at)])[0]
 
     def feed_batch(self, records: Sequence[tuple[bytes, bytes | None, float | None]]) -> list[str]:
-        """Records (raw, key, produced_at) through `Processor.process` as one batch, then its
-        end (`Processor.end_batch`); their outcomes."""
+        """Records (raw, key, produced_at) through `Processor.process_batch` as one batch, then
+        its end (`Processor.end_batch`); their outcomes."""
+        batch = [
+            Received(raw, FakeMessage(key, offset), produced_at)
+            for offset, (raw, key, produced_at) in enumerate(records, start=len(self.journal))
+        ]
 
         async def run() -> list[str]:
-            outcomes: list[str] = []
-            for raw, key, produced_at in records:
-                message = FakeMessage(key, len(self.journal))
-                outcome, _ = await self.processor.process(raw, message, produced_at)
-                outcomes.append(outcome)
+            outcomes: list[str] = list(await self.processor.process_batch(batch))
             self.processor.end_batch()
             return outcomes
 

@@ -18,8 +18,8 @@ from services.core import engine
 from services.core.dyad import DyadState
 from services.kafka import worker as worker_module
 from services.kafka.worker import unpack_state
-from tests.builders import event
-from tests.fakes import FakeMessage, a_worker
+from tests.builders import event, retraction
+from tests.fakes import FakeMessage, a_worker, dyad_key
 
 ARTICLE = Path(__file__).parents[1] / "replay" / "data" / "pakistan-iran-2024.jsonl"
 LINES = ARTICLE.read_bytes().splitlines()
@@ -140,6 +140,45 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
     assert unpack_state(worker.store.saved[b"IRN-PAK"], worker.processor.config).holds("pkir24-005"), (
         "the strike, earlier in the batch, is in the state saved"
     )
+
+
+def test_a_batch_does_for_each_record_what_the_record_alone_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch goes through in phases (every record parsed, then the core on every one, then
+    every output): each record, whatever its neighbours, must still get what it gets in a
+    batch of its own, in the same order, down to the state saved."""
+    real_apply = engine.apply
+
+    def fails_on_the_threat(state: DyadState, record: Any, config: Any) -> Any:
+        if getattr(record, "event_id", None) == "pkir24-007":
+            state.entries.clear()  # half-done work that must not survive
+            raise RuntimeError("a bug")
+        return real_apply(state, record, config)
+
+    monkeypatch.setattr(worker_module, "apply", fails_on_the_threat)
+    ahead = event("ahead", hours=24 * 365 * 20).model_dump_json().encode()
+    domestic = event("domestic", source="IRN", target="IRN").model_dump_json().encode()
+    withdrawn = retraction("pkir24-025", hours=24 * 29).model_dump_json().encode()
+    raws = [*LINES[:8], b"{not json", ahead, domestic, STRIKE, STRIKE, *LINES[8:], withdrawn, LINES[2]]
+    records = [(raw, dyad_key(raw), None) for raw in raws]
+    records[12] = (STRIKE, b"CHN-USA", None)  # keyed by another dyad
+    one_by_one, batched = a_worker(), a_worker()
+    fates = [one_by_one.feed(raw, key, produced_at) for raw, key, produced_at in records]
+
+    assert batched.feed_batch(records) == fates
+    assert {"accepted", "rejected", "no-dyad", "duplicate", "retraction-applied", "expired"} <= set(fates)
+    assert batched.index_updates() == one_by_one.index_updates()
+    assert [alert.model_copy(update={"emitted_at": None}) for alert in batched.alert_records()] == [
+        alert.model_copy(update={"emitted_at": None}) for alert in one_by_one.alert_records()
+    ]
+    assert [(letter.reason, letter.raw) for letter in batched.dead_letter_records()] == [
+        (letter.reason, letter.raw) for letter in one_by_one.dead_letter_records()
+    ]
+    assert len(batched.dead_letter_records()) == 4
+    config = batched.processor.config
+    saved = {key: unpack_state(value, config).snapshot() for key, value in batched.store.saved.items()}
+    assert saved == {
+        key: unpack_state(value, config).snapshot() for key, value in one_by_one.store.saved.items()
+    }
 
 
 def test_a_dyad_whose_saved_state_cannot_be_read_costs_its_records_not_the_batch() -> None:

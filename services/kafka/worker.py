@@ -5,9 +5,10 @@ README). Each dyad's state lives in a Faust table (RocksDB in real runs) as a sn
 the core's `DyadState`; the core does all the computing, in event time.
 
 The agent takes the stream in batches (`BATCH_MAX_RECORDS`, or what came within
-`BATCH_WITHIN_SECONDS`): each record is computed and its outputs appended in order to a
-batch per output partition (`BatchedTopic`), handed to the producer at the end, then each
-dyad the batch changed is saved once, and the dyads' gauges set once. Order of work, chosen
+`BATCH_WITHIN_SECONDS`), each in phases (`Processor.process_batch`): every record parsed,
+the core run on each in order, their outputs appended in order to a batch per output
+partition (`BatchedTopic`), handed to the producer at the end, then each dyad the batch
+changed is saved once, and the dyads' gauges set once. Order of work, chosen
 so that a crash can repeat an output but never lose one: compute, publish the outputs, then
 save the state; offsets are committed only after the whole batch, once the producer has
 flushed. If the worker dies after saving but before its outputs left the process, the records
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import faust
 import orjson
@@ -290,6 +291,33 @@ class ProcessingMetrics(Protocol):
     def forget_partitions(self, topic: str, partitions: set[int]) -> None: ...
 
 
+class Received(NamedTuple):
+    """A record as a batch holds it: its bytes, its message (Faust's, or aiokafka's for one the
+    offset guard read), and when it was produced (seconds; None when not known)."""
+
+    raw: bytes
+    message: Any
+    produced_at: float | None
+
+
+@dataclass(slots=True)
+class Step:
+    """A record on its way through a batch's phases (`Processor.process_batch`)."""
+
+    received: Received
+    record: CrisisEvent | Retraction | None = None
+    """Parsed, accepted by the worker's checks and of a dyad: for the core."""
+    dyad: str = ""
+    refusal: str | None = None
+    """Why it goes to the dead letters, if it does."""
+    outcome: Outcome | None = None
+    fate: Fate | Rejected = "rejected"
+    event_time: datetime | None = None
+    """Of a record the worker did not refuse."""
+    seconds: float = 0.0
+    """Spent on it so far, over the phases (its `crisismon_event_processing_seconds`)."""
+
+
 @dataclass
 class Unsaved:
     """A dyad the batch changed: the last message of its records (its partition keeps the
@@ -325,22 +353,26 @@ class Processor:
         return self.states[dyad]
 
     async def handle(self, events: Sequence[faust.types.EventT[bytes]]) -> None:
-        """One batch of the stream: every record in order (after any the offset guard finds
-        skipped before it), its outputs to the producer, then what the batch changed saved once
-        per dyad.
+        """One batch of the stream: its records (after any the offset guard finds skipped
+        before one) processed in order, their outputs to the producer, then what the batch
+        changed saved once per dyad.
 
         The outputs go to the producer even when the batch stops half-way (the agent cancelled
-        as the worker stops): Faust acks a batch's events when its generator is closed, and its
-        commit flushes only what the producer holds."""
+        as the worker stops, while the guard reads skipped records): Faust acks a batch's
+        events when its generator is closed, and its commit flushes only what the producer
+        holds, so the records received by then are processed and handed over first."""
+        received: list[Received] = []
         try:
-            for event in events:
-                started = time.perf_counter()
-                message = event.message
-                for skipped in await self.offset_guard.skipped_before(message):
-                    produced_at = skipped.timestamp / 1000  # aiokafka's records carry ms, Faust's seconds
-                    await self.process_timed(skipped.value or b"", skipped, produced_at, time.perf_counter())
-                self.watchdog.record(message.tp, message.offset)
-                await self.process_timed(event.value or b"", message, message.timestamp, started)
+            try:
+                for event in events:
+                    message = event.message
+                    for skipped in await self.offset_guard.skipped_before(message):
+                        # aiokafka's records carry ms, Faust's seconds
+                        received.append(Received(skipped.value or b"", skipped, skipped.timestamp / 1000))
+                    self.watchdog.record(message.tp, message.offset)
+                    received.append(Received(event.value or b"", message, message.timestamp))
+            finally:
+                await self.process_batch(received)
         finally:
             await self.outputs.flush()
         self.end_batch()
@@ -355,50 +387,90 @@ class Processor:
             self.metrics.observe_index(update, partition)
         self.latest_index.clear()
 
-    async def process_timed(
-        self, raw: bytes, message: Any, produced_at: float | None, started: float
-    ) -> None:
-        fate, event_time = await self.process(raw, message, produced_at)
-        self.metrics.observe_record(fate, time.perf_counter() - started, event_time, datetime.now(UTC))
+    async def process_batch(self, batch: Sequence[Received]) -> list[Fate | Rejected]:
+        """What became of each record, in order.
 
-    async def process(
-        self, raw: bytes, message: Any, produced_at: float | None
-    ) -> tuple[Fate | Rejected, datetime | None]:
-        """Returns what became of the record, and its event time.
+        The batch goes through in phases, each over all its records: parse them, run the core
+        on them, hand their outputs and dead letters over, count them. Each record gets the
+        same work as it would one by one, in the same order; done phase by phase, each phase's
+        code and data stay in the CPU's caches (a call of the core took up to twice as long with
+        other Python work between two calls), and the worker took ~10% less CPU for the same
+        events (README, "The worker's batch in phases").
 
         Whatever a record holds, it costs at most itself: refused records go to the
         dead-letter topic with the reason, and an error of the engine's own is logged and
-        dead-lettered too. Only Kafka failing to take the outputs stops the worker.
-        """
+        dead-lettered too. Only Kafka failing to take the outputs stops the worker."""
+        steps = [self.parse(received) for received in batch]
+        for step in steps:
+            if step.record is not None:
+                self.compute(step)
+        for step in steps:
+            await self.hand_over(step)
+        now = datetime.now(UTC)
+        for step in steps:
+            self.metrics.observe_record(step.fate, step.seconds, step.event_time, now)
+        return [step.fate for step in steps]
+
+    def parse(self, received: Received) -> Step:
+        """The record, or why it is refused before the engine sees it."""
+        started = time.perf_counter()
+        step = Step(received)
         try:
-            record = parse_record(raw)
+            record = parse_record(received.raw)
         except (ValidationError, ValueError) as error:
-            return await self.reject(raw, describe(error), message)
-        if refusal := too_far_ahead(
-            record.event_time, reference_time(produced_at, time.time()), self.max_future_skew
-        ):
-            return await self.reject(raw, refusal, message)
-        dyad = record.dyad
+            step.refusal = describe(error)
+        else:
+            step.refusal = self.refusal_of(record, received)
+            if step.refusal is None and record.dyad is not None:
+                step.record, step.dyad = record, record.dyad
+            elif step.refusal is None:  # it stays in the log; there is no dyad index to update
+                step.fate, step.event_time = "no-dyad", record.event_time
+        step.seconds += time.perf_counter() - started
+        return step
+
+    def refusal_of(self, record: CrisisEvent | Retraction, received: Received) -> str | None:
+        """Why the worker refuses a valid record: dated too far ahead, or keyed by another dyad."""
+        moment = reference_time(received.produced_at, time.time())
+        if refusal := too_far_ahead(record.event_time, moment, self.max_future_skew):
+            return refusal
+        message = received.message
         key = message.key.decode("utf-8", "replace") if message.key else None
-        if dyad is None:
-            return "no-dyad", record.event_time  # it stays in the log; there is no dyad index to update
-        if key != dyad:
-            return await self.reject(raw, f"record key {key!r} is not its dyad {dyad!r}", message)
+        if record.dyad is not None and key != record.dyad:
+            return f"record key {key!r} is not its dyad {record.dyad!r}"
+        return None
+
+    def compute(self, step: Step) -> None:
+        """The core on a record of a dyad: its outcome, or the reason it is refused."""
+        started = time.perf_counter()
+        record, dyad, message = step.record, step.dyad, step.received.message
+        assert record is not None, "only a parsed record of a dyad is computed"
         try:
             state = self.state_of(dyad, message)
             outcome = apply(state, record, self.config)
         except Exception as error:  # a bug of ours must cost one record, not the worker
             log.exception("the engine failed on %s[%s]@%s", message.topic, message.partition, message.offset)
             self.rebuild(dyad, message)
-            return await self.reject(raw, f"the engine failed on this record: {error!r}", message)
-        if outcome.refusal is not None:
-            return await self.reject(raw, outcome.refusal, message)
-        await self.publish(state, outcome, message.partition)
-        if outcome.fate in CHANGES_STATE:
-            unsaved = self.unsaved.setdefault(dyad, Unsaved(message))
-            unsaved.message = message
-            unsaved.records.append(record)
-        return outcome.fate, record.event_time
+            step.refusal = f"the engine failed on this record: {error!r}"
+        else:
+            if outcome.refusal is not None:
+                step.refusal = outcome.refusal
+            else:
+                step.outcome, step.fate, step.event_time = outcome, outcome.fate, record.event_time
+                if outcome.fate in CHANGES_STATE:
+                    unsaved = self.unsaved.setdefault(dyad, Unsaved(message))
+                    unsaved.message = message
+                    unsaved.records.append(record)
+        step.seconds += time.perf_counter() - started
+
+    async def hand_over(self, step: Step) -> None:
+        """The record's outputs to their topics, or the record to the dead letters."""
+        started = time.perf_counter()
+        received = step.received
+        if step.refusal is not None:
+            await self.dead_letter(received.raw, step.refusal, received.message)
+        elif step.outcome is not None:
+            await self.publish(step.dyad, step.outcome, received.message.partition)
+        step.seconds += time.perf_counter() - started
 
     def forget(self) -> None:
         """Drop the states held (partitions moved): a batch cut short by it is not saved, and
@@ -421,12 +493,12 @@ class Processor:
             self.states.pop(dyad, None)
             self.unsaved.pop(dyad, None)
 
-    async def publish(self, state: DyadState, outcome: Outcome, partition: int) -> None:
-        key = state.dyad.encode()
+    async def publish(self, dyad: str, outcome: Outcome, partition: int) -> None:
+        key = dyad.encode()
         index = outcome.index_update or outcome.repeated_index
         if index is not None:
             await self.outputs.index.send(key=key, value=index.model_dump_json().encode())
-            self.latest_index[state.dyad] = (index, partition)
+            self.latest_index[dyad] = (index, partition)
         for alert in outcome.alerts:
             self.metrics.observe_alert(alert, partition)
         told = (*outcome.alerts, *outcome.repeats)
@@ -442,10 +514,6 @@ class Processor:
                 alert.level,
                 alert.reason_code,
             )
-
-    async def reject(self, raw: bytes, reason: str, message: Any) -> tuple[Fate | Rejected, None]:
-        await self.dead_letter(raw, reason, message)
-        return "rejected", None
 
     async def dead_letter(self, raw: bytes, reason: str, message: Any) -> None:
         text = raw.decode("utf-8", errors="backslashreplace")
@@ -596,7 +664,7 @@ def create_app(
                 logging.shutdown()
                 os._exit(EXIT_RESTART)
             except Exception:
-                # Not a record's fault (those cost the record: `Processor.process`) but the
+                # Not a record's fault (those cost the record: `Processor.process_batch`) but the
                 # batch's, saving it: exiting, so Faust does not commit what was not saved.
                 log.critical("the worker failed on a batch: exiting for a restart", exc_info=True)
                 logging.shutdown()
