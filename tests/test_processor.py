@@ -120,10 +120,9 @@ def test_a_pending_retraction_is_saved_so_the_event_stays_out_after_a_restart() 
     assert restarted.feed(THREAT) == "retracted"
 
 
-def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dyad(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    worker = a_worker()
+@pytest.fixture
+def engine_fails_on_the_threat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's engine fails on the threat (pkir24-007), half-way through changing its state."""
     real_apply = engine.apply
 
     def fails_on_the_threat(state: DyadState, record: Any, config: Any) -> Any:
@@ -133,6 +132,11 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
         return real_apply(state, record, config)
 
     monkeypatch.setattr(worker_module, "apply", fails_on_the_threat)
+
+
+@pytest.mark.usefixtures("engine_fails_on_the_threat")
+def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dyad() -> None:
+    worker = a_worker()
     assert worker.feed_batch([(line, b"IRN-PAK", None) for line in (STRIKE, THREAT)]) == [
         "accepted",
         "rejected",
@@ -142,19 +146,11 @@ def test_an_engine_failure_in_a_batch_keeps_the_batchs_earlier_records_of_the_dy
     )
 
 
-def test_a_batch_does_for_each_record_what_the_record_alone_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("engine_fails_on_the_threat")
+def test_a_batch_does_for_each_record_what_the_record_alone_gets() -> None:
     """A batch goes through in phases (every record parsed, then the core on every one, then
     every output): each record, whatever its neighbours, must still get what it gets in a
     batch of its own, in the same order, down to the state saved."""
-    real_apply = engine.apply
-
-    def fails_on_the_threat(state: DyadState, record: Any, config: Any) -> Any:
-        if getattr(record, "event_id", None) == "pkir24-007":
-            state.entries.clear()  # half-done work that must not survive
-            raise RuntimeError("a bug")
-        return real_apply(state, record, config)
-
-    monkeypatch.setattr(worker_module, "apply", fails_on_the_threat)
     ahead = event("ahead", hours=24 * 365 * 20).model_dump_json().encode()
     domestic = event("domestic", source="IRN", target="IRN").model_dump_json().encode()
     withdrawn = retraction("pkir24-025", hours=24 * 29).model_dump_json().encode()
