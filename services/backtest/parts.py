@@ -62,8 +62,8 @@ def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:
             child.join()
     finally:
         for child in children:  # after an exception here (a Ctrl-C too), the others are of no use
-            if child.is_alive():
-                child.terminate()
+            if child.is_alive():  # SIGKILL: a part forked a moment ago still has the parent's handlers
+                child.kill()
             if child.pid is not None:  # started
                 child.join()
     results: list[T] = [first]
@@ -88,8 +88,9 @@ def _hand_back(play: Callable[[Part], Any], part: Part, folder: Path, parent: in
 def _die_with(parent: int) -> None:
     """Killed as soon as `parent` ends, even by SIGKILL: a part would otherwise play on for
     nobody, into a folder that is gone. What stops a run is the parent's to act on: a Ctrl-C
-    reaches the whole process group, and the parent terminates its parts (SIGTERM ends one at
-    once, with nothing to hand back)."""
+    reaches the whole process group, and the parent kills its parts (SIGKILL: a part that has
+    not reached this line yet has the parent's handlers, where SIGTERM raises
+    KeyboardInterrupt and prints its traceback; nothing is handed back either way)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)
