@@ -200,6 +200,21 @@ def test_an_event_shows_its_code_and_the_score_the_engine_took() -> None:
     assert detail.cameo_description == "Employ aerial weapons"
 
 
+def test_the_view_keeps_a_record_as_read_unless_padding_makes_it_heavier() -> None:
+    """The JSON read is kept as it is (not written again), but no heavier than a compact one:
+    whitespace must not let the view's memory grow past what its caps allow."""
+    projection = Projection(10, 10)
+    read = event("a").model_dump_json(indent=1).encode()
+    padded = event("b").model_dump_json().encode() + b" " * 60_000  # under MAX_RECORD_BYTES: valid
+    projection.add_record(event("a"), read)
+    projection.add_record(event("b"), padded)
+    assert projection.events["a"].json is read
+    assert projection.events["b"].json == event("b").model_dump_json().encode()
+    for event_id in ("a", "b"):
+        shown = projection.event(event_id)
+        assert shown is not None and shown.event == event(event_id) and shown.feeds == "escalation"
+
+
 def test_an_event_names_its_dyad_as_the_engine_routes_it() -> None:
     projection = Projection(10, 10)
     crossed = projection.add_record(event("a", source="PAK", target="IRN"))

@@ -4,9 +4,10 @@ Every worker builds the whole view from the topics (all partitions), so any work
 for every dyad, however the partitions are shared out. Pure: no I/O, no clock; the Kafka
 feed (`services.kafka.feed`) puts records in, the web app asks questions. Memory is bounded
 by settings: the events and alerts kept for lookup, and the index updates kept per dyad and in
-all. What is kept is held as the JSON the API answers with, beside what queries sort and filter
-by, and read back into models only for an answer: an event's pydantic model took 4 KiB where
-its JSON takes 0.4 (README, "The worker's memory on long runs").
+all. What is kept is held as JSON (as read from the topic, not written again: see `_as_kept`),
+beside what queries sort and filter by, and read back into models only for an answer: an
+event's pydantic model took 4 KiB where its JSON takes 0.4 (README, "The worker's memory on
+long runs"). An event's details (what its code means, how it scored) are added when asked.
 
 A dyad's curve is the core's (services.core.curve), sampled here from the updates as they came,
 so that the dashboard draws what the backtest's report draws and never computes one itself.
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from itertools import groupby
 from typing import NamedTuple
 
+from pydantic import BaseModel
+
 from schemas.cameo import GoldsteinScale, cameo_codes, goldstein_scale
 from schemas.events import CrisisEvent, Retraction, corroborated, witnessed_weight
 from schemas.outputs import Alert, IndexUpdate, Level
@@ -32,6 +35,18 @@ from services.core.scoring import goldstein_of
 from services.core.timeutil import to_seconds
 from services.web.models import DyadCurve, DyadSummary, EventDetail
 from services.web.paging import page
+
+KEPT_AS_READ_BYTES = 4096
+"""A record's JSON up to this size is kept as read (the view's are under 1 KiB, mostly); a
+longer one is written again, compact, so that whitespace cannot make the kept records weigh
+more than their fields can."""
+
+
+def _as_kept(model: BaseModel, json: bytes | None) -> bytes:
+    """What the view keeps of a record: its JSON as read, unless it is missing or too long."""
+    if json is not None and len(json) <= KEPT_AS_READ_BYTES:
+        return json
+    return model.model_dump_json().encode()
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -45,17 +60,13 @@ class KeptEvent(NamedTuple):
     event_id: str
     dyad: str | None
     json: bytes
-    """The `EventDetail`."""
+    """The event's JSON as read (or as corroborated since): its `EventDetail` is built from it
+    when asked, since most events kept are never asked for."""
+    retracted_by: Retraction | None = None
 
     @classmethod
-    def of(cls, detail: EventDetail) -> KeptEvent:
-        event = detail.event
-        return cls(
-            event.event_time.astimezone(UTC), event.event_id, detail.dyad, detail.model_dump_json().encode()
-        )
-
-    def detail(self) -> EventDetail:
-        return EventDetail.model_validate_json(self.json)
+    def of(cls, event: CrisisEvent, json: bytes, retracted_by: Retraction | None) -> KeptEvent:
+        return cls(event.event_time.astimezone(UTC), event.event_id, event.dyad, json, retracted_by)
 
 
 class KeptAlert(NamedTuple):
@@ -142,16 +153,15 @@ class Projection:
     def __post_init__(self) -> None:
         self.per_dyad = self.history_per_dyad
 
-    def add_index(self, update: IndexUpdate) -> None:
+    def add_index(self, update: IndexUpdate, json: bytes | None = None) -> None:
+        """`json`: the update as read, kept as it is (else written again from `update`)."""
         view = self.dyads.get(update.dyad)
         if view is None:
             view = self.dyads[update.dyad] = DyadView(update)
         elif update.as_of >= view.latest.as_of:
             view.latest = update
         replaced = view.history.pop(update.triggered_by, None)
-        view.history[update.triggered_by] = KeptUpdate(
-            update.as_of.astimezone(UTC), update.model_dump_json().encode()
-        )
+        view.history[update.triggered_by] = KeptUpdate(update.as_of.astimezone(UTC), _as_kept(update, json))
         self.updates_kept += replaced is None
         as_of = to_seconds(update.as_of)
         # Updates published before `triggered_at` existed are placed at their `as_of`.
@@ -192,50 +202,63 @@ class Projection:
     def event(self, event_id: str) -> EventDetail | None:
         """The event as the API shows it, if kept."""
         kept = self.events.get(event_id)
-        return None if kept is None else kept.detail()
+        return None if kept is None else self._detail(kept)
 
-    def add_record(self, record: CrisisEvent | Retraction) -> EventDetail | None:
-        """The event as the API shows it now, or None when nothing visible changed."""
+    def add_record(self, record: CrisisEvent | Retraction, json: bytes | None = None) -> EventDetail | None:
+        """The event as the API shows it now, or None when nothing visible changed. `json`: the
+        record as read, kept as it is (else written again from `record`)."""
         if isinstance(record, Retraction):
-            target = self.event(record.retracts)
+            target = self.events.get(record.retracts)
             if target is None:
                 self.pending_retractions[record.retracts] = record
                 if len(self.pending_retractions) > self.max_events:
                     del self.pending_retractions[next(iter(self.pending_retractions))]
                 return None
-            detail = target.model_copy(update={"retracted_by": record})
-            self.events[record.retracts] = KeptEvent.of(detail)
-            return detail
-        known = self.event(record.event_id)
+            self.events[record.retracts] = target._replace(retracted_by=record)
+            return self._detail(self.events[record.retracts])
+        known = self.events.get(record.event_id)
         if known is not None:
-            return self._corroborated(record.event_id, known, record)
-        goldstein = goldstein_of(record, self.scale)
-        code = cameo_codes().get(record.cameo_code)
-        detail = EventDetail(
-            event=record,
-            dyad=record.dyad,
-            retracted_by=self.pending_retractions.pop(record.event_id, None),
+            return self._corroborated(known, record)
+        kept = KeptEvent.of(
+            record,
+            _as_kept(record, json),
+            self.pending_retractions.pop(record.event_id, None),
+        )
+        self.events[record.event_id] = kept
+        if len(self.events) > self.max_events:
+            self.events.popitem(last=False)
+        return self._described(record, kept.retracted_by)
+
+    def _corroborated(self, known: KeptEvent, record: CrisisEvent) -> EventDetail | None:
+        """A held event with the rows a later record adds (as the engine adds them), or None when
+        the record names none it has not (a duplicate, or a native copy)."""
+        if known.retracted_by is not None:
+            return None  # as the engine: a retracted event stays out
+        held = CrisisEvent.model_validate_json(known.json)
+        if held.event_time != record.event_time:
+            return None  # as the engine: a conflicting copy is ignored
+        together = corroborated(held.witnesses, record.witnesses)
+        if together is None:
+            return None
+        event = held.model_copy(update={"witnesses": together, "weight": witnessed_weight(together)})
+        self.events[event.event_id] = known._replace(json=event.model_dump_json().encode())
+        return self._described(event, known.retracted_by)
+
+    def _detail(self, kept: KeptEvent) -> EventDetail:
+        return self._described(CrisisEvent.model_validate_json(kept.json), kept.retracted_by)
+
+    def _described(self, event: CrisisEvent, retracted_by: Retraction | None) -> EventDetail:
+        """The event as the API shows it: with its dyad, what its code means and how it scored."""
+        goldstein = goldstein_of(event, self.scale)
+        code = cameo_codes().get(event.cameo_code)
+        return EventDetail(
+            event=event,
+            dyad=event.dyad,
+            retracted_by=retracted_by,
             cameo_description=code.description if code else None,
             goldstein=goldstein,
             feeds="escalation" if goldstein < 0 else "de-escalation" if goldstein > 0 else "neither",
         )
-        self.events[record.event_id] = KeptEvent.of(detail)
-        if len(self.events) > self.max_events:
-            self.events.popitem(last=False)
-        return detail
-
-    def _corroborated(self, event_id: str, known: EventDetail, record: CrisisEvent) -> EventDetail | None:
-        """A held event with the rows a later record adds (as the engine adds them), or None when
-        the record names none it has not (a duplicate, or a native copy)."""
-        if known.retracted_by is not None or known.event.event_time != record.event_time:
-            return None  # as the engine: a retracted event stays out, a conflicting copy is ignored
-        together = corroborated(known.event.witnesses, record.witnesses)
-        if together is None:
-            return None
-        event = known.event.model_copy(update={"witnesses": together, "weight": witnessed_weight(together)})
-        detail = known.model_copy(update={"event": event})
-        self.events[event_id] = KeptEvent.of(detail)
-        return detail
 
     # Questions
 
@@ -321,7 +344,7 @@ class Projection:
         """A page of the events kept, newest first, and the cursor of the next (see paging.py)."""
         found = (kept for kept in self.events.values() if dyad is None or kept.dyad == dyad)
         kept, following = page(found, lambda event: (event.event_time, event.event_id), cursor, limit)
-        return [event.detail() for event in kept], following
+        return [self._detail(event) for event in kept], following
 
 
 def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:

@@ -38,7 +38,7 @@ class View:
         try:
             if kind == "index":
                 update = IndexUpdate.model_validate_json(value)
-                self.projection.add_index(update)
+                self.projection.add_index(update, value)
                 self.broadcaster.publish("index", update.model_dump_json)
             elif kind == "alert":
                 alert = Alert.model_validate_json(value)
@@ -49,7 +49,7 @@ class View:
                 reference = reference_time(produced_at, time.time())
                 if refusal := too_far_ahead(record.event_time, reference, self.max_future_skew):
                     raise ValueError(refusal)
-                detail = self.projection.add_record(record)
+                detail = self.projection.add_record(record, value)
                 if detail is not None:
                     self.broadcaster.publish("event", detail.model_dump_json)
         except (ValidationError, ValueError) as error:
