@@ -147,8 +147,9 @@ def test_a_record_whose_weight_is_not_its_witnesses_is_refused(witnesses: dict, 
 def test_the_api_shows_an_event_at_the_weight_its_rows_add_up_to() -> None:
     projection = Projection(100, 100, scale=EngineConfig().scale)
     projection.add_record(witnessed("strike", {"1": 0.2}))
-    detail = projection.add_record(witnessed("strike", {"2": 0.4}))
-    assert detail is not None
+    kept = projection.add_record(witnessed("strike", {"2": 0.4}))
+    assert kept is not None
+    detail = projection.detail(kept)
     assert (detail.event.weight, detail.event.witnesses) == (
         witnessed_weight({"1": 0.2, "2": 0.4}),
         {"1": 0.2, "2": 0.4},

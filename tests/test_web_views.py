@@ -21,7 +21,9 @@ from services.core.engine import Engine
 from services.core.timeutil import from_seconds, to_seconds
 from services.web.app import WebApp, openapi_document
 from services.web.metrics import WorkerMetrics
+from services.web.models import EventDetail
 from services.web.projection import Projection
+from services.web.view import View
 from tests.builders import event, retraction
 from tests.curves import (
     DYAD,
@@ -194,8 +196,10 @@ def test_an_alert_read_before_its_index_update_still_counts() -> None:
 
 
 def test_an_event_shows_its_code_and_the_score_the_engine_took() -> None:
-    detail = Projection(10, 10).add_record(event("a", cameo_code="195"))
-    assert detail is not None
+    projection = Projection(10, 10)
+    kept = projection.add_record(event("a", cameo_code="195"))
+    assert kept is not None
+    detail = projection.detail(kept)
     assert (detail.goldstein, detail.feeds) == (-10.0, "escalation")
     assert detail.cameo_description == "Employ aerial weapons"
 
@@ -215,13 +219,30 @@ def test_the_view_keeps_a_record_as_read_unless_padding_makes_it_heavier() -> No
         assert shown is not None and shown.event == event(event_id) and shown.feeds == "escalation"
 
 
+def test_the_stream_tells_an_event_as_it_was_when_read_though_written_later() -> None:
+    """An event's message on /api/stream is written only when a client first needs it, but says
+    what the view had then: a client that comes after its retraction sees both steps."""
+    view = View(Projection(10, 10))
+    for record in (event("a"), retraction("a")):  # both on the events topic
+        view.ingest("event", record.model_dump_json().encode())
+    client = view.broadcaster.subscribe(f"{view.broadcaster.epoch}-0")  # from the first message
+    told = []
+    while not client.empty():
+        message = client.get_nowait()
+        assert message is not None
+        told.append(EventDetail.model_validate_json(message.split("data: ", 1)[1]))
+    assert [detail.event.event_id for detail in told] == ["a", "a"]
+    assert [detail.retracted_by for detail in told] == [None, retraction("a")]
+    assert told[0].goldstein == -10.0
+
+
 def test_an_event_names_its_dyad_as_the_engine_routes_it() -> None:
     projection = Projection(10, 10)
     crossed = projection.add_record(event("a", source="PAK", target="IRN"))
     internal = projection.add_record(event("b", source="IRN", target="IRN"))
     assert crossed is not None and crossed.dyad == "IRN-PAK"
     assert internal is not None and internal.dyad is None
-    assert projection.find_events("IRN-PAK", 10) == ([crossed], None)
+    assert projection.find_events("IRN-PAK", 10) == ([projection.detail(crossed)], None)
 
 
 def test_the_api_draws_the_reports_curve_even_across_a_retraction(tmp_path: Path) -> None:

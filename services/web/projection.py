@@ -202,11 +202,11 @@ class Projection:
     def event(self, event_id: str) -> EventDetail | None:
         """The event as the API shows it, if kept."""
         kept = self.events.get(event_id)
-        return None if kept is None else self._detail(kept)
+        return None if kept is None else self.detail(kept)
 
-    def add_record(self, record: CrisisEvent | Retraction, json: bytes | None = None) -> EventDetail | None:
-        """The event as the API shows it now, or None when nothing visible changed. `json`: the
-        record as read, kept as it is (else written again from `record`)."""
+    def add_record(self, record: CrisisEvent | Retraction, json: bytes | None = None) -> KeptEvent | None:
+        """The event as kept now, or None when nothing visible changed. `json`: the record as
+        read, kept as it is (else written again from `record`)."""
         if isinstance(record, Retraction):
             target = self.events.get(record.retracts)
             if target is None:
@@ -214,22 +214,20 @@ class Projection:
                 if len(self.pending_retractions) > self.max_events:
                     del self.pending_retractions[next(iter(self.pending_retractions))]
                 return None
-            self.events[record.retracts] = target._replace(retracted_by=record)
-            return self._detail(self.events[record.retracts])
+            marked = self.events[record.retracts] = target._replace(retracted_by=record)
+            return marked
         known = self.events.get(record.event_id)
         if known is not None:
             return self._corroborated(known, record)
         kept = KeptEvent.of(
-            record,
-            _as_kept(record, json),
-            self.pending_retractions.pop(record.event_id, None),
+            record, _as_kept(record, json), self.pending_retractions.pop(record.event_id, None)
         )
         self.events[record.event_id] = kept
         if len(self.events) > self.max_events:
             self.events.popitem(last=False)
-        return self._described(record, kept.retracted_by)
+        return kept
 
-    def _corroborated(self, known: KeptEvent, record: CrisisEvent) -> EventDetail | None:
+    def _corroborated(self, known: KeptEvent, record: CrisisEvent) -> KeptEvent | None:
         """A held event with the rows a later record adds (as the engine adds them), or None when
         the record names none it has not (a duplicate, or a native copy)."""
         if known.retracted_by is not None:
@@ -241,20 +239,19 @@ class Projection:
         if together is None:
             return None
         event = held.model_copy(update={"witnesses": together, "weight": witnessed_weight(together)})
-        self.events[event.event_id] = known._replace(json=event.model_dump_json().encode())
-        return self._described(event, known.retracted_by)
+        changed = self.events[event.event_id] = known._replace(json=event.model_dump_json().encode())
+        return changed
 
-    def _detail(self, kept: KeptEvent) -> EventDetail:
-        return self._described(CrisisEvent.model_validate_json(kept.json), kept.retracted_by)
-
-    def _described(self, event: CrisisEvent, retracted_by: Retraction | None) -> EventDetail:
-        """The event as the API shows it: with its dyad, what its code means and how it scored."""
+    def detail(self, kept: KeptEvent) -> EventDetail:
+        """The event as the API shows it: with its dyad, what its code means and how it scored
+        (built when asked: most events kept never are)."""
+        event = CrisisEvent.model_validate_json(kept.json)
         goldstein = goldstein_of(event, self.scale)
         code = cameo_codes().get(event.cameo_code)
         return EventDetail(
             event=event,
             dyad=event.dyad,
-            retracted_by=retracted_by,
+            retracted_by=kept.retracted_by,
             cameo_description=code.description if code else None,
             goldstein=goldstein,
             feeds="escalation" if goldstein < 0 else "de-escalation" if goldstein > 0 else "neither",
@@ -344,7 +341,7 @@ class Projection:
         """A page of the events kept, newest first, and the cursor of the next (see paging.py)."""
         found = (kept for kept in self.events.values() if dyad is None or kept.dyad == dyad)
         kept, following = page(found, lambda event: (event.event_time, event.event_id), cursor, limit)
-        return [self._detail(event) for event in kept], following
+        return [self.detail(event) for event in kept], following
 
 
 def _latest_anchors(trail: AnchorTrail, count: int) -> AnchorTrail:

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -16,7 +17,7 @@ from schemas.outputs import Alert, IndexUpdate
 from schemas.topics import RecordKind
 from schemas.validation import describe
 from services.core.timeutil import reference_time, too_far_ahead
-from services.web.projection import Projection
+from services.web.projection import KeptEvent, Projection
 from services.web.stream import Broadcaster
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,14 @@ class View:
                 reference = reference_time(produced_at, time.time())
                 if refusal := too_far_ahead(record.event_time, reference, self.max_future_skew):
                     raise ValueError(refusal)
-                detail = self.projection.add_record(record, value)
-                if detail is not None:
-                    self.broadcaster.publish("event", detail.model_dump_json)
+                kept = self.projection.add_record(record, value)
+                if kept is not None:
+                    self.broadcaster.publish("event", partial(self._event_json, kept))
         except (ValidationError, ValueError) as error:
             log.info("API view skips a record of %s: %s", kind, describe(error))
         except Exception:  # a bug of ours must cost one record, not the view
             log.exception("API view skips a record of %s it failed on", kind)
+
+    def _event_json(self, kept: KeptEvent) -> str:
+        """An event's message on /api/stream, written when a client first needs it."""
+        return self.projection.detail(kept).model_dump_json()
