@@ -80,8 +80,9 @@ def role_from_cameo(code: str | None, country: str | None, types: Iterable[str] 
     Without a code or types the actor is taken as its state: a hand-coded event that names
     only a country means the state.
     """
-    found = [t.upper() for t in types if t]
-    return _role_of_types(found) if found else _role_of_code(code, country)
+    if types and (found := [t.upper() for t in types if t]):
+        return _role_of_types(found)
+    return _role_of_code(code, country)
 
 
 @lru_cache(maxsize=4096)

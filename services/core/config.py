@@ -114,6 +114,14 @@ class EngineConfig(BaseModel):
     def lateness_seconds(self) -> float:
         return self.lateness.total_seconds()
 
+    @cached_property
+    def baseline_lag_seconds(self) -> float:
+        return self.baseline_lag.total_seconds()
+
+    @cached_property
+    def baseline_window_seconds(self) -> float:
+        return self.baseline_window.total_seconds()
+
     def threshold(self, level: Level) -> float:
         return self._thresholds[level]
 

@@ -15,7 +15,6 @@ busy dyad's state stays small, and saving it costs the same after a year as afte
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from services.core import decay
 from services.core.baseline import DAY, Totals, band_top
 from services.core.config import EngineConfig
 from services.core.levels import Passage, Standing, Transition, step
+from services.core.scoring import short_sha256
 from services.core.timeutil import from_seconds, to_seconds
 
 _NO_TOTALS, _NO_STANDING = Totals(), Standing()
@@ -150,7 +150,7 @@ def alert_id(
     """
     identity = [config_hash, dyad, from_seconds(at).isoformat(), step.kind, str(previous_level), str(level)]
     identity += [step.reason_code, *([correction] if correction is not None else [])]
-    return hashlib.sha256("|".join(identity).encode()).hexdigest()[:32]
+    return short_sha256("|".join(identity), 32)
 
 
 class Corroboration(NamedTuple):
@@ -293,7 +293,7 @@ class DyadState:
         if not self.entries or self.first_time is None:
             return (0.0, 0.0)
         time = self.entries[position].time
-        lag, length = config.baseline_lag.total_seconds(), config.baseline_window.total_seconds()
+        lag, length = config.baseline_lag_seconds, config.baseline_window_seconds
         warming_up = time - self.first_time < lag + length  # it reads what it has seen so far
         end = time if warming_up else _day_start(time - lag)
         start = max(_day_start(end - length), self.first_time)
@@ -518,7 +518,7 @@ class DyadState:
         del self.entries[:keep_from]
         # A held entry's window starts at most a day or two (rounding to days) before `reach`;
         # the last folded day before where it may start answers for the days before it.
-        reach = before - config.baseline_lag.total_seconds() - config.baseline_window.total_seconds()
+        reach = before - config.baseline_lag_seconds - config.baseline_window_seconds
         still_asked = bisect.bisect_left(self.day_totals, int(reach // DAY) - 3, key=lambda t: t.day)
         del self.day_totals[: max(0, still_asked - 1)]
         # Twice as many as an alert names: weights equal on paper (one twice the other and a

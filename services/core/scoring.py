@@ -11,6 +11,17 @@ from schemas.events import CrisisEvent
 from services.core.config import EngineConfig
 from services.core.timeutil import to_seconds
 
+_SHA256 = hashlib.sha256()
+
+
+def short_sha256(text: str, length: int) -> str:
+    """The first `length` hex digits of `text`'s SHA-256. From a copy of an empty digest: each
+    of hashlib's constructor calls looks SHA-256 up in OpenSSL again, which cost the core more
+    than the hashing itself."""
+    digest = _SHA256.copy()
+    digest.update(text.encode())
+    return digest.hexdigest()[:length]
+
 
 @dataclass(frozen=True)
 class Score:
@@ -39,7 +50,7 @@ def fingerprint(event: CrisisEvent) -> str:
         event.cameo_code,
         repr(event.goldstein),
     )
-    return hashlib.sha256("|".join(facts).encode()).hexdigest()[:8]
+    return short_sha256("|".join(facts), 8)
 
 
 def goldstein_of(event: CrisisEvent, scale: GoldsteinScale) -> float:
