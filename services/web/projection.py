@@ -62,11 +62,13 @@ class KeptEvent(NamedTuple):
     json: bytes
     """The event's JSON as read (or as corroborated since): its `EventDetail` is built from it
     when asked, since most events kept are never asked for."""
-    retracted_by: Retraction | None = None
+    retracted_by: bytes | None = None
+    """The retraction's JSON, as kept (`_as_kept`): a retracted event weighs no more than two."""
 
     @classmethod
     def of(cls, event: CrisisEvent, json: bytes, retracted_by: Retraction | None) -> KeptEvent:
-        return cls(event.event_time.astimezone(UTC), event.event_id, event.dyad, json, retracted_by)
+        retraction = None if retracted_by is None else _as_kept(retracted_by, None)
+        return cls(event.event_time.astimezone(UTC), event.event_id, event.dyad, json, retraction)
 
 
 class KeptAlert(NamedTuple):
@@ -214,7 +216,7 @@ class Projection:
                 if len(self.pending_retractions) > self.max_events:
                     del self.pending_retractions[next(iter(self.pending_retractions))]
                 return None
-            marked = self.events[record.retracts] = target._replace(retracted_by=record)
+            marked = self.events[record.retracts] = target._replace(retracted_by=_as_kept(record, json))
             return marked
         known = self.events.get(record.event_id)
         if known is not None:
@@ -245,13 +247,13 @@ class Projection:
     def detail(self, kept: KeptEvent) -> EventDetail:
         """The event as the API shows it: with its dyad, what its code means and how it scored
         (built when asked: most events kept never are)."""
-        event = CrisisEvent.model_validate_json(kept.json)
+        event, retraction = CrisisEvent.model_validate_json(kept.json), kept.retracted_by
         goldstein = goldstein_of(event, self.scale)
         code = cameo_codes().get(event.cameo_code)
         return EventDetail(
             event=event,
             dyad=event.dyad,
-            retracted_by=kept.retracted_by,
+            retracted_by=None if retraction is None else Retraction.model_validate_json(retraction),
             cameo_description=code.description if code else None,
             goldstein=goldstein,
             feeds="escalation" if goldstein < 0 else "de-escalation" if goldstein > 0 else "neither",
