@@ -6,7 +6,7 @@ import pytest
 
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig
-from services.core.dyad import SNAPSHOT_VERSION, DyadState
+from services.core.dyad import SNAPSHOT_VERSION, DyadState, Notable
 from services.core.levels import cleared, reached
 from tests.builders import event, fifth_version, retraction
 
@@ -202,6 +202,33 @@ def test_entries_past_the_lateness_are_folded_so_state_stays_bounded() -> None:
     assert len(state.fingerprints) == 9 and len(state.notable) <= 2 * CONFIG.contributors
     days_reached = (CONFIG.baseline_lag + CONFIG.baseline_window).days + 5
     assert len(state.day_totals) <= days_reached
+
+
+def test_the_folded_events_kept_to_name_are_the_heaviest_of_all_folded() -> None:
+    """However many events were folded, the state keeps the 2 x contributors heaviest of them,
+    heaviest first, as alerts may still name them (checked against the same events unfolded)."""
+    config = EngineConfig(half_life="1h", retention_half_lives=200, lateness="8h")
+    folding, whole = (
+        Engine(config),
+        Engine(EngineConfig(half_life="1h", retention_half_lives=200, lateness="200h")),
+    )
+    codes = ["042", "195", "190", "138", "057", "111", "0256"]
+    for hour in range(200):
+        record = event(f"e{hour}", hours=hour + (hour % 5) / 10, cameo_code=codes[hour * 3 % len(codes)])
+        folding.process(record)
+        whole.process(record)
+    state, held = folding.states["IRN-PAK"], whole.states["IRN-PAK"].entries
+    assert state.held_from is not None and len(held) == 200
+
+    folded = [
+        Notable(entry.time, entry.event_id, index, value)
+        for entry in held
+        if entry.time < state.held_from
+        for index, value in (("escalation", entry.conflict), ("de-escalation", entry.cooperation))
+        if value > 0
+    ]
+    heaviest = sorted(folded, key=lambda n: n.rank(3600.0))[: 2 * config.contributors]
+    assert state.notable == heaviest
 
 
 def test_indices_at_any_time_decay_from_the_last_event() -> None:
