@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from schemas.outputs import Alert, Level
 from services.core import Engine, EngineConfig
@@ -46,6 +47,22 @@ def test_index_halves_every_half_life_of_event_time() -> None:
     engine.process(event("strike", hours=0))
     update = engine.process(event("visit", hours=72, cameo_code="042")).index_update
     assert update is not None and update.escalation_index == 5.0
+
+
+def test_a_copy_of_a_configuration_is_a_new_configuration() -> None:
+    """What a configuration caches (seconds, thresholds, its hash) is not carried into a copy
+    with other values, and the values a copy is given are checked."""
+    used = EngineConfig()
+    assert (used.half_life_seconds, used.threshold(Level.WATCH)) == (3 * 86400, 6.0)  # now cached
+    copy = used.model_copy(update={"half_life": "1d", "watch_threshold": 5.0})
+    assert (copy.half_life_seconds, copy.threshold(Level.WATCH)) == (86400.0, 5.0)
+    assert (
+        copy.computed_with.config_hash
+        == EngineConfig(half_life="1d", watch_threshold=5.0).computed_with.config_hash
+    )
+    assert copy.computed_with.config_hash != used.computed_with.config_hash
+    with pytest.raises(ValidationError):
+        used.model_copy(update={"watch_threshold": 20.0})  # above warning's
 
 
 def test_hysteresis_leaves_a_level_only_below_its_clearing_threshold() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Self
@@ -101,6 +102,14 @@ class EngineConfig(BaseModel):
         if not timedelta(0) < self.lateness <= self.half_life * self.retention_half_lives:
             raise ValueError("lateness must be positive and at most the retention (half-lives x half_life)")
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy made as a new configuration: `update` validated, and nothing this one cached
+        carried over. Pydantic's copy takes `update` unchecked and copies the instance's
+        `__dict__`, where the cached properties below live: a copy with another half-life would
+        have kept this one's `half_life_seconds`, another threshold this one's `config_hash`,
+        and raised alerts under the ids of the configuration it was copied from."""
+        return self.model_validate({**self.model_dump(), **(update or {})})
 
     @cached_property
     def half_life_seconds(self) -> float:
