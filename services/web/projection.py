@@ -66,9 +66,8 @@ class KeptEvent(NamedTuple):
     """The retraction's JSON, as kept (`_as_kept`): a retracted event weighs no more than two."""
 
     @classmethod
-    def of(cls, event: CrisisEvent, json: bytes, retracted_by: Retraction | None) -> KeptEvent:
-        retraction = None if retracted_by is None else _as_kept(retracted_by, None)
-        return cls(event.event_time.astimezone(UTC), event.event_id, event.dyad, json, retraction)
+    def of(cls, event: CrisisEvent, json: bytes, retracted_by: bytes | None) -> KeptEvent:
+        return cls(event.event_time.astimezone(UTC), event.event_id, event.dyad, json, retracted_by)
 
 
 class KeptAlert(NamedTuple):
@@ -142,7 +141,8 @@ class Projection:
     dyads: dict[str, DyadView] = field(default_factory=dict)
     alerts: OrderedDict[str, KeptAlert] = field(default_factory=OrderedDict)
     events: OrderedDict[str, KeptEvent] = field(default_factory=OrderedDict)
-    pending_retractions: dict[str, Retraction] = field(default_factory=dict)
+    pending_retractions: dict[str, bytes] = field(default_factory=dict)
+    """Retractions read before their event, by the event's id: their JSON, as kept."""
     alert_counts: Counter[str] = field(default_factory=Counter)
     last_alerts: dict[str, Alert] = field(default_factory=dict)
     """Per dyad; kept apart from `dyads` because an alert may be read before its index update."""
@@ -210,13 +210,13 @@ class Projection:
         """The event as kept now, or None when nothing visible changed. `json`: the record as
         read, kept as it is (else written again from `record`)."""
         if isinstance(record, Retraction):
-            target = self.events.get(record.retracts)
+            retraction, target = _as_kept(record, json), self.events.get(record.retracts)
             if target is None:
-                self.pending_retractions[record.retracts] = record
+                self.pending_retractions[record.retracts] = retraction
                 if len(self.pending_retractions) > self.max_events:
                     del self.pending_retractions[next(iter(self.pending_retractions))]
                 return None
-            marked = self.events[record.retracts] = target._replace(retracted_by=_as_kept(record, json))
+            marked = self.events[record.retracts] = target._replace(retracted_by=retraction)
             return marked
         known = self.events.get(record.event_id)
         if known is not None:
