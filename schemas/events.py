@@ -6,8 +6,10 @@ Input is untrusted, so every string and list is bounded and unknown fields are r
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -58,11 +60,23 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+class CopiedAnew(BaseModel):
+    """A model that caches what it derives from its fields (`functools.cached_property`): a
+    copy is made as a new model, `update` validated and nothing cached carried over.
+
+    Pydantic's `model_copy` takes `update` unchecked and copies the instance's `__dict__`,
+    where cached values live: a copy with another field would keep what the original derived.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        return self.model_validate({**self.model_dump(), **(update or {})})
+
+
 def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-class Actor(StrictModel):
+class Actor(CopiedAnew, StrictModel):
     code: str | None = Field(default=None, max_length=32, description="CAMEO actor code, e.g. IRNGOV")
     name: str = Field(min_length=1, max_length=200)
     country: CountryCode | None = Field(default=None, description="none for the UN, NGOs, ...")
@@ -72,9 +86,11 @@ class Actor(StrictModel):
         " IRNCVL, IRNREB: non-state), and state when there is no code",
     )
 
-    @property
+    @cached_property
     def acting_role(self) -> ActorRole:
-        """The role given, or the one its CAMEO code implies (see schemas/actors.py)."""
+        """The role given, or the one its CAMEO code implies (see schemas/actors.py). Cached:
+        the core reads each event's roles four times, and a reader shares one Actor among the
+        rows that name it."""
         return self.role if self.role is not None else role_from_cameo(self.code, self.country)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
@@ -23,9 +24,11 @@ class Level(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
 
-    @property
+    @cached_property
     def rank(self) -> int:
-        """0 to 3: the order of levels (also the `crisismon_level` metric)."""
+        """0 to 3: the order of levels (also the `crisismon_level` metric). Cached on the
+        member: the core asks it several times per event, and a lookup by member hashes the
+        member in Python (`Enum.__hash__`)."""
         return _RANKS[self]
 
 

@@ -5,8 +5,9 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from schemas.actors import ActorRole
+from schemas.events import Actor, parse_record
 from schemas.events import _log_record as LogRecordAdapter
-from schemas.events import parse_record
 from schemas.export import MODELS, SCHEMAS_DIR, rendered_files, stale_files
 from schemas.outputs import Alert, IndexUpdate, Level
 from tests.builders import event
@@ -113,3 +114,14 @@ def test_an_alert_touches_the_levels_it_rises_to_or_falls_from_and_those_below()
     assert (rise.previous_level, rise.level) == (Level.NORMAL, Level.WATCH)
     assert [level for level in Level if rise.touches(level)] == [Level.NORMAL, Level.WATCH]
     assert [level for level in Level if fall.touches(level)] == [Level.NORMAL, Level.WATCH, Level.WARNING]
+
+
+def test_a_copy_of_an_actor_reads_its_role_from_its_own_code() -> None:
+    """An actor caches the role it reads from its CAMEO code; a copy with another code reads
+    its own (pydantic's copy would carry the cached role over), and is validated."""
+    government = Actor(code="IRNGOV", name="Iran", country="IRN")
+    assert government.acting_role is ActorRole.STATE  # now cached
+    rebels = government.model_copy(update={"code": "IRNREB"})
+    assert (rebels.code, rebels.acting_role) == ("IRNREB", ActorRole.NON_STATE)
+    with pytest.raises(ValidationError):
+        government.model_copy(update={"country": "Iran"})

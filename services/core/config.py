@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.cameo import GoldsteinScale, ScaleName, goldstein_scale
+from schemas.events import CopiedAnew
 from schemas.outputs import ComputedWith, Level
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
@@ -38,8 +38,12 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
-class EngineConfig(BaseModel):
-    """Defaults are calibrated for the contract: one -10 event raises `watch`, one -2 nothing."""
+class EngineConfig(CopiedAnew):
+    """Defaults are calibrated for the contract: one -10 event raises `watch`, one -2 nothing.
+
+    Its cached properties are why a copy is made anew (`CopiedAnew`): a copy with another
+    half-life would have kept this one's `half_life_seconds`, another threshold this one's
+    `config_hash`, and raised alerts under the ids of the configuration it was copied from."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -103,14 +107,6 @@ class EngineConfig(BaseModel):
             raise ValueError("lateness must be positive and at most the retention (half-lives x half_life)")
         return self
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy made as a new configuration: `update` validated, and nothing this one cached
-        carried over. Pydantic's copy takes `update` unchecked and copies the instance's
-        `__dict__`, where the cached properties below live: a copy with another half-life would
-        have kept this one's `half_life_seconds`, another threshold this one's `config_hash`,
-        and raised alerts under the ids of the configuration it was copied from."""
-        return self.model_validate({**self.model_dump(), **(update or {})})
-
     @cached_property
     def half_life_seconds(self) -> float:
         return self.half_life.total_seconds()
@@ -131,17 +127,22 @@ class EngineConfig(BaseModel):
     def baseline_window_seconds(self) -> float:
         return self.baseline_window.total_seconds()
 
-    def threshold(self, level: Level) -> float:
-        return self._thresholds[level]
+    @cached_property
+    def crisis_memory_seconds(self) -> float:
+        return self.crisis_memory.total_seconds()
 
     @cached_property
-    def _thresholds(self) -> dict[Level, float]:
-        return {
-            Level.NORMAL: 0.0,
-            Level.WATCH: self.watch_threshold,
-            Level.WARNING: self.warning_threshold,
-            Level.CRITICAL: self.critical_threshold,
-        }
+    def min_dwell_seconds(self) -> float:
+        return self.min_dwell.total_seconds()
+
+    def threshold(self, level: Level) -> float:
+        return self.thresholds[level.rank]
+
+    @cached_property
+    def thresholds(self) -> tuple[float, float, float, float]:
+        """Each level's threshold by its rank (normal's is 0): what the core reads at every
+        event, without a call into this interpreted class."""
+        return (0.0, self.watch_threshold, self.warning_threshold, self.critical_threshold)
 
     @cached_property
     def scale(self) -> GoldsteinScale:
