@@ -18,6 +18,7 @@ COMPILED = [
     "services/core/dyad.py",
     "services/core/engine.py",
     "services/core/levels.py",
+    "services/core/record.py",
     "services/core/scoring.py",
     "services/core/timeutil.py",
 ]

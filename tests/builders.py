@@ -55,7 +55,7 @@ def fifth_version(state: DyadState) -> dict[str, Any]:
     return {
         **current,
         "entries": [entry.as_row() for entry in state.entries],
-        "prior_totals": list(prior.totals),
-        "prior_standing": list(prior.standing),
+        "prior_totals": prior.totals.as_row(),
+        "prior_standing": prior.standing.as_row(),
         "version": 5,
     }

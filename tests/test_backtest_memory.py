@@ -9,6 +9,7 @@ import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,7 @@ from services.backtest.report import scores_json, write_report
 from services.backtest.run import BacktestResult, run_backtest
 from services.backtest.scoring import evaluate
 from services.backtest.timeline import render_timeline
-from services.core import EngineConfig
-from services.core.engine import IndexReading
+from services.core import EngineConfig, engine
 from services.core.timeutil import to_seconds
 from tests.test_backtest_cli import ARTICLE_LOG, crisismon
 from tests.test_crisis_library import LABELS, library_files
@@ -91,14 +91,13 @@ def test_a_large_run_lets_go_of_the_records_it_will_not_list(monkeypatch: pytest
 def test_a_run_draws_its_curves_from_the_cores_figures_without_building_index_updates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    built: list[IndexReading] = []
-    build = IndexReading.update
+    built: list[IndexUpdate] = []
 
-    def counted(reading: IndexReading) -> IndexUpdate:
-        built.append(reading)
-        return build(reading)
+    def counted(**fields: Any) -> IndexUpdate:
+        built.append(IndexUpdate(**fields))
+        return built[-1]
 
-    monkeypatch.setattr(IndexReading, "update", counted)
+    monkeypatch.setattr(engine, "IndexUpdate", counted)  # what `IndexReading.update` builds
     result = library_run()
     assert built == [], "the run built index-update models it never prints"
     steps = [step for trace in result.dyads.values() for step in trace.steps if step.outcome.index]

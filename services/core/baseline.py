@@ -24,26 +24,63 @@ late event or a retraction recomputes them from where it lands, exactly.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from services.core.record import Record
 
 DAY = 86_400.0
 
 
-class Totals(NamedTuple):
+@dataclass(init=False)
+class Totals(Record):
     """Running totals up to and including an event: what any window's sums are made of.
 
     `*_day` is the sum of the event's own UTC day so far, `*_days_squared` the sum of the
-    squares of the days before it: together, the sum of squared daily sums.
+    squares of the days before it: together, the sum of squared daily sums. One is built per
+    event (see `Record`).
     """
 
-    conflict: float = 0.0
-    conflict_day: float = 0.0
-    conflict_days_squared: float = 0.0
-    cooperation: float = 0.0
-    cooperation_day: float = 0.0
-    cooperation_days_squared: float = 0.0
-    events: int = 0
-    day: int = 0
+    conflict: Final[float]
+    conflict_day: Final[float]
+    conflict_days_squared: Final[float]
+    cooperation: Final[float]
+    cooperation_day: Final[float]
+    cooperation_days_squared: Final[float]
+    events: Final[int]
+    day: Final[int]
+
+    def __init__(
+        self,
+        conflict: float = 0.0,
+        conflict_day: float = 0.0,
+        conflict_days_squared: float = 0.0,
+        cooperation: float = 0.0,
+        cooperation_day: float = 0.0,
+        cooperation_days_squared: float = 0.0,
+        events: int = 0,
+        day: int = 0,
+    ) -> None:
+        self.conflict, self.conflict_day, self.conflict_days_squared = (
+            conflict,
+            conflict_day,
+            conflict_days_squared,
+        )
+        self.cooperation, self.cooperation_day = cooperation, cooperation_day
+        self.cooperation_days_squared, self.events, self.day = cooperation_days_squared, events, day
+
+    def as_row(self) -> list[float | int]:
+        """The fields in order: what snapshots store (`Totals(*row)` reads it back)."""
+        return [
+            self.conflict,
+            self.conflict_day,
+            self.conflict_days_squared,
+            self.cooperation,
+            self.cooperation_day,
+            self.cooperation_days_squared,
+            self.events,
+            self.day,
+        ]
 
     def plus(self, conflict: float, cooperation: float, time: float) -> Totals:
         day = int(time // DAY)

@@ -25,6 +25,7 @@ from services.core import decay
 from services.core.baseline import DAY, Totals, band_top
 from services.core.config import EngineConfig
 from services.core.levels import Passage, Standing, Transition, step
+from services.core.record import Record
 from services.core.scoring import short_sha256
 from services.core.timeutil import from_seconds, to_seconds
 
@@ -32,28 +33,49 @@ _NO_TOTALS, _NO_STANDING = Totals(), Standing()
 """What a new entry holds until its timeline is computed: immutable, so shared, not built."""
 
 
-@dataclass(slots=True)
-class Entry:
-    """An event as the dyad keeps it, and the dyad's state just after it."""
+@dataclass(slots=True, init=False)
+class Entry(Record):
+    """An event as the dyad keeps it, and the dyad's state just after it. One is built per
+    event (see `Record`: its fields change as the timeline is redone, so they are not `Final`)."""
 
     time: float
     event_id: str
     conflict: float
     cooperation: float
-    anchor: float = 0.0
-    conflict_sum: float = 0.0
-    cooperation_sum: float = 0.0
-    totals: Totals = _NO_TOTALS
-    standing: Standing = _NO_STANDING
-    judged_against: tuple[float, float] = (0.0, 0.0)
+    anchor: float
+    conflict_sum: float
+    cooperation_sum: float
+    totals: Totals
+    standing: Standing
+    judged_against: tuple[float, float]
     """The (escalation, de-escalation) baselines the dyad was judged against just after it (an
     open crisis keeps the baselines it opened with, where lower)."""
-    witnesses: Witnesses | None = None
+    witnesses: Witnesses | None
     """The source rows counted so far, while they add up to less than a whole event (see
     `DyadState.corroboration`); None when the event is whole: a later copy is a duplicate."""
-    fingerprint: str | None = None
+    fingerprint: str | None
     """What the index read of the event (`scoring.fingerprint`): a copy must match it. None
     for entries of snapshots older than fingerprints: any copy matches."""
+
+    def __init__(
+        self,
+        time: float,
+        event_id: str,
+        conflict: float,
+        cooperation: float,
+        anchor: float = 0.0,
+        conflict_sum: float = 0.0,
+        cooperation_sum: float = 0.0,
+        totals: Totals = _NO_TOTALS,
+        standing: Standing = _NO_STANDING,
+        judged_against: tuple[float, float] = (0.0, 0.0),
+        witnesses: Witnesses | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.time, self.event_id, self.conflict, self.cooperation = time, event_id, conflict, cooperation
+        self.anchor, self.conflict_sum, self.cooperation_sum = anchor, conflict_sum, cooperation_sum
+        self.totals, self.standing, self.judged_against = totals, standing, judged_against
+        self.witnesses, self.fingerprint = witnesses, fingerprint
 
     @property
     def order(self) -> tuple[float, str]:
@@ -84,8 +106,8 @@ class Entry:
             self.anchor,
             self.conflict_sum,
             self.cooperation_sum,
-            list(self.totals),
-            list(self.standing),
+            self.totals.as_row(),
+            self.standing.as_row(),
             list(self.judged_against),
             self.witnesses,
             self.fingerprint,
@@ -560,7 +582,7 @@ class DyadState:
             "dyad": self.dyad,
             "entries": [entry.inputs() for entry in self.entries],
             "prior": None if self.prior is None else self.prior.as_row(),
-            "day_totals": [list(totals) for totals in self.day_totals],
+            "day_totals": [totals.as_row() for totals in self.day_totals],
             "notable": [list(notable) for notable in self.notable],
             "held_from": self.held_from,
             "retracted": self.retracted,
@@ -652,13 +674,13 @@ def _with_baselines(snapshot: dict[str, Any]) -> dict[str, Any]:
     for *sums, level, leads in snapshot["entries"]:
         time, _, conflict, cooperation = sums[:4]
         totals = totals.plus(conflict, cooperation, time)
-        rows.append([*sums, list(totals), list(Standing(level, cooperation_leads=leads)), [0.0, 0.0]])
+        rows.append([*sums, totals.as_row(), Standing(level, cooperation_leads=leads).as_row(), [0.0, 0.0]])
     return {
         **snapshot,
         "entries": rows,
         "let_go_since": None,
-        "prior_totals": list(Totals()),
-        "prior_standing": list(Standing()),
+        "prior_totals": Totals().as_row(),
+        "prior_standing": Standing().as_row(),
         "version": 3,
     }
 
@@ -703,7 +725,7 @@ def _folded(snapshot: dict[str, Any]) -> dict[str, Any]:
         totals = Totals(*snapshot["prior_totals"])
         standing = _standing_of(snapshot["prior_standing"])
         prior = Entry(first.time, "", 0.0, 0.0, first.anchor, totals=totals, standing=standing).as_row()
-        day_totals = [list(totals)]
+        day_totals = [totals.as_row()]
     rest = {k: v for k, v in snapshot.items() if k not in ("prior_totals", "prior_standing", "entries")}
     return {
         **rest,

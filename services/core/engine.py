@@ -7,15 +7,16 @@ stamped by whichever engine publishes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal
 
 from schemas.events import CrisisEvent, Retraction, record_id
 from schemas.outputs import Alert, IndexUpdate, Level
 from services.core.config import EngineConfig
 from services.core.dyad import DyadState, Entry
 from services.core.levels import Transition
+from services.core.record import Record
 from services.core.scoring import fingerprint, score
 from services.core.timeutil import from_seconds, to_seconds
 
@@ -33,24 +34,47 @@ Fate = Literal[
 """What the engine did with a record (the backtest counts them; the worker's metrics group them)."""
 
 
-class IndexReading(NamedTuple):
+@dataclass(init=False)
+class IndexReading(Record):
     """A dyad's indices as a record changed them: an IndexUpdate's figures in the core's units
     (seconds), read where the record was applied. The model is built from it only when asked
-    (`Outcome.index_update`): a backtest draws its curves from the figures and publishes none."""
+    (`Outcome.index_update`): a backtest draws its curves from the figures and publishes none.
+    One is built per record (see `Record`)."""
 
-    dyad: str
-    as_of: float
-    escalation_index: float
-    de_escalation_index: float
-    escalation_baseline: float
-    de_escalation_baseline: float
-    crisis_since: float | None
-    level: Level
-    triggered_by: str
-    triggered_at: float
-    events_in_window: int
-    stamp: dict[str, Any]
+    dyad: Final[str]
+    as_of: Final[float]
+    escalation_index: Final[float]
+    de_escalation_index: Final[float]
+    escalation_baseline: Final[float]
+    de_escalation_baseline: Final[float]
+    crisis_since: Final[float | None]
+    level: Final[Level]
+    triggered_by: Final[str]
+    triggered_at: Final[float]
+    events_in_window: Final[int]
+    stamp: Final[dict[str, Any]]
     """`EngineConfig.stamp_fields`"""
+
+    def __init__(
+        self,
+        dyad: str,
+        as_of: float,
+        escalation_index: float,
+        de_escalation_index: float,
+        escalation_baseline: float,
+        de_escalation_baseline: float,
+        crisis_since: float | None,
+        level: Level,
+        triggered_by: str,
+        triggered_at: float,
+        events_in_window: int,
+        stamp: dict[str, Any],
+    ) -> None:
+        self.dyad, self.as_of, self.level, self.stamp = dyad, as_of, level, stamp
+        self.escalation_index, self.de_escalation_index = escalation_index, de_escalation_index
+        self.escalation_baseline, self.de_escalation_baseline = escalation_baseline, de_escalation_baseline
+        self.crisis_since, self.events_in_window = crisis_since, events_in_window
+        self.triggered_by, self.triggered_at = triggered_by, triggered_at
 
     def update(self) -> IndexUpdate:
         return IndexUpdate(
@@ -69,30 +93,40 @@ class IndexReading(NamedTuple):
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one record did: its fate, the dyad's new indices, and the alerts it raised."""
+@dataclass(init=False)
+class Outcome(Record):
+    """What one record did: its fate, the dyad's new indices, and the alerts it raised. One is
+    built per record (see `Record`)."""
 
-    fate: Fate
-    record_id: str
-    dyad: str | None
-    index: IndexReading | None = None
-    alerts: tuple[Alert, ...] = ()
-    repeats: tuple[Alert, ...] = ()
+    fate: Final[Fate]
+    record_id: Final[str]
+    dyad: Final[str | None]
+    index: Final[IndexReading | None]
+    alerts: Final[tuple[Alert, ...]]
+    repeats: Final[tuple[Alert, ...]]
     """For a duplicate: the alerts this record raised before. A stream worker publishes them
     again, because a crash may have lost them after the state that records them was saved."""
-    repeated: IndexReading | None = None
+    repeated: Final[IndexReading | None]
     """For a duplicate of the record that last changed the dyad: the indices it published, the
     same again (for the same reason). Of any earlier record they would be wrong ones: the dyad
     has moved on since."""
-    refusal: str | None = None
+    refusal: Final[str | None]
     """For a conflicting copy (an event_id held with other facts): why it was refused, with
     both fingerprints. The worker dead-letters it; the backtest reports it as a bad row."""
 
-    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
-        """Pickled as its fields (a part of a split backtest hands its listed steps back):
-        compiled, a frozen dataclass cannot be rebuilt attribute by attribute."""
-        return Outcome, tuple(getattr(self, each.name) for each in fields(self))
+    def __init__(
+        self,
+        fate: Fate,
+        record_id: str,
+        dyad: str | None,
+        index: IndexReading | None = None,
+        alerts: tuple[Alert, ...] = (),
+        repeats: tuple[Alert, ...] = (),
+        repeated: IndexReading | None = None,
+        refusal: str | None = None,
+    ) -> None:
+        self.fate, self.record_id, self.dyad, self.index = fate, record_id, dyad, index
+        self.alerts, self.repeats, self.repeated, self.refusal = alerts, repeats, repeated, refusal
 
     @cached_property
     def index_update(self) -> IndexUpdate | None:

@@ -19,34 +19,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 from schemas.outputs import AlertKind, Level, ReasonCode
 from services.core.config import EngineConfig, format_duration
+from services.core.record import Record
 from services.core.timeutil import from_seconds
 
 LEVELS = tuple(Level)
 
 
-class Standing(NamedTuple):
-    """What a dyad's timeline holds after an event, besides its indices."""
+@dataclass(init=False)
+class Standing(Record):
+    """What a dyad's timeline holds after an event, besides its indices. One is built per
+    event (see `Record`)."""
 
-    level: Level = Level.NORMAL
-    calm_since: float | None = None
+    level: Final[Level]
+    calm_since: Final[float | None]
     """Since when the surge has stayed below the level's clearing threshold (None: it is not)."""
-    cooperation_leads: bool = False
+    cooperation_leads: Final[bool]
     """The de-escalation surge is at least `watch` and above the escalation surge."""
-    crisis_since: float | None = None
+    crisis_since: Final[float | None]
     """When the open crisis reached `warning` (None: no crisis open)."""
-    hot_at: float | None = None
+    hot_at: Final[float | None]
     """The last time the open crisis's surge stood at `watch` or above."""
-    crisis_baselines: tuple[float, float] | None = None
+    crisis_baselines: Final[tuple[float, float] | None]
     """The (escalation, de-escalation) baselines when the crisis opened: while it is open, and
     until the baseline window has moved past it, the dyad is judged against the lower of them
     and the current ones. A long war never becomes its own normal, nor the diplomacy it brings
     the normal its resolution must beat, nor the crisis the normal of the weeks after it."""
-    post_crisis_until: float | None = None
+    post_crisis_until: Final[float | None]
     """When a closed crisis's days have left the baseline window (None: no crisis closed)."""
+
+    def __init__(
+        self,
+        level: Level = Level.NORMAL,
+        calm_since: float | None = None,
+        cooperation_leads: bool = False,
+        crisis_since: float | None = None,
+        hot_at: float | None = None,
+        crisis_baselines: tuple[float, float] | None = None,
+        post_crisis_until: float | None = None,
+    ) -> None:
+        self.level, self.calm_since, self.cooperation_leads = level, calm_since, cooperation_leads
+        self.crisis_since, self.hot_at, self.crisis_baselines = crisis_since, hot_at, crisis_baselines
+        self.post_crisis_until = post_crisis_until
+
+    def as_row(self) -> list[Any]:
+        """The fields in order: what snapshots store (`Standing(*row)` reads it back)."""
+        return [
+            self.level,
+            self.calm_since,
+            self.cooperation_leads,
+            self.crisis_since,
+            self.hot_at,
+            self.crisis_baselines,
+            self.post_crisis_until,
+        ]
 
     def judged(self, current: tuple[float, float]) -> tuple[float, float]:
         """The baselines the dyad is judged against, given its current ones."""
@@ -83,8 +112,9 @@ class Transition:
 def reached(surge: float, config: EngineConfig) -> Level:
     """The highest level whose threshold the surge reaches (`EngineConfig` checks that they
     rise with the levels: the first reached from the top)."""
+    thresholds = config.thresholds
     for level in _FROM_THE_TOP:
-        if surge >= config.threshold(level):
+        if surge >= thresholds[level.rank]:
             return level
     return Level.NORMAL
 
@@ -94,18 +124,23 @@ _FROM_THE_TOP = LEVELS[:0:-1]
 
 def cleared(level: Level, surge: float, config: EngineConfig) -> Level:
     """The level left after falling through every clearing threshold the surge is below."""
-    while level is not Level.NORMAL and surge < config.threshold(level) * config.clearing_ratio:
+    thresholds, ratio = config.thresholds, config.clearing_ratio
+    while level is not Level.NORMAL and surge < thresholds[level.rank] * ratio:
         level = LEVELS[level.rank - 1]
     return level
 
 
-class Passage(NamedTuple):
+@dataclass(init=False)
+class Passage(Record):
     """The indices just before an event that opens a new event time, and the time of the
-    dyad's previous event (between the two they only decayed)."""
+    dyad's previous event (between the two they only decayed). Built per event, as `Standing`."""
 
-    escalation: float
-    de_escalation: float
-    previous_time: float
+    escalation: Final[float]
+    de_escalation: Final[float]
+    previous_time: Final[float]
+
+    def __init__(self, escalation: float, de_escalation: float, previous_time: float) -> None:
+        self.escalation, self.de_escalation, self.previous_time = escalation, de_escalation, previous_time
 
 
 def step(
@@ -151,9 +186,7 @@ def step(
         calmed = cleared(level, escalation_before, config).rank < Level.WARNING.rank
         resolved = crisis_since is not None and turned and calmed
         quiet = (
-            crisis_since is not None
-            and hot_at is not None
-            and time - hot_at >= config.crisis_memory.total_seconds()
+            crisis_since is not None and hot_at is not None and time - hot_at >= config.crisis_memory_seconds
         )
         if resolved or quiet:
             crisis_since = hot_at = None
@@ -162,9 +195,9 @@ def step(
         lower = max(cleared(level, escalation_before, config), floor, key=lambda lv: lv.rank)
         if lower.rank < level.rank:
             if calm_since is None:
-                clearing = judged[0] + config.threshold(level) * config.clearing_ratio
+                clearing = judged[0] + config.thresholds[level.rank] * config.clearing_ratio
                 calm_since = _crossed(passage, clearing, time, config)
-            if resolved or quiet or time - calm_since >= config.min_dwell.total_seconds():
+            if resolved or quiet or time - calm_since >= config.min_dwell_seconds:
                 level, calm_since = lower, None
         else:
             calm_since = None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Final
 
 from schemas.actors import ActorRole
 from schemas.cameo import GoldsteinScale
 from schemas.events import CrisisEvent
 from services.core.config import EngineConfig
+from services.core.record import Record
 from services.core.timeutil import to_seconds
 
 _SHA256 = hashlib.sha256()
@@ -23,11 +25,16 @@ def short_sha256(text: str, length: int) -> str:
     return digest.hexdigest()[:length]
 
 
-@dataclass(frozen=True)
-class Score:
-    goldstein: float
-    conflict: float
-    cooperation: float
+@dataclass(init=False)
+class Score(Record):
+    """An event's Goldstein score and what it weighs on each index (a `Record`)."""
+
+    goldstein: Final[float]
+    conflict: Final[float]
+    cooperation: Final[float]
+
+    def __init__(self, goldstein: float, conflict: float, cooperation: float) -> None:
+        self.goldstein, self.conflict, self.cooperation = goldstein, conflict, cooperation
 
 
 def fingerprint(event: CrisisEvent) -> str:
