@@ -113,13 +113,14 @@ def reached(surge: float, config: EngineConfig) -> Level:
     """The highest level whose threshold the surge reaches (`EngineConfig` checks that they
     rise with the levels: the first reached from the top)."""
     thresholds = config.thresholds
-    for level in _FROM_THE_TOP:
-        if surge >= thresholds[level.rank]:
+    for rank, level in _FROM_THE_TOP:
+        if surge >= thresholds[rank]:
             return level
     return Level.NORMAL
 
 
-_FROM_THE_TOP = LEVELS[:0:-1]
+_FROM_THE_TOP = tuple((level.rank, level) for level in LEVELS[:0:-1])
+"""Critical, warning, watch, with their ranks: `reached` runs at every event."""
 
 
 def cleared(level: Level, surge: float, config: EngineConfig) -> Level:
