@@ -12,7 +12,8 @@ from datetime import timedelta
 from schemas.events import CrisisEvent, Retraction, parse_record, record_id
 from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from services.core import EngineConfig
-from services.kafka.worker import Outputs, Processor, Received
+from services.core.dyad import DyadState
+from services.kafka.worker import PUBLISHED_KEY_SUFFIX, Outputs, Processor, Received, SavedDyads
 from services.web.metrics import WorkerMetrics
 
 SKEW = timedelta(days=1)
@@ -41,7 +42,7 @@ class FakeStore:
         return self.saved.get(key)
 
     def put(self, key: bytes, value: bytes, message: object) -> None:
-        self.journal.append("save")
+        self.journal.append("save published" if key.endswith(PUBLISHED_KEY_SUFFIX) else "save")
         self.saved[key] = value
 
 
@@ -94,6 +95,13 @@ class Worker:
     def alert_records(self) -> list[Alert]:
         return [Alert.model_validate_json(value) for _, value in self.alerts.sent]
 
+    def saved_state(self, dyad: str) -> DyadState:
+        """The dyad's state as a restarted worker takes it up from the store."""
+        return SavedDyads(self.store, self.processor.config).restore(dyad, None)
+
+    def saved_dyads(self) -> set[str]:
+        return {key.decode() for key in self.store.saved if not key.endswith(PUBLISHED_KEY_SUFFIX)}
+
 
 def dyad_key(raw: bytes) -> bytes | None:
     """The key a producer would give the record (its dyad); IRN-PAK for what is not one."""
@@ -108,9 +116,10 @@ def a_worker(config: EngineConfig | None = None) -> Worker:
     journal: list[str] = []
     index, alerts, dead_letters = (FakeTopic(name, journal) for name in ("index", "alert", "dead letter"))
     store = FakeStore(journal)
+    config = config or EngineConfig()
     processor = Processor(
-        config=config or EngineConfig(),
-        store=store,
+        config=config,
+        saved=SavedDyads(store, config),
         outputs=Outputs(index, alerts, dead_letters),
         watchdog=None,  # type: ignore[arg-type]  # process() does not use the offset guards
         offset_guard=None,  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 One Faust agent with concurrency 1 per partition (stateful: see the faust notes in the
 README). Each dyad's state lives in a Faust table (RocksDB in real runs) as a snapshot of
-the core's `DyadState`; the core does all the computing, in event time.
+the core's `DyadState`, the alerts it published apart (`SavedDyads`); the core does all the
+computing, in event time.
 
 The agent takes the stream in batches (`BATCH_MAX_RECORDS`, or what came within
 `BATCH_WITHIN_SECONDS`), each in phases (`Processor.process_batch`): every record parsed,
@@ -55,7 +56,7 @@ from schemas.outputs import Alert, DeadLetter, IndexUpdate
 from schemas.topics import PARTITIONS, Topics
 from schemas.validation import describe
 from services.core import EngineConfig
-from services.core.dyad import DyadState
+from services.core.dyad import DyadState, Published
 from services.core.engine import Fate, Outcome, apply
 from services.core.timeutil import reference_time, too_far_ahead
 from services.kafka.connection import faust_credentials
@@ -138,15 +139,80 @@ _ZLIB_HEADER = 0x78
 """What the snapshots of workers before zstd begin with (a zstd frame begins with 0x28)."""
 
 
-def pack_state(state: DyadState) -> bytes:
-    """The dyad's snapshot as the table keeps it: JSON, zstd-compressed."""
-    return _zstd.compress(orjson.dumps(state.snapshot()))
+PUBLISHED_KEY_SUFFIX = b"/published"
+"""A dyad's key with this names its alerts published (dyad codes have no slash)."""
+PUBLISHED_IDS = "published_ids"
+"""What a saved snapshot holds in place of its alerts published: their ids."""
 
 
-def unpack_state(saved: bytes, config: EngineConfig) -> DyadState:
-    """A saved snapshot back, whether zstd wrote it or, before, zlib."""
-    unpacked = zlib.decompress(saved) if saved[0] == _ZLIB_HEADER else _unzstd.decompress(saved)
-    return DyadState.restore(orjson.loads(unpacked), config)
+def _packed(value: Any) -> bytes:
+    return _zstd.compress(orjson.dumps(value))
+
+
+def _unpacked(saved: bytes) -> Any:
+    """A saved value back, whether zstd wrote it or, before, zlib."""
+    return orjson.loads(zlib.decompress(saved) if saved[0] == _ZLIB_HEADER else _unzstd.decompress(saved))
+
+
+@dataclass
+class SavedDyads:
+    """The dyads' states in a `SnapshotStore`, each under two keys: the dyad's own (its snapshot,
+    naming the alerts it published by id) and the dyad's with PUBLISHED_KEY_SUFFIX (those
+    alerts, as the state keeps them to tell them again after a crash).
+
+    Why two: the alerts published are most of a snapshot's bytes (each alert's JSON, kept for
+    the retention) and change only when an alert is raised or let go, where the rest changes
+    with every event. A dyad is saved at the end of every batch that changed it, and a save was
+    the larger part of a batch's fixed cost; its alerts are now written only when they changed.
+
+    Order: a dyad's alerts are written before the state that names them, both in its record's
+    partition, so whenever the table is read its alerts are at least as new as its state. Only
+    those the state names are taken back: alerts newer than the state (a worker killed between
+    the two writes) would otherwise count as told when their records come again. A state that
+    names an alert its alerts no longer hold (let go past the retention by the newer write)
+    takes it back as let go, as processing its records again does.
+
+    Snapshots of earlier workers hold their alerts themselves (no PUBLISHED_IDS); their dyad's
+    first save writes the alerts apart.
+    """
+
+    store: SnapshotStore
+    config: EngineConfig
+    written: dict[str, tuple[Published, ...] | None] = field(default_factory=dict)
+    """Each dyad's alerts as its published key holds them (None: not known to be there)."""
+
+    def restore(self, dyad: str, message: Any) -> DyadState:
+        """The dyad's saved state, or a new one."""
+        key = dyad.encode()
+        saved = self.store.get(key, message)
+        if saved is None:
+            self.written[dyad] = ()
+            return DyadState(dyad)
+        snapshot = _unpacked(saved)
+        if PUBLISHED_IDS not in snapshot:  # an earlier worker's, its alerts inside
+            self.written[dyad] = None
+            return DyadState.restore(snapshot, self.config)
+        kept = self.store.get(key + PUBLISHED_KEY_SUFFIX, message)
+        published = {} if kept is None else _unpacked(kept)  # none: the dyad never published one
+        ids = snapshot.pop(PUBLISHED_IDS)
+        snapshot["emitted"] = {alert_id: published[alert_id] for alert_id in ids if alert_id in published}
+        state = DyadState.restore(snapshot, self.config)
+        self.written[dyad] = tuple(state.emitted.values())
+        return state
+
+    def save(self, dyad: str, state: DyadState, message: Any) -> None:
+        """Its alerts, if they changed since they were written, then the rest."""
+        key, snapshot = dyad.encode(), state.snapshot()
+        published = snapshot.pop("emitted")
+        snapshot[PUBLISHED_IDS] = list(published)
+        now = tuple(state.emitted.values())
+        if self.written.get(dyad) != now:
+            self.store.put(key + PUBLISHED_KEY_SUFFIX, _packed(published), message)
+            self.written[dyad] = now
+        self.store.put(key, _packed(snapshot), message)
+
+    def forget(self) -> None:
+        self.written.clear()
 
 
 @dataclass
@@ -337,7 +403,7 @@ class Processor:
     """Everything the agent does to a batch of Kafka records, behind its ports."""
 
     config: EngineConfig
-    store: SnapshotStore
+    saved: SavedDyads
     outputs: Outputs
     watchdog: CommitWatchdog
     offset_guard: OffsetGuard
@@ -352,8 +418,7 @@ class Processor:
 
     def state_of(self, dyad: str, message: Any) -> DyadState:
         if dyad not in self.states:
-            saved = self.store.get(dyad.encode(), message)
-            self.states[dyad] = unpack_state(saved, self.config) if saved else DyadState(dyad)
+            self.states[dyad] = self.saved.restore(dyad, message)
         return self.states[dyad]
 
     async def handle(self, events: Sequence[faust.types.EventT[bytes]]) -> None:
@@ -385,7 +450,7 @@ class Processor:
         """Save each dyad the batch changed, after all its outputs went to the producer; set its
         gauges."""
         for dyad, unsaved in self.unsaved.items():
-            self.store.put(dyad.encode(), pack_state(self.states[dyad]), unsaved.message)
+            self.saved.save(dyad, self.states[dyad], unsaved.message)
         self.unsaved.clear()
         for update, partition in self.latest_index.values():
             self.metrics.observe_index(update, partition)
@@ -480,6 +545,7 @@ class Processor:
         """Drop the states held (partitions moved): a batch cut short by it is not saved, and
         its records, not committed, are processed again by whoever holds them now."""
         self.states.clear()
+        self.saved.forget()
         self.unsaved.clear()
         self.latest_index.clear()
 
@@ -632,14 +698,17 @@ def create_app(
     watchdog = CommitWatchdog(options.kafka, topics.app_id, options.outage)
     processor = Processor(
         config=config,
-        store=TableSnapshots(
-            app.Table(
-                "dyads",
-                partitions=PARTITIONS,
-                key_type=bytes,
-                value_type=bytes,
-                options=dict(STATE_STORE_OPTIONS),  # a copy: Faust pops keys from it
-            )
+        saved=SavedDyads(
+            TableSnapshots(
+                app.Table(
+                    "dyads",
+                    partitions=PARTITIONS,
+                    key_type=bytes,
+                    value_type=bytes,
+                    options=dict(STATE_STORE_OPTIONS),  # a copy: Faust pops keys from it
+                )
+            ),
+            config,
         ),
         outputs=Outputs(
             index=BatchedTopic(app.producer, topics.index),

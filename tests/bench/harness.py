@@ -132,10 +132,8 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, partition["partition"]) for partition in description["partitions"]]
 
 
-async def latest_value_sizes(bootstrap: str, topic: str, tail: int | None = None) -> dict[bytes, int]:
-    """The size in bytes of the latest value of each key of a (changelog) topic. `tail`: read
-    only the last records of each partition (a topic of one key needs one; a busy dyad's
-    snapshots fill gigabytes before compaction)."""
+async def latest_value_sizes(bootstrap: str, topic: str) -> dict[bytes, int]:
+    """The size in bytes of the latest value of each key of a (changelog) topic."""
     partitions = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(**KafkaConnection(bootstrap).client_options(), enable_auto_commit=False)
     await consumer.start()
@@ -144,7 +142,7 @@ async def latest_value_sizes(bootstrap: str, topic: str, tail: int | None = None
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
-            consumer.seek(tp, max(0, ends[tp] - tail) if tail is not None else 0)
+            consumer.seek(tp, 0)
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             batches = await consumer.getmany(timeout_ms=1000)
             for messages in batches.values():
@@ -154,6 +152,16 @@ async def latest_value_sizes(bootstrap: str, topic: str, tail: int | None = None
     finally:
         await consumer.stop()
     return sizes
+
+
+def bytes_per_dyad(sizes: dict[bytes, int]) -> dict[bytes, int]:
+    """The latest values' sizes of each dyad's keys added up: the state the worker keeps for it
+    (under the dyad's key, and keys that begin with it and a slash: its alerts published)."""
+    per_dyad: dict[bytes, int] = {}
+    for key, size in sizes.items():
+        dyad = key.split(b"/")[0]
+        per_dyad[dyad] = per_dyad.get(dyad, 0) + size
+    return per_dyad
 
 
 async def records_in(bootstrap: str, topic: str) -> int:

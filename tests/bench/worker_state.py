@@ -3,8 +3,9 @@
 tests/synthetic.py's busy dyad (USA-CHN, 36,500 events in event-time order, each drawing its
 direction, CAMEO code and Goldstein score from a real USA-CHN GDELT row) is replayed to a topic
 of its own, then one worker processes it, for at most TIME_BOUND_SECONDS. The state is what the
-worker saved for the dyad: the latest value of its key on the changelog of the worker's Faust
-table `dyads` (`<app_id>-dyads-changelog`), read after a graceful stop (which flushes it). If the
+worker saved for the dyad: the latest values of its keys (its state, its alerts published) on
+the changelog of the worker's Faust table `dyads` (`<app_id>-dyads-changelog`), read after a
+graceful stop (which flushes it). If the
 bound cut the run short, it is the state after the events processed by then (the index updates
 published, one per accepted event), and the output says how far into the year that was.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from schemas.events import CrisisEvent
 from schemas.topics import Topics
-from tests.bench.harness import changelog_topic, latest_value_sizes, records_in, worker_run
+from tests.bench.harness import bytes_per_dyad, changelog_topic, latest_value_sizes, records_in, worker_run
 from tests.live import replay
 from tests.synthetic import write_busy_dyad
 
@@ -51,7 +52,7 @@ def measure(bootstrap: str, scratch: Path) -> BusyState:
     with worker_run(bootstrap, NAMESPACE, scratch / "busy-worker") as run:
         finished = run.caught_up(TIME_BOUND_SECONDS)
     processed = asyncio.run(records_in(bootstrap, Topics(NAMESPACE).index))
-    sizes = asyncio.run(latest_value_sizes(bootstrap, changelog_topic(NAMESPACE), tail=1))
+    sizes = bytes_per_dyad(asyncio.run(latest_value_sizes(bootstrap, changelog_topic(NAMESPACE))))
     result = BusyState(dyad, DAYS * PER_DAY, processed, sizes.get(dyad.encode()), finished, run.peak_rss_mb)
     state = "none saved" if result.state_bytes is None else f"{result.state_bytes / 1024:,.1f} KiB"
     bound = "" if finished else f", stopped at the {TIME_BOUND_SECONDS:.0f} s bound"

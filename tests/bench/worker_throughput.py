@@ -9,7 +9,7 @@ measured between its first and its last record, start-up excluded: for the plain
 receipt times (read + JSON decode), for the no-op agent in its own process (see noop_agent.py),
 for the worker from the Kafka timestamps of the index updates it publishes (one per accepted
 event, stamped when it sends them). Also the worker's peak memory, and the largest dyad state it
-saved (the latest value per key on its table's changelog). Then the worker without the API's
+saved (the latest values of its keys on its table's changelog). Then the worker without the API's
 view (`api_view` off: no feed reading the topics back), and without it beside `crisismon api`
 serving the view from a process of its own; the three deployments' runs taken in turns, so
 that none always runs first.
@@ -25,6 +25,7 @@ from pathlib import Path
 from schemas.topics import Topics
 from tests.bench.harness import (
     Rates,
+    bytes_per_dyad,
     changelog_topic,
     latest_value_sizes,
     rate,
@@ -115,7 +116,7 @@ def worker_pass(
         updates=len(updates),
         finished=finished,
         peak_rss_mb=run.peak_rss_mb,
-        state_sizes=asyncio.run(latest_value_sizes(bootstrap, changelog_topic(namespace))),
+        state_sizes=bytes_per_dyad(asyncio.run(latest_value_sizes(bootstrap, changelog_topic(namespace)))),
     )
 
 
