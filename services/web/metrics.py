@@ -145,17 +145,19 @@ class WorkerMetrics:
         self.stall_seconds.labels(check).set(seconds)
 
     def observe_index(self, update: IndexUpdate, partition: int) -> None:
-        self._admit(update.dyad, partition)
-        self.escalation_index.labels(update.dyad).set(update.escalation_index)
-        self.de_escalation_index.labels(update.dyad).set(update.de_escalation_index)
-        self.level.labels(update.dyad).set(update.level.rank)
-        self.escalation_baseline.labels(update.dyad).set(update.escalation_baseline)
-        self.de_escalation_baseline.labels(update.dyad).set(update.de_escalation_baseline)
-        if update.crisis_since is None:
-            with suppress(KeyError):
-                self.crisis_since.remove(update.dyad)
-        else:
+        labelled = self._admit(update.dyad, partition)
+        escalation, de_escalation, level, escalation_baseline, de_escalation_baseline = labelled.series
+        escalation.set(update.escalation_index)
+        de_escalation.set(update.de_escalation_index)
+        level.set(update.level.rank)
+        escalation_baseline.set(update.escalation_baseline)
+        de_escalation_baseline.set(update.de_escalation_baseline)
+        if update.crisis_since is not None:
             self.crisis_since.labels(update.dyad).set(update.crisis_since.timestamp())
+            labelled.crisis_open = True
+        elif labelled.crisis_open:
+            self.crisis_since.remove(update.dyad)
+            labelled.crisis_open = False
 
     def observe_alert(self, alert: Alert, partition: int) -> None:
         self._admit(alert.dyad, partition).alert_labels.add((alert.kind, alert.level.value))
@@ -187,23 +189,28 @@ class WorkerMetrics:
         if dyad in self._dyads:
             self._dyads.move_to_end(dyad)
             return self._dyads[dyad]
-        labelled = self._dyads[dyad] = _Labelled(partition)
+        series = tuple(gauge.labels(dyad) for gauge in self._bound_gauges())
+        labelled = self._dyads[dyad] = _Labelled(partition, series)
         while len(self._dyads) > self.max_dyads:
             self._forget(next(iter(self._dyads)))
             self.dyads_evicted.inc()
         self.dyads_labelled.set(len(self._dyads))
         return labelled
 
-    def _dyad_gauges(self) -> tuple[Gauge, ...]:
-        """The gauges with one series per labelled dyad, all fed by `observe_index`."""
+    def _bound_gauges(self) -> tuple[Gauge, ...]:
+        """The gauges whose series each labelled dyad has from the start (`_Labelled.series`)."""
         return (
             self.escalation_index,
             self.de_escalation_index,
             self.level,
             self.escalation_baseline,
             self.de_escalation_baseline,
-            self.crisis_since,
         )
+
+    def _dyad_gauges(self) -> tuple[Gauge, ...]:
+        """The gauges with one series per labelled dyad, all fed by `observe_index`: those bound,
+        and `crisis_since`, whose series is there only while the dyad's crisis is open."""
+        return (*self._bound_gauges(), self.crisis_since)
 
     def _forget(self, dyad: str) -> None:
         labelled = self._dyads.pop(dyad)
@@ -233,5 +240,10 @@ def api_events_counter(registry: CollectorRegistry | None) -> Counter:
 @dataclass
 class _Labelled:
     partition: int
+    series: tuple[Gauge, ...]
+    """Its series of the index, level and band gauges, bound once: a dyad's gauges are set at
+    every batch that changed it, and `labels()` looks its series up under a lock each time."""
     alert_labels: set[tuple[str, str]] = field(default_factory=set)
     """The (kind, level) pairs the dyad's alert counter has."""
+    crisis_open: bool = False
+    """Whether it has a `crisis_since` series."""
