@@ -77,8 +77,8 @@ state is written once per batch rather than once per record; when quiet, a recor
 most this long for company. Each dyad a batch changed costs its save (~0.5 ms live: the
 snapshot, the table's write), whatever the batch holds, so a wait too short costs more than
 it saves: with 50 ms the worker fell behind 500 events/s (p99 1.7 s to the index update) where
-with 100 ms it kept up (p99 0.4-0.5 s) and ran 15% more events a second (README, "The batch's
-wait")."""
+with 100 ms it kept up (p99 0.4-0.5 s) and ran 15% more events a second (README, "what a batch
+costs")."""
 OUTPUT_LINGER_SECONDS = 0.005
 """Outputs wait this long for others to the same partition, so the producer sends a few
 requests per batch rather than one per record."""
