@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 100
 """The longest a new record waits in the broker before the view reads it."""
+FETCH_MIN_BYTES = 256 * 1024
+"""What the broker gathers before it answers the view sooner than FETCH_WAIT_MS: about that
+long of the topics at 2,500 events/s. Answered at the first byte (aiokafka's default), the view
+chased the worker's outputs in fetches of a few records, each with its own cost on the worker's
+event loop and in the broker: a worker with the view ran 2,359 events/s without this, 2,779
+with it (`make bench`'s 10,000 events, medians of three runs in turns)."""
 
 
 class ViewSink(Protocol):
@@ -46,7 +52,7 @@ class Feed:
             self.topics.index: "index",
             self.topics.alerts: "alert",
         }
-        consumer = reader(self.kafka, *kinds, max_wait_ms=FETCH_WAIT_MS)
+        consumer = reader(self.kafka, *kinds, max_wait_ms=FETCH_WAIT_MS, min_bytes=FETCH_MIN_BYTES)
         await consumer.start()
         try:
             ends = await self._ends(consumer)

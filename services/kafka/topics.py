@@ -66,9 +66,14 @@ class BrokerProbe:
 
 
 def reader(
-    kafka: KafkaConnection, *topics: str, from_beginning: bool = True, max_wait_ms: int = 500
+    kafka: KafkaConnection,
+    *topics: str,
+    from_beginning: bool = True,
+    max_wait_ms: int = 500,
+    min_bytes: int = 1,
 ) -> AIOKafkaConsumer:
-    """A consumer of every partition outside any group (it commits nothing), for those who only read."""
+    """A consumer of every partition outside any group (it commits nothing), for those who only
+    read. The broker answers a fetch once it has `min_bytes` to send, or after `max_wait_ms`."""
     return AIOKafkaConsumer(
         *topics,
         **kafka.client_options(),
@@ -76,4 +81,5 @@ def reader(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         fetch_max_wait_ms=max_wait_ms,
+        fetch_min_bytes=min_bytes,
     )
