@@ -82,13 +82,9 @@ class KeptAlert(NamedTuple):
     alerts are few (about one per fifteen events), so the cost is small where the saving is not."""
 
     @classmethod
-    def of(cls, alert: Alert) -> KeptAlert:
+    def of(cls, alert: Alert, json: bytes) -> KeptAlert:
         return cls(
-            alert.event_time.astimezone(UTC),
-            alert.alert_id,
-            alert.dyad,
-            alert.reach,
-            zlib.compress(alert.model_dump_json().encode()),
+            alert.event_time.astimezone(UTC), alert.alert_id, alert.dyad, alert.reach, zlib.compress(json)
         )
 
     def alert(self) -> Alert:
@@ -188,11 +184,12 @@ class Projection:
         for view in self.dyads.values():
             self.updates_kept -= view.keep_latest(self.per_dyad)
 
-    def add_alert(self, alert: Alert) -> bool:
-        """False for a repeat (a restarted worker may publish an alert again, with its id)."""
+    def add_alert(self, alert: Alert, json: bytes | None = None) -> bool:
+        """False for a repeat (a restarted worker may publish an alert again, with its id).
+        `json`: the alert as read, kept as it is (else written again from `alert`)."""
         if alert.alert_id in self.alerts:
             return False
-        self.alerts[alert.alert_id] = KeptAlert.of(alert)
+        self.alerts[alert.alert_id] = KeptAlert.of(alert, _as_kept(alert, json))
         if len(self.alerts) > self.max_events:
             self.alerts.popitem(last=False)
         self.alert_counts[alert.dyad] += 1

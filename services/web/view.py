@@ -43,7 +43,7 @@ class View:
                 self.broadcaster.publish("index", update.model_dump_json)
             elif kind == "alert":
                 alert = Alert.model_validate_json(value)
-                if self.projection.add_alert(alert):
+                if self.projection.add_alert(alert, value):
                     self.broadcaster.publish("alert", alert.model_dump_json)
             else:
                 record = parse_record(value)
