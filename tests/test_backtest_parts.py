@@ -440,3 +440,40 @@ def test_a_stopped_backtest_ends_its_parts_and_leaves_no_files(tmp_path: Path, s
     assert errors.strip().splitlines()[-1] == "crisismon: error: aborted" and "Traceback" not in errors
     assert all(map(_ended, parts))
     assert list(temporary.iterdir()) == []
+
+
+def test_the_folder_of_a_backtest_killed_outright_goes_with_the_next_run(tmp_path: Path) -> None:
+    """SIGKILL (or the out-of-memory killer) leaves a run no chance to remove its parts' folder,
+    which may hold gigabytes: the next run split in parts removes it, and leaves alone the
+    folder of a run still running."""
+    events, temporary = many_events(tmp_path / "events.jsonl", 100), tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {**os.environ, "TMPDIR": str(temporary)}
+    killed = subprocess.Popen(
+        [str(CRISISMON), "backtest", str(events), "--json", "--jobs", "3"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        (left,) = eventually(
+            lambda: list(temporary.glob("crisismon-parts-*")), WAIT_BOUND_SECONDS, "its folder"
+        )
+        eventually(lambda: len(children_of(killed.pid)) == 2, WAIT_BOUND_SECONDS, "two parts")
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=WAIT_BOUND_SECONDS)
+    finally:
+        killed.kill()
+    assert left.is_dir()
+    running = temporary / f"crisismon-parts-{os.getpid()}-running"
+    running.mkdir()
+    small = write_events(tmp_path / "small.jsonl", 100)
+    subprocess.run(
+        [str(CRISISMON), "backtest", str(small), "--json", "--jobs", "2"],
+        env=environment,
+        capture_output=True,
+        check=True,
+        timeout=WAIT_BOUND_SECONDS,
+    )
+    assert list(temporary.iterdir()) == [running]

@@ -10,7 +10,9 @@ with the modules, settings and callables of the process that forks them; nothing
 but what they hand back. The first part runs in the calling process, so a run of N parts
 keeps N processes busy, not N + 1. A fork copies only the thread that forks, with every lock
 as it was: tqdm's monitor thread, which would hold tqdm's lock now and then, is never started.
-A part ends with the process that forked it, however that one ends (`_die_with`).
+A part ends with the process that forked it, however that one ends (`_die_with`), and the folder
+they hand back through goes with the run, or with the next one when it was killed outright
+(`parts_folder`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import heapq
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,8 +43,34 @@ BATCH = 1_000
 """Entries of a keyed log pickled at once."""
 
 
+PARTS_FOLDER_PREFIX = "crisismon-parts-"
+
+
 class PartFailed(RuntimeError):
     """A part's process ended without a result: killed, or out of memory."""
+
+
+def parts_folder() -> tempfile.TemporaryDirectory[str]:
+    """A run's folder for its parts' results and alerts (which may take gigabytes), removed when
+    the run ends, however it ends but SIGKILL (or the kernel's out-of-memory killer): the folder
+    is named by the run's process id, and those of runs no longer running are removed first."""
+    temporary = Path(tempfile.gettempdir())
+    for folder in temporary.glob(f"{PARTS_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(PARTS_FOLDER_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)  # another user's is theirs to remove
+    return tempfile.TemporaryDirectory(prefix=f"{PARTS_FOLDER_PREFIX}{os.getpid()}-", dir=temporary)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` runs (anyone's: one whose id was taken again keeps its folder)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def in_parts(count: int, folder: Path, play: Callable[[Part], T]) -> list[T]:

@@ -15,7 +15,6 @@ import gc
 import heapq
 import itertools
 import math
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -32,7 +31,7 @@ from replay.readers.base import WHOLE, BadRow, Part, ReaderOptions, SourceLine
 from schemas.events import CrisisEvent
 from schemas.outputs import Alert, Level
 from services.backtest.archive import AlertArchive
-from services.backtest.parts import KeyedLog, in_parts, merged_in_key_order
+from services.backtest.parts import KeyedLog, in_parts, merged_in_key_order, parts_folder
 from services.core import Engine, EngineConfig, Outcome
 from services.core.curve import AnchorTrail
 from services.core.scoring import goldstein_of
@@ -189,7 +188,7 @@ def run_backtest(
         result = BacktestResult(config, watched=frozenset(watched))
         on_step = None if on_alert is None else partial(_hand_alerts, on_alert)
         return _play(paths, file_format, options, progress, WHOLE, result, on_step)
-    with tempfile.TemporaryDirectory(prefix="crisismon-parts-") as folder:
+    with parts_folder() as folder:
         play = partial(_play_part, paths, config, file_format, options, progress, watched, Path(folder))
         return _merged(in_parts(jobs, Path(folder), play), config, watched, on_alert)
 
